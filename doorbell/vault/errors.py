@@ -1,0 +1,90 @@
+"""Vault errors: one class for each failure the age test vectors distinguish.
+
+=====================  =============================================  ==================
+class                  what happened                                   CCTV ``expect``
+=====================  =============================================  ==================
+HeaderError            the header (or the nonce after it) is malformed ``header failure``
+NoIdentityMatchError   no identity we hold opens any recipient stanza  ``no match``
+HeaderMacError         a stanza opened but the header MAC is wrong     ``HMAC failure``
+PayloadError           payload chunk N fails authentication            ``payload failure``
+TruncatedError         the payload ends before its final chunk         ``payload failure``
+=====================  =============================================  ==================
+
+Key and passphrase problems outside a file are :class:`KeyFormatError`.
+Every message names the file it is about (``source``) and never a secret.
+"""
+
+from doorbell.errors import DoorbellError
+
+
+class VaultError(DoorbellError):
+    """A clip, key or age file could not be used.
+
+    ``source`` names the file (or ``-`` for standard input); code that knows
+    the name and catches an error without one fills it in before re-raising.
+    """
+
+    kind = "vault error"
+
+    def __init__(self, detail: str, source: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.source = source
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        return f"{where}{self.kind}: {self.detail}"
+
+
+class KeyFormatError(VaultError, ValueError):
+    """A recipient or identity string is not a valid age key."""
+
+    kind = "bad key"
+
+
+class HeaderError(VaultError, ValueError):
+    """The age header is malformed, unsupported, or asks for too much work."""
+
+    kind = "header failure"
+
+
+class NoIdentityMatchError(VaultError, LookupError):
+    """None of the identities given can open this file."""
+
+    kind = "no matching identity"
+
+
+class HeaderMacError(VaultError, ValueError):
+    """A recipient stanza opened, but the header's MAC does not match: tampered header."""
+
+    kind = "header MAC failure"
+
+
+class PayloadError(VaultError, ValueError):
+    """A payload chunk failed authentication: the file is corrupted or was tampered with."""
+
+    kind = "payload failure"
+
+    def __init__(self, detail: str, source: str | None = None, chunk: int | None = None) -> None:
+        self.chunk = chunk
+        super().__init__(detail, source)
+
+
+class TruncatedError(PayloadError):
+    """The payload stops before its final chunk: the file was cut short.
+
+    ``authenticated`` is how many plaintext bytes before the cut are intact;
+    ``doorbell decrypt --recover`` gives them back.
+    """
+
+    kind = "truncated"
+
+    def __init__(
+        self,
+        detail: str,
+        source: str | None = None,
+        chunk: int | None = None,
+        authenticated: int | None = None,
+    ) -> None:
+        self.authenticated = authenticated
+        super().__init__(detail, source, chunk)

@@ -1,0 +1,290 @@
+"""Decryption: random access for files, streaming for pipes, recovery for ``.part``.
+
+    with vault.open_file("clips/abc.mp4.age", [identity]) as clip:
+        clip.seek(clip.size - 64)
+        tail = clip.read(64)          # decrypts one chunk, not the file
+
+Opening a :class:`Reader` checks the header, its MAC and the final chunk (so
+the plaintext size is authenticated and a cut-short file is caught at once);
+each ``read`` then decrypts only the chunks it touches. :func:`iter_plaintext`
+decrypts front to back from any stream and releases each chunk only once it
+has authenticated. :func:`recover` yields the authenticated prefix of an
+unfinished or damaged file and reports what was lost.
+"""
+
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from doorbell.vault.errors import (
+    HeaderError,
+    HeaderMacError,
+    NoIdentityMatchError,
+    PayloadError,
+    TruncatedError,
+    VaultError,
+)
+from doorbell.vault.header import Header, parse_header
+from doorbell.vault.keys import Identity
+from doorbell.vault.stream import (
+    CHUNK_SIZE,
+    NONCE_SIZE,
+    SEALED_CHUNK_SIZE,
+    TAG_SIZE,
+    ChunkCipher,
+    Layout,
+    payload_key,
+)
+
+
+def open_header(stream: BinaryIO, identities: Sequence[Identity]) -> tuple[Header, ChunkCipher]:
+    """Read and check the header and nonce; leave ``stream`` at the first chunk.
+
+    Raises HeaderError, NoIdentityMatchError or HeaderMacError (without a
+    source: callers that know the file name add it).
+    """
+    header = parse_header(stream.readline)
+    if len(header.stanzas) > 1 and any(s.type == "scrypt" for s in header.stanzas):
+        raise HeaderError("a passphrase (scrypt) stanza must be the only one in a header")
+    for identity in identities:
+        file_key = identity.unwrap(header.stanzas)
+        if file_key is not None:
+            break
+    else:
+        count = len(header.stanzas)
+        raise NoIdentityMatchError(
+            f"none of the {len(identities)} identities given opens any of its {count} stanzas"
+            if len(identities) != 1
+            else f"the identity given opens none of its {count} recipient stanzas"
+        )
+    if not header.verify_mac(file_key):
+        raise HeaderMacError("the header was modified after it was written")
+    nonce = stream.read(NONCE_SIZE)
+    if len(nonce) != NONCE_SIZE:
+        raise HeaderError("the file ends before the payload nonce")
+    return header, ChunkCipher(payload_key(file_key, nonce))
+
+
+def _name(stream: object) -> str | None:
+    name = getattr(stream, "name", None)
+    return name if isinstance(name, str) else None
+
+
+class Reader(io.RawIOBase):
+    """A seekable, read-only view of the plaintext of an age file.
+
+    ``size`` is the plaintext size, known (and authenticated) at open. The
+    last decrypted chunk is kept, so small sequential reads cost one
+    decryption per 64 KiB. Not thread-safe: one reader per thread.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        identities: Sequence[Identity],
+        source: str | None = None,
+        *,
+        close_stream: bool = False,
+    ) -> None:
+        super().__init__()
+        self.source = source or _name(stream)
+        self._stream = stream
+        self._close_stream = close_stream
+        self._pos = 0
+        try:
+            header, self._cipher = open_header(stream, identities)
+            self._start = header.size + NONCE_SIZE
+            self._layout = Layout.of(stream.seek(0, io.SEEK_END) - self._start)
+            self._cached = (-1, b"")
+            self._check_final_chunk()
+        except VaultError as err:
+            err.source = err.source or self.source
+            self.close()
+            raise
+        self.size = self._layout.plaintext_size
+
+    def _sealed(self, index: int, length: int) -> bytes:
+        self._stream.seek(self._start + Layout.offset(index))
+        return self._stream.read(length)
+
+    def _check_final_chunk(self) -> None:
+        layout = self._layout
+        index = layout.last_index
+        if layout.problem is not None:
+            raise TruncatedError(
+                f"{layout.problem}: the file was cut short or damaged",
+                chunk=index,
+                authenticated=index * CHUNK_SIZE,
+            )
+        sealed = self._sealed(index, layout.last_sealed)
+        plain = self._cipher.open(index, sealed, last=True)
+        if plain is not None:
+            self._cached = (index, plain)
+            return
+        if len(sealed) == SEALED_CHUNK_SIZE and self._cipher.open(index, sealed, last=False):
+            raise TruncatedError(
+                f"the file ends after chunk {index} without its final chunk: it was cut short",
+                chunk=index + 1,
+                authenticated=(index + 1) * CHUNK_SIZE,
+            )
+        raise PayloadError(
+            f"chunk {index} (the last) fails authentication: damaged, or cut short", chunk=index
+        )
+
+    def _chunk(self, index: int) -> bytes:
+        if self._cached[0] == index:
+            return self._cached[1]
+        plain = self._cipher.open(index, self._sealed(index, SEALED_CHUNK_SIZE), last=False)
+        if plain is None:
+            raise PayloadError(f"chunk {index} fails authentication: damaged", self.source, index)
+        self._cached = (index, plain)
+        return plain
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        out = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(out) and self._pos < self.size:
+            index, skip = divmod(self._pos, CHUNK_SIZE)
+            piece = self._chunk(index)[skip : skip + len(out) - done]
+            out[done : done + len(piece)] = piece
+            done += len(piece)
+            self._pos += len(piece)
+        return done
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, self.size - self._pos)
+        buffer = bytearray(min(size, max(0, self.size - self._pos)))
+        return bytes(buffer[: self.readinto(buffer)])
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def close(self) -> None:
+        if self._close_stream and not self._stream.closed:
+            self._stream.close()
+        super().close()
+
+
+def open_file(path: str | os.PathLike[str], identities: Sequence[Identity]) -> Reader:
+    """Open the age file at ``path`` for random-access reading."""
+    stream = open(path, "rb")  # noqa: SIM115 - the Reader owns and closes it
+    return Reader(stream, identities, os.fspath(path), close_stream=True)
+
+
+def _read_full(stream: BinaryIO, size: int) -> bytes:
+    parts = []
+    while size > 0:
+        part = stream.read(size)
+        if not part:
+            break
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
+def iter_plaintext(
+    stream: BinaryIO, cipher: ChunkCipher, source: str | None = None
+) -> Iterator[bytes]:
+    """Decrypt the chunks of ``stream`` in order, each yielded once authenticated.
+
+    Works on pipes (no seeking). Raises PayloadError naming the chunk that
+    fails, or TruncatedError when the stream ends before the final chunk;
+    everything yielded before that is authentic.
+    """
+    index = 0
+    released = 0
+    while True:
+        sealed = _read_full(stream, SEALED_CHUNK_SIZE)
+        last = len(sealed) < SEALED_CHUNK_SIZE
+        if not sealed:
+            raise TruncatedError(
+                f"the payload ends after chunk {index - 1} without its final chunk"
+                if index
+                else "the payload has no chunks",
+                source,
+                index,
+                released,
+            )
+        if len(sealed) <= TAG_SIZE and (index > 0 or len(sealed) < TAG_SIZE):
+            problem = "is empty" if len(sealed) == TAG_SIZE else "is shorter than its tag"
+            raise PayloadError(f"the final chunk {index} {problem}", source, index)
+        plain = None if last else cipher.open(index, sealed, last=False)
+        if plain is None:
+            last = True
+            plain = cipher.open(index, sealed, last=True)
+        if plain is None:
+            raise PayloadError(
+                f"chunk {index} fails authentication: damaged, or cut short", source, index
+            )
+        yield plain
+        if last:
+            if stream.read(1):
+                raise PayloadError(f"data follows the final chunk {index}", source, index + 1)
+            return
+        released += len(plain)
+        index += 1
+
+
+@dataclass
+class Recovery:
+    """What :func:`recover` found: how much is intact and how much was lost."""
+
+    plaintext_bytes: int = 0
+    chunks: int = 0
+    complete: bool = False
+    lost_bytes: int = 0  # ciphertext bytes after the intact prefix
+    error: PayloadError | None = None
+
+    def describe(self) -> str:
+        if self.complete:
+            return f"complete: {self.plaintext_bytes} bytes, nothing lost"
+        reason = self.error.detail if self.error else "unfinished"
+        return (
+            f"recovered {self.plaintext_bytes} bytes ({self.chunks} chunks); "
+            f"{self.lost_bytes} bytes after them could not be authenticated ({reason})"
+        )
+
+
+def recover(
+    stream: BinaryIO, identities: Sequence[Identity], report: Recovery, source: str | None = None
+) -> Iterator[bytes]:
+    """Yield the authenticated prefix of ``stream``, filling in ``report`` as it goes.
+
+    Header problems still raise: without a header nothing can be recovered.
+    """
+    source = source or _name(stream)
+    try:
+        _, cipher = open_header(stream, identities)
+    except VaultError as err:
+        err.source = err.source or source
+        raise
+    chunk_start = stream.tell()
+    try:
+        for plain in iter_plaintext(stream, cipher, source):
+            report.plaintext_bytes += len(plain)
+            report.chunks += 1
+            yield plain
+        report.complete = True
+    except PayloadError as err:
+        report.error = err
+        end = stream.seek(0, io.SEEK_END)
+        report.lost_bytes = end - chunk_start - report.chunks * SEALED_CHUNK_SIZE

@@ -1,0 +1,287 @@
+"""Streaming encryption: a file object that writes an age v1 file as you go.
+
+    writer = vault.create("clips/abc.mp4.age", recipients)
+    writer.write(data)      # any number of times, any sizes
+    writer.close()          # final chunk, fsync, rename, fsync the folder
+
+The writer holds at most one 64 KiB chunk of plaintext. Each sealed chunk goes
+to the OS at once (no user-space buffering), through a writer thread so disk
+I/O overlaps encryption. While open the file is ``<name>.part``; it is fsynced
+every ``fsync_interval`` seconds, so a power cut loses at most that much, and
+the authenticated prefix of a ``.part`` can be recovered (``reader.recover``).
+Only ``close()`` writes the final chunk and renames the file into place.
+"""
+
+import io
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from doorbell.errors import UsageError
+from doorbell.vault.header import FILE_KEY_SIZE, encode_header
+from doorbell.vault.keys import Recipient, ScryptRecipient
+from doorbell.vault.stream import CHUNK_SIZE, NONCE_SIZE, ChunkCipher, payload_key
+
+PART_SUFFIX = ".part"
+
+
+class Sink(Protocol):
+    """Where sealed bytes go.
+
+    ``finish`` after the final chunk; ``abort`` stops and keeps what was
+    written (as a crash would); ``discard`` stops and removes it where it can.
+    """
+
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> None: ...
+    def abort(self) -> None: ...
+    def discard(self) -> None: ...
+
+
+class StreamSink:
+    """Sealed bytes to an open binary stream (standard output, a socket file)."""
+
+    def __init__(self, stream: io.RawIOBase | io.BufferedIOBase) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data)
+
+    def finish(self) -> None:
+        self._stream.flush()
+
+    def abort(self) -> None:
+        self._stream.flush()
+
+    def discard(self) -> None:
+        self._stream.flush()
+
+
+class AtomicFileSink:
+    """Sealed bytes to ``<path>.part``, renamed to ``path`` when finished.
+
+    Every write goes straight to the OS; ``fsync`` runs at most every
+    ``fsync_interval`` seconds of ``clock`` while writing, and always at the end.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fsync_interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.part = self.path.with_name(self.path.name + PART_SUFFIX)
+        self._interval = fsync_interval
+        self._clock = clock
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self._fd: int | None = os.open(self.part, flags, 0o600)
+        self._synced_at = clock()
+        _fsync_dir(self.part.parent)  # the .part itself survives a power cut
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        now = self._clock()
+        if now - self._synced_at >= self._interval:
+            os.fsync(self._fd)
+            self._synced_at = now
+
+    def finish(self) -> None:
+        assert self._fd is not None
+        os.fsync(self._fd)
+        self._close()
+        self.part.replace(self.path)
+        _fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        """Stop writing and leave ``.part`` as a power cut would."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+            self._close()
+
+    def discard(self) -> None:
+        self._close()
+        self.part.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ThreadedSink:
+    """Hands sealed chunks to one writer thread, so I/O overlaps encryption.
+
+    Thread ownership: the producer (the caller of ``write``/``finish``) owns the
+    queue's input side; the writer thread alone calls ``inner.write``. An error
+    in the writer thread is kept and raised to the producer at its next call;
+    the thread keeps draining the queue so the producer never blocks on it.
+    """
+
+    def __init__(self, inner: Sink, depth: int = 4) -> None:
+        self.inner = inner
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="vault-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.inner.write(item)
+                except BaseException as err:  # handed to the producer, not swallowed
+                    self._error = err
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data: bytes) -> None:
+        self._raise_pending()
+        self._queue.put(data)
+
+    def _drain(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def finish(self) -> None:
+        self._drain()
+        self._raise_pending()
+        self.inner.finish()
+
+    def abort(self) -> None:
+        self._drain()
+        self.inner.abort()
+
+    def discard(self) -> None:
+        self._drain()
+        self.inner.discard()
+
+
+class Writer(io.RawIOBase):
+    """Encrypts everything written to it to ``recipients``, as one age v1 file.
+
+    Not seekable: an age payload can only be written front to back, which is
+    why clips are fragmented MP4. ``tell()`` counts plaintext bytes written.
+    """
+
+    def __init__(self, sink: Sink, recipients: Sequence[Recipient]) -> None:
+        super().__init__()
+        if not recipients:
+            raise UsageError("encrypting needs at least one recipient")
+        if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
+            raise UsageError("a passphrase cannot be combined with other recipients")
+        self._sink = sink
+        file_key = os.urandom(FILE_KEY_SIZE)
+        nonce = os.urandom(NONCE_SIZE)
+        header = encode_header([r.wrap(file_key) for r in recipients], file_key)
+        self._cipher = ChunkCipher(payload_key(file_key, nonce))
+        self._buffer = bytearray()
+        self._index = 0
+        self._written = 0
+        self._ended = False
+        sink.write(header + nonce)
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._written
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._ended:
+            raise ValueError("write to a closed vault writer")
+        view = memoryview(data).cast("B")
+        count = len(view)
+        while view:
+            # A full buffer is sealed only once more data arrives: until then
+            # it might be the final chunk, and only close() knows.
+            if len(self._buffer) == CHUNK_SIZE:
+                self._seal(self._buffer)
+                self._buffer.clear()
+            if not self._buffer and len(view) > CHUNK_SIZE:
+                self._seal(view[:CHUNK_SIZE])
+                view = view[CHUNK_SIZE:]
+                continue
+            take = CHUNK_SIZE - len(self._buffer)
+            self._buffer += view[:take]
+            view = view[take:]
+        self._written += count
+        return count
+
+    def _seal(self, plaintext: bytes | bytearray | memoryview) -> None:
+        self._sink.write(self._cipher.seal(self._index, plaintext, last=False))
+        self._index += 1
+
+    def close(self) -> None:
+        """Write the final chunk and finish the file (for a file: fsync and rename)."""
+        if not self._ended:
+            self._ended = True
+            sealed = self._cipher.seal(self._index, self._buffer, last=True)
+            self._buffer.clear()
+            self._sink.write(sealed)
+            self._sink.finish()
+        super().close()
+
+    def abort(self) -> None:
+        """Stop without a final chunk: what a crash leaves, with its prefix recoverable."""
+        self._stop(self._sink.abort)
+
+    def discard(self) -> None:
+        """Stop and delete what was written (the ``.part`` of a file)."""
+        self._stop(self._sink.discard)
+
+    def _stop(self, how: Callable[[], None]) -> None:
+        if not self._ended:
+            self._ended = True
+            self._buffer.clear()
+            how()
+        super().close()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # Never finish a file nobody closed: that would mark a partial stream complete.
+        if not getattr(self, "_ended", True):
+            try:
+                self.abort()
+            except OSError:
+                pass
+
+
+def create(
+    path: str | os.PathLike[str],
+    recipients: Sequence[Recipient],
+    *,
+    fsync_interval: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Writer:
+    """Open ``path`` for encrypted writing (as ``path.part`` until ``close()``)."""
+    sink = ThreadedSink(AtomicFileSink(path, fsync_interval, clock))
+    try:
+        return Writer(sink, recipients)
+    except BaseException:
+        sink.discard()
+        raise
+
