@@ -136,7 +136,9 @@ class Reader(io.RawIOBase):
     def _chunk(self, index: int) -> bytes:
         if self._cached[0] == index:
             return self._cached[1]
-        plain = self._cipher.open(index, self._sealed(index, SEALED_CHUNK_SIZE), last=False)
+        last = index == self._layout.last_index
+        length = self._layout.last_sealed if last else SEALED_CHUNK_SIZE
+        plain = self._cipher.open(index, self._sealed(index, length), last=last)
         if plain is None:
             raise PayloadError(f"chunk {index} fails authentication: damaged", self.source, index)
         self._cached = (index, plain)

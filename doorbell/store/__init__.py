@@ -1,0 +1,30 @@
+"""Clip storage: encrypted clip files, their index, and the household's keys."""
+
+from doorbell.store.clips import (
+    KEEP,
+    THUMBNAIL,
+    VIDEO,
+    ClipNotFound,
+    ClipRecording,
+    ClipStore,
+    Repaired,
+    StartupReport,
+    valid_id,
+)
+from doorbell.store.index import Clip
+from doorbell.store.keyring import Keyring, KeyringError
+
+__all__ = [
+    "KEEP",
+    "THUMBNAIL",
+    "VIDEO",
+    "Clip",
+    "ClipNotFound",
+    "ClipRecording",
+    "ClipStore",
+    "Keyring",
+    "KeyringError",
+    "Repaired",
+    "StartupReport",
+    "valid_id",
+]

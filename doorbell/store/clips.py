@@ -1,0 +1,357 @@
+"""Clips on disk: age files under ``clips/`` and their SQLite index.
+
+    clips/<id>.mp4.age        the clip, fragmented MP4 inside age
+    clips/<id>.jpg.age        its thumbnail
+    clips/<id>.mp4.age.part   a clip being written, or cut off by a crash
+    clips/<id>.keep           marker: the owner chose to keep this clip
+    index.sqlite3             id, start, end, trigger, bytes, keep, state
+
+Ids are random (16 hex digits): a file name tells nothing about when. The
+store writes with recipients only; reading needs identities, passed per call
+and never kept (law 2). The index is a cache: at open it is checked against
+the files and rebuilt from them if missing or corrupt. A rebuilt row takes its
+times from the files' mtimes (set at finish: thumbnail = start, video = end),
+its keep flag from the marker; only the trigger is lost ("unknown").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from doorbell import vault
+from doorbell.errors import DoorbellError
+from doorbell.store.index import Clip, Index, IndexCorrupt
+from doorbell.store.keyring import Keyring
+
+VIDEO = ".mp4.age"
+THUMBNAIL = ".jpg.age"
+KEEP = ".keep"
+PART = vault.PART_SUFFIX
+_ID = re.compile(r"[0-9a-f]{16}")
+_FILE = re.compile(r"([0-9a-f]{16})(\.mp4\.age|\.jpg\.age|\.keep)(\.part)?")
+_LEFTOVER = re.compile(r"[0-9a-f]{16}\.(mp4|jpg)\.age\.repair(\.part)?")
+
+
+class ClipNotFound(DoorbellError, KeyError):
+    """No clip with that id in this store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def valid_id(clip_id: str) -> bool:
+    return bool(_ID.fullmatch(clip_id))
+
+
+@dataclass
+class StartupReport:
+    """What the store found when it opened, for the log and the status page."""
+
+    rebuilt: str | None = None  # why the index was rebuilt, if it was
+    partial: list[str] = field(default_factory=list)  # clips cut off by a crash
+    finished: list[str] = field(default_factory=list)  # renamed but not indexed: adopted
+    dropped: list[str] = field(default_factory=list)  # rows whose files are gone
+
+    def lines(self) -> list[str]:
+        out = [f"index rebuilt from the clip files: {self.rebuilt}"] if self.rebuilt else []
+        if self.partial:
+            out.append(
+                f"{len(self.partial)} clip(s) cut off by a crash or power cut "
+                f"({', '.join(self.partial)}); their intact part is recovered after unlock"
+            )
+        if self.finished:
+            out.append(f"{len(self.finished)} finished clip(s) added to the index")
+        if self.dropped:
+            out.append(f"{len(self.dropped)} index row(s) without files removed")
+        return out
+
+
+@dataclass(frozen=True)
+class Repaired:
+    clip_id: str
+    recovery: vault.Recovery
+
+
+class ClipStore:
+    """The clip files of one data dir, and their index."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        recipients: Callable[[], Sequence[vault.Recipient]],
+        *,
+        fsync_interval: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.folder = self.data_dir / "clips"
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._recipients = recipients
+        self._fsync_interval = fsync_interval
+        self._clock = clock
+        self._active: set[str] = set()
+        self._lock = threading.Lock()  # guards _active; the index locks itself
+        self.index, rebuilt = self._open_index()
+        self.report = self._reconcile(rebuilt)
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], **kwargs: object) -> "ClipStore":
+        """The store of ``data_dir``, encrypting to ``keys/recipients.txt`` (re-read per clip)."""
+        keyring = Keyring.in_data_dir(data_dir)
+        keyring.recipients()  # fail now, with a clear message, if there are none
+        return cls(data_dir, keyring.recipients, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- paths -------------------------------------------------------------
+
+    def path(self, clip_id: str, suffix: str) -> Path:
+        if not valid_id(clip_id):
+            raise ClipNotFound(f"{clip_id!r} is not a clip id")
+        return self.folder / (clip_id + suffix)
+
+    def _files(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for entry in os.scandir(self.folder):
+            match = _FILE.fullmatch(entry.name)
+            if match:
+                found.setdefault(match[1], set()).add(match[2] + (match[3] or ""))
+            elif _LEFTOVER.fullmatch(entry.name):  # a repair cut off: its .part is still there
+                Path(entry.path).unlink()
+        for clip_id, kinds in found.items():
+            for suffix in (VIDEO, THUMBNAIL):
+                if suffix in kinds and suffix + PART in kinds:  # a repair done but for cleanup
+                    self.path(clip_id, suffix + PART).unlink()
+                    kinds.discard(suffix + PART)
+        return found
+
+    def _bytes(self, clip_id: str) -> int:
+        total = 0
+        for suffix in (VIDEO, THUMBNAIL, VIDEO + PART, THUMBNAIL + PART):
+            try:
+                total += self.path(clip_id, suffix).stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    # -- opening -----------------------------------------------------------
+
+    def _open_index(self) -> tuple[Index, str | None]:
+        path = self.data_dir / "index.sqlite3"
+        existed = path.exists()
+        try:
+            index = Index(path)
+        except IndexCorrupt as err:
+            aside = path.with_name(f"{path.name}.corrupt-{int(self._clock())}")
+            for suffix in ("", "-wal", "-shm"):
+                old = Path(f"{path}{suffix}")
+                if old.exists():
+                    old.replace(Path(f"{aside}{suffix}"))
+            return Index(path), f"{err}; the old file was moved to {aside.name}"
+        return index, None if existed else "no index file"
+
+    def _row_from_files(self, clip_id: str, kinds: set[str]) -> Clip:
+        video = self.path(clip_id, VIDEO if VIDEO in kinds else VIDEO + PART).stat()
+        thumb = self.path(clip_id, THUMBNAIL)
+        start = thumb.stat().st_mtime if thumb.exists() else video.st_mtime
+        state = "complete" if VIDEO in kinds else "partial"
+        keep = KEEP in kinds
+        return Clip(clip_id, start, video.st_mtime, "unknown", self._bytes(clip_id), keep, state)
+
+    def _reconcile(self, rebuilt: str | None) -> StartupReport:
+        report = StartupReport(rebuilt=rebuilt)
+        files = self._files()
+        rows = {clip.id: clip for clip in self.index.list(states=("recording", "partial", "complete"))}
+        fixed = []
+        for clip_id, kinds in files.items():
+            if VIDEO not in kinds and VIDEO + PART not in kinds:
+                continue  # a stray thumbnail or marker: its clip is gone
+            row = rows.pop(clip_id, None)
+            if row is None:
+                fixed.append(self._row_from_files(clip_id, kinds))
+            elif row.state != "complete" and VIDEO in kinds:
+                end = self.path(clip_id, VIDEO).stat().st_mtime
+                fixed.append(replace(row, end=end, bytes=self._bytes(clip_id), state="complete"))
+                report.finished.append(clip_id)
+            elif row.state == "recording":
+                fixed.append(replace(row, bytes=self._bytes(clip_id), state="partial"))
+            if VIDEO not in kinds:
+                report.partial.append(clip_id)
+        self.index.put_many(fixed)
+        for clip_id in rows:  # rows whose video is gone
+            self.index.remove(clip_id)
+            report.dropped.append(clip_id)
+        return report
+
+    # -- writing -----------------------------------------------------------
+
+    def new_clip(self, trigger: str, start: float | None = None) -> "ClipRecording":
+        """Start a clip: returns its recording, whose ``video`` takes the MP4 bytes."""
+        recipients = list(self._recipients())
+        clip_id = secrets.token_hex(8)
+        start = self._clock() if start is None else start
+        self.index.put(Clip(clip_id, start, None, trigger, 0, False, "recording"))
+        with self._lock:
+            self._active.add(clip_id)
+        return ClipRecording(self, clip_id, start, trigger, recipients)
+
+    def _create(self, clip_id: str, suffix: str, recipients: list) -> vault.Writer:
+        return vault.create(self.path(clip_id, suffix), recipients, fsync_interval=self._fsync_interval)
+
+    def _finished(self, clip: Clip) -> None:
+        self.index.put(clip)
+        with self._lock:
+            self._active.discard(clip.id)
+
+    # -- reading -----------------------------------------------------------
+
+    def get(self, clip_id: str) -> Clip:
+        clip = self.index.get(clip_id) if valid_id(clip_id) else None
+        if clip is None or clip.state == "recording" and clip_id not in self._active:
+            raise ClipNotFound(f"no clip {clip_id!r}")
+        return clip
+
+    def list(self, **filters: object) -> list[Clip]:
+        """Finished and partial clips, newest first (filters as ``Index.list``)."""
+        return self.index.list(**filters)  # type: ignore[arg-type]
+
+    def open_video(self, clip_id: str, identities: Sequence[vault.Identity]) -> vault.Reader:
+        """The decrypted clip, seekable. Needs the owner's identities."""
+        clip = self.get(clip_id)
+        if clip.state != "complete":
+            raise ClipNotFound(f"clip {clip_id} is not finished; unlock to recover it")
+        return vault.open_file(self.path(clip_id, VIDEO), identities)
+
+    def read_thumbnail(self, clip_id: str, identities: Sequence[vault.Identity]) -> bytes | None:
+        self.get(clip_id)
+        path = self.path(clip_id, THUMBNAIL)
+        if not path.exists():
+            return None
+        with vault.open_file(path, identities) as thumb:
+            return thumb.read()
+
+    # -- owner's changes ---------------------------------------------------
+
+    def set_keep(self, clip_id: str, keep: bool) -> Clip:
+        clip = self.get(clip_id)
+        marker = self.path(clip_id, KEEP)
+        if keep:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
+        clip = replace(clip, keep=keep)
+        self.index.put(clip)
+        return clip
+
+    def delete(self, clip_id: str) -> None:
+        """Remove a clip's files, then its row (a crash between leaves nothing behind)."""
+        self.get(clip_id)
+        for suffix in (VIDEO, VIDEO + PART, THUMBNAIL, THUMBNAIL + PART, KEEP):
+            self.path(clip_id, suffix).unlink(missing_ok=True)
+        self.index.remove(clip_id)
+
+    def repair(self, identities: Sequence[vault.Identity]) -> list[Repaired]:
+        """Turn every clip cut off by a crash into a finished clip of its intact part.
+
+        Needs the owner's identities, so it runs after an unlock. The intact
+        plaintext goes from the ``.part`` straight into a new age file in RAM
+        chunks; clips with nothing intact are removed.
+        """
+        done = []
+        with self._lock:
+            active = set(self._active)
+        for clip in self.index.list(states=("partial",)):
+            if clip.id in active:
+                continue
+            done.append(Repaired(clip.id, self._repair_one(clip, identities)))
+        return done
+
+    def _repair_one(self, clip: Clip, identities: Sequence[vault.Identity]) -> vault.Recovery:
+        recipients = list(self._recipients())
+        report = vault.Recovery()
+        for suffix in (THUMBNAIL, VIDEO):
+            part = self.path(clip.id, suffix + PART)
+            if part.exists():
+                report = self._recover_file(clip.id, suffix, identities, recipients)
+        video = self.path(clip.id, VIDEO)
+        if not video.exists():
+            self.delete(clip.id)
+            return report
+        end = self.path(clip.id, VIDEO).stat().st_mtime
+        self.index.put(replace(clip, end=end, bytes=self._bytes(clip.id), state="complete"))
+        return report
+
+    def _recover_file(
+        self, clip_id: str, suffix: str, identities: Sequence[vault.Identity], recipients: list
+    ) -> vault.Recovery:
+        part = self.path(clip_id, suffix + PART)
+        report = vault.Recovery()
+        mtime = part.stat().st_mtime
+        with open(part, "rb") as source:
+            chunks = vault.recover(source, identities, report, str(part))
+            first = next(chunks, b"")
+            if first:
+                writer = self._create(clip_id, suffix + ".repair", recipients)
+                with writer:
+                    for chunk in _chain(first, chunks):
+                        writer.write(chunk)
+                repaired = self.path(clip_id, suffix + ".repair")
+                os.utime(repaired, (mtime, mtime))
+                repaired.replace(self.path(clip_id, suffix))
+        part.unlink()
+        return report
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+class ClipRecording:
+    """A clip being recorded. ``video`` is a write-only file object for the muxer.
+
+    Thread ownership: the recording thread alone calls ``video.write``,
+    ``write_thumbnail``, ``finish`` and ``abort``.
+    """
+
+    def __init__(
+        self, store: ClipStore, clip_id: str, start: float, trigger: str, recipients: list
+    ) -> None:
+        self.store = store
+        self.id = clip_id
+        self.start = start
+        self.trigger = trigger
+        self._recipients = recipients
+        self.video = store._create(clip_id, VIDEO, recipients)
+
+    def write_thumbnail(self, jpeg: bytes) -> None:
+        """Encrypt and store the clip's thumbnail (a JPEG held in memory)."""
+        with self.store._create(self.id, THUMBNAIL, self._recipients) as thumb:
+            thumb.write(jpeg)
+
+    def finish(self, end: float | None = None) -> Clip:
+        """Seal the clip: final chunk, fsync, rename, index row. Returns the row."""
+        end = self.store._clock() if end is None else end
+        self.video.close()
+        thumb = self.store.path(self.id, THUMBNAIL)
+        if thumb.exists():
+            os.utime(thumb, (self.start, self.start))
+        os.utime(self.store.path(self.id, VIDEO), (end, end))
+        clip = Clip(self.id, self.start, end, self.trigger, self.store._bytes(self.id), False, "complete")
+        self.store._finished(clip)
+        return clip
+
+    def abort(self) -> Clip:
+        """Stop without finishing: the clip stays as a crash would leave it (partial)."""
+        self.video.abort()
+        clip = Clip(self.id, self.start, None, self.trigger, self.store._bytes(self.id), False, "partial")
+        self.store._finished(clip)
+        return clip
