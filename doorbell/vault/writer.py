@@ -7,8 +7,10 @@
 The writer holds at most one 64 KiB chunk of plaintext. Each sealed chunk goes
 to the OS at once (no user-space buffering), through a writer thread so disk
 I/O overlaps encryption. While open the file is ``<name>.part``; it is fsynced
-every ``fsync_interval`` seconds, so a power cut loses at most that much, and
-the authenticated prefix of a ``.part`` can be recovered (``reader.recover``).
+every ``fsync_interval`` seconds or ``fsync_bytes`` bytes, whichever comes
+first, so a power cut loses at most that much, and the authenticated prefix of
+a ``.part`` can be recovered (``reader.recover``). Syncing as it goes also keeps
+the disk busy while the CPU encrypts, instead of flushing everything at the end.
 Only ``close()`` writes the final chunk and renames the file into place.
 """
 
@@ -64,8 +66,10 @@ class StreamSink:
 class AtomicFileSink:
     """Sealed bytes to ``<path>.part``, renamed to ``path`` when finished.
 
-    Every write goes straight to the OS; ``fsync`` runs at most every
-    ``fsync_interval`` seconds of ``clock`` while writing, and always at the end.
+    Every write goes straight to the OS. When ``durable``, ``fsync`` runs once
+    ``fsync_interval`` seconds of ``clock`` or ``fsync_bytes`` bytes have passed
+    since the last one, and always before the rename; otherwise never (the
+    command-line tool, like ``age`` and ``cp``, leaves that to the OS).
     """
 
     def __init__(
@@ -73,37 +77,51 @@ class AtomicFileSink:
         path: str | os.PathLike[str],
         fsync_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        fsync_bytes: int = 8 << 20,
+        durable: bool = True,
     ) -> None:
         self.path = Path(path)
         self.part = self.path.with_name(self.path.name + PART_SUFFIX)
         self._interval = fsync_interval
         self._clock = clock
+        self._sync_bytes = fsync_bytes
+        self._durable = durable
+        self._unsynced = 0
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._fd: int | None = os.open(self.part, flags, 0o600)
         self._synced_at = clock()
-        _fsync_dir(self.part.parent)  # the .part itself survives a power cut
+        if durable:
+            _fsync_dir(self.part.parent)  # the .part itself survives a power cut
 
     def write(self, data: bytes) -> None:
         assert self._fd is not None
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
+        if not self._durable:
+            return
+        self._unsynced += len(data)
         now = self._clock()
-        if now - self._synced_at >= self._interval:
+        if self._unsynced >= self._sync_bytes or now - self._synced_at >= self._interval:
             os.fsync(self._fd)
             self._synced_at = now
+            self._unsynced = 0
 
     def finish(self) -> None:
         assert self._fd is not None
-        os.fsync(self._fd)
+        if self._durable:
+            os.fsync(self._fd)
         self._close()
         self.part.replace(self.path)
-        _fsync_dir(self.path.parent)
+        if self._durable:
+            _fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         """Stop writing and leave ``.part`` as a power cut would."""
         if self._fd is not None:
-            os.fsync(self._fd)
+            if self._durable:
+                os.fsync(self._fd)
             self._close()
 
     def discard(self) -> None:
@@ -125,7 +143,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 class ThreadedSink:
-    """Hands sealed chunks to one writer thread, so I/O overlaps encryption.
+    """Hands sealed chunks to one writer thread, so a slow disk never stalls the producer.
+
+    On an SD card one fsync can take hundreds of milliseconds; the recorder
+    must keep taking frames meanwhile. Up to ``depth`` sealed chunks (2 MiB by
+    default) wait in RAM; past that the producer waits for the disk.
 
     Thread ownership: the producer (the caller of ``write``/``finish``) owns the
     queue's input side; the writer thread alone calls ``inner.write``. An error
@@ -133,7 +155,7 @@ class ThreadedSink:
     the thread keeps draining the queue so the producer never blocks on it.
     """
 
-    def __init__(self, inner: Sink, depth: int = 4) -> None:
+    def __init__(self, inner: Sink, depth: int = 32) -> None:
         self.inner = inner
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -276,9 +298,13 @@ def create(
     *,
     fsync_interval: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
+    durable: bool = True,
 ) -> Writer:
-    """Open ``path`` for encrypted writing (as ``path.part`` until ``close()``)."""
-    sink = ThreadedSink(AtomicFileSink(path, fsync_interval, clock))
+    """Open ``path`` for encrypted writing (as ``path.part`` until ``close()``).
+
+    ``durable=False`` skips every fsync (for the command-line tool only).
+    """
+    sink = ThreadedSink(AtomicFileSink(path, fsync_interval, clock, durable=durable))
     try:
         return Writer(sink, recipients)
     except BaseException:

@@ -1,0 +1,332 @@
+"""The ``doorbell`` command: the owner's tools.
+
+    doorbell keys init             make the owner identity (asks for a passphrase)
+    doorbell keys export           print the identity, for ``age -d -i`` elsewhere
+    doorbell keys add-recipient    encrypt new clips to one more public key
+    doorbell encrypt / decrypt     the vault as a tool, with age's flags
+
+Exit status: 0 success; 1 a key, crypto or format problem, one line on stderr
+naming the file and the failure; 2 a usage problem. Subcommands import what
+they need when they run: ``doorbell decrypt`` never loads the video stack.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from doorbell.errors import DoorbellError, UsageError
+
+DEFAULT_DATA_DIR = "/var/lib/doorbell"
+_READ_BLOCK = 1 << 20
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir or os.environ.get("DOORBELL_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def _read_passphrase_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            line = file.readline().rstrip("\r\n")
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read the passphrase file ({err.strerror})") from None
+    if not line:
+        raise UsageError(f"{path}: the passphrase file is empty")
+    return line
+
+
+def _ask(prompt: str) -> str:
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the passphrase; give --passphrase-file FILE")
+    import getpass
+
+    return getpass.getpass(prompt)
+
+
+def _passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
+    if args.passphrase_file:
+        return _read_passphrase_file(args.passphrase_file)
+    first = _ask("Passphrase: ")
+    if confirm and _ask("Same passphrase again: ") != first:
+        raise UsageError("the two passphrases differ; nothing was changed")
+    return first
+
+
+# -- keys -----------------------------------------------------------------
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    from doorbell.store.keyring import Keyring, check_passphrase, measure_work_factor
+
+    keyring = Keyring.in_data_dir(_data_dir(args))
+    if keyring.has_identity():
+        raise UsageError(f"{keyring.identity_file} exists already; the owner identity is kept")
+    passphrase = _passphrase(args, confirm=True)
+    check_passphrase(passphrase)
+    if len(passphrase) < 12:
+        print("note: a passphrase of 12 or more characters (or five words) is much harder to guess")
+    factor = args.work_factor if args.work_factor is not None else measure_work_factor()
+    identity = keyring.init(passphrase, factor)
+    mib = 2**factor // 1024
+    print(
+        f"""Owner identity created.
+  recipient (public key, safe to share):  {identity.recipient}
+  identity, encrypted under your passphrase:  {keyring.identity_file}
+  passphrase work factor: 2^{factor} ({mib} MiB of memory to unlock)
+
+Back up your identity now: without it and your passphrase no clip can be opened.
+  - copy {keyring.identity_file} anywhere (it is useless without the passphrase), or
+  - run 'doorbell keys export' and keep the key it prints on paper or in a password manager.
+Any clip opens with the stock age tool on any computer:
+  age -d -i identity.txt CLIP.mp4.age > clip.mp4"""
+    )
+    return 0
+
+
+def cmd_keys_export(args: argparse.Namespace) -> int:
+    from doorbell.store.keyring import Keyring
+
+    keyring = Keyring.in_data_dir(_data_dir(args))
+    identities = keyring.unlock(_passphrase(args))
+    if sys.stdout.isatty():
+        print("# This is your secret key. Anyone who has it can open every clip.", file=sys.stderr)
+    for identity in identities:
+        print(f"# public key: {identity.recipient}\n{identity.secret()}")
+    return 0
+
+
+def cmd_keys_add_recipient(args: argparse.Namespace) -> int:
+    from doorbell import vault
+    from doorbell.store.keyring import Keyring
+
+    keyring = Keyring.in_data_dir(_data_dir(args))
+    recipient = vault.X25519Recipient.parse(args.recipient)
+    added = keyring.add_recipient(recipient, args.comment or "added with keys add-recipient")
+    count = len(keyring.recipients())
+    state = "added" if added else "already a recipient"
+    print(f"{recipient}: {state}; new clips are encrypted to {count} recipient(s)")
+    return 0
+
+
+# -- encrypt / decrypt ----------------------------------------------------
+
+
+def _input(path: str | None) -> BinaryIO:
+    if path in (None, "-"):
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as err:
+        raise UsageError(f"{path}: cannot open ({err.strerror})") from None
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    from doorbell import vault
+
+    recipients = [vault.X25519Recipient.parse(r) for r in args.recipient]
+    for path in args.recipients_file:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"{path}: cannot read the recipients file ({err})") from None
+        recipients += vault.parse_recipients(text, path)
+    if not recipients:
+        raise UsageError("encrypt needs at least one -r RECIPIENT or -R FILE")
+    if args.output is None and sys.stdout.isatty():
+        raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
+    source = _input(args.input)
+    if args.output:
+        try:
+            writer = vault.create(args.output, recipients, durable=False)
+        except FileExistsError:
+            raise UsageError(
+                f"{args.output}.part exists: another encryption to {args.output} is running "
+                "or was cut off; remove it if not"
+            ) from None
+    else:
+        writer = vault.Writer(vault.ThreadedSink(vault.StreamSink(sys.stdout.buffer)), recipients)
+    try:
+        while block := source.read(_READ_BLOCK):
+            writer.write(block)
+    except BaseException:
+        writer.discard()
+        raise
+    writer.close()
+    return 0
+
+
+def _identities(args: argparse.Namespace) -> list:
+    from doorbell import vault
+
+    identities: list = []
+    for path in args.identity:
+        try:
+            identities += vault.load_identities(path, lambda: _passphrase(args))
+        except OSError as err:
+            raise UsageError(f"{path}: cannot read the identity file ({err.strerror})") from None
+    return identities
+
+
+def _copy_range(reader: "object", out: Callable[[bytes], object], offset: int, length: int) -> None:
+    reader.seek(offset)  # type: ignore[attr-defined]
+    remaining = length
+    while remaining > 0:
+        block = reader.read(min(_READ_BLOCK, remaining))  # type: ignore[attr-defined]
+        if not block:
+            break
+        out(block)
+        remaining -= len(block)
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    from doorbell import vault
+
+    if not args.identity:
+        raise UsageError("decrypt needs -i IDENTITY (an identity file, e.g. from 'keys export')")
+    ranged = args.offset is not None or args.length is not None
+    if ranged and args.recover:
+        raise UsageError("--recover reads the whole file; it cannot be combined with --offset/--length")
+    if ranged and args.input in (None, "-"):
+        raise UsageError("--offset/--length need a file to seek in, not standard input")
+    identities = _identities(args)
+    name = args.input if args.input not in (None, "-") else "-"
+    source = _input(args.input)
+    sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    out = vault.ThreadedSink(vault.StreamSink(sink))
+    ok = False
+    try:
+        if args.recover:
+            report = vault.Recovery()
+            for chunk in vault.recover(source, identities, report, name):
+                out.write(chunk)
+            print(f"doorbell: {name}: {report.describe()}", file=sys.stderr)
+        elif ranged:
+            with vault.Reader(source, identities, name) as reader:
+                offset = args.offset or 0
+                length = args.length if args.length is not None else max(0, reader.size - offset)
+                _copy_range(reader, out.write, offset, length)
+        else:
+            try:
+                _, cipher = vault.open_header(source, identities)
+            except vault.VaultError as err:
+                err.source = err.source or name
+                raise
+            for chunk in vault.iter_plaintext(source, cipher, name):
+                out.write(chunk)
+        out.finish()
+        ok = True
+    finally:
+        if not ok:
+            out.abort()
+        if args.output:
+            sink.close()
+            if not ok:
+                Path(args.output).unlink(missing_ok=True)
+        source.close()
+    return 0
+
+
+# -- the parser -----------------------------------------------------------
+
+
+def _nonnegative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="doorbell",
+        description="A video doorbell that answers to its owner alone.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keys = commands.add_parser("keys", help="the owner's keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir",
+            metavar="D",
+            help=f"data folder (default: $DOORBELL_DATA_DIR or {DEFAULT_DATA_DIR})",
+        )
+
+    init = keys.add_parser("init", help="make the owner identity")
+    data_dir(init)
+    init.add_argument("--passphrase-file", metavar="F", help="read the passphrase from F")
+    init.add_argument(
+        "--work-factor",
+        type=int,
+        choices=range(10, 23),
+        metavar="N",
+        help="scrypt work factor, 10-22 (default: measured here, about 1 s to unlock)",
+    )
+    init.set_defaults(func=cmd_keys_init)
+
+    export = keys.add_parser("export", help="print the owner identity for 'age -d -i'")
+    data_dir(export)
+    export.add_argument("--passphrase-file", metavar="F", help="read the passphrase from F")
+    export.set_defaults(func=cmd_keys_export)
+
+    add = keys.add_parser("add-recipient", help="encrypt new clips to another age1… key too")
+    data_dir(add)
+    add.add_argument("recipient", metavar="age1…")
+    add.add_argument("--comment", help="a note kept beside the key in recipients.txt")
+    add.set_defaults(func=cmd_keys_add_recipient)
+
+    enc = commands.add_parser("encrypt", help="encrypt to age recipients (like 'age -e')")
+    enc.add_argument("-r", "--recipient", action="append", default=[], metavar="RECIPIENT")
+    enc.add_argument("-R", "--recipients-file", action="append", default=[], metavar="FILE")
+    enc.add_argument("-o", "--output", metavar="OUT")
+    enc.add_argument("input", nargs="?", metavar="IN")
+    enc.set_defaults(func=cmd_encrypt)
+
+    dec = commands.add_parser("decrypt", help="decrypt an age file (like 'age -d')")
+    dec.add_argument(
+        "-i",
+        "--identity",
+        action="append",
+        default=[],
+        metavar="IDENTITY",
+        help="identity file; a passphrase-protected one (keys/identity.age) asks for it",
+    )
+    dec.add_argument("--passphrase-file", metavar="F", help="passphrase for an encrypted -i file")
+    dec.add_argument("--offset", type=_nonnegative, metavar="N", help="start at plaintext byte N")
+    dec.add_argument("--length", type=_nonnegative, metavar="M", help="decrypt at most M bytes")
+    dec.add_argument(
+        "--recover",
+        action="store_true",
+        help="write the intact part of an unfinished or damaged file and say what was lost",
+    )
+    dec.add_argument("-o", "--output", metavar="OUT")
+    dec.add_argument("input", nargs="?", metavar="IN")
+    dec.set_defaults(func=cmd_decrypt)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"doorbell: {err}", file=sys.stderr)
+        return 2
+    except DoorbellError as err:
+        print(f"doorbell: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"doorbell: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("doorbell: interrupted", file=sys.stderr)
+        return 130
