@@ -39,6 +39,7 @@ class Sink(Protocol):
     """
 
     def write(self, data: bytes) -> None: ...
+    def flush(self) -> None: ...
     def finish(self) -> None: ...
     def abort(self) -> None: ...
     def discard(self) -> None: ...
@@ -52,6 +53,9 @@ class StreamSink:
 
     def write(self, data: bytes) -> None:
         self._stream.write(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
     def finish(self) -> None:
         self._stream.flush()
@@ -108,6 +112,9 @@ class AtomicFileSink:
             self._synced_at = now
             self._unsynced = 0
 
+    def flush(self) -> None:
+        """Nothing to do: every write already went to the OS."""
+
     def finish(self) -> None:
         assert self._fd is not None
         if self._durable:
@@ -163,12 +170,17 @@ class ThreadedSink:
         self._thread.start()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:
-                try:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
                     self.inner.write(item)
-                except BaseException as err:  # handed to the producer, not swallowed
-                    self._error = err
+            except BaseException as err:  # handed to the producer, not swallowed
+                self._error = err
+            finally:
+                self._queue.task_done()
 
     def _raise_pending(self) -> None:
         if self._error is not None:
@@ -177,6 +189,11 @@ class ThreadedSink:
     def write(self, data: bytes) -> None:
         self._raise_pending()
         self._queue.put(data)
+
+    def flush(self) -> None:
+        """Wait until the writer thread has handed every queued chunk to the OS."""
+        self._queue.join()
+        self._raise_pending()
 
     def _drain(self) -> None:
         if self._thread.is_alive():
@@ -226,6 +243,12 @@ class Writer(io.RawIOBase):
 
     def tell(self) -> int:
         return self._written
+
+    def flush(self) -> None:
+        """Hand every sealed chunk to the OS. The unsealed tail (under 64 KiB) stays
+        in RAM: sealing it early would end the stream."""
+        if not self._ended:
+            self._sink.flush()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         if self._ended:
