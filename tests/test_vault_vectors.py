@@ -76,3 +76,27 @@ def test_cctv_vector(name):
         assert isinstance(error, EXPECTED_ERROR[expect]), f"{name}: expected {expect}, got {error!r}"
     if "payload" in meta:
         assert released.hexdigest() == meta["payload"][0]
+
+
+@pytest.mark.parametrize("name", vector_names())
+def test_cctv_vector_random_access(name, tmp_path):
+    """The seekable reader reaches the same verdict as the streaming one."""
+    group = name.split("_")[0]
+    if group in SKIPPED_GROUPS:
+        pytest.skip(SKIPPED_GROUPS[group])
+    meta, body = load(VECTORS / name)
+    identities: list = [vault.X25519Identity.parse(i) for i in meta.get("identity", [])]
+    identities += [vault.ScryptIdentity(p) for p in meta.get("passphrase", [])]
+    path = tmp_path / name
+    path.write_bytes(body)
+    expect = meta["expect"][0]
+    try:
+        with vault.open_file(path, identities) as reader:
+            plaintext = reader.read()
+    except vault.VaultError as err:
+        assert expect != "success", f"{name}: {err}"
+        assert isinstance(err, EXPECTED_ERROR[expect]), f"{name}: expected {expect}, got {err!r}"
+        assert str(path) in str(err)
+    else:
+        assert expect == "success", f"{name}: expected {expect}, read {len(plaintext)} bytes"
+        assert hashlib.sha256(plaintext).hexdigest() == meta["payload"][0]

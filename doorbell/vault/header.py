@@ -103,6 +103,8 @@ def parse_header(readline: Callable[[int], bytes]) -> Header:
 
     def line() -> bytes:
         raw = readline(_MAX_LINE)
+        if not consumed and raw and not raw.startswith(b"age-encryption.org/"):
+            raise HeaderError("not an age file (no age-encryption.org/v1 line)")
         if not raw:
             raise HeaderError("the file ends inside the header" if consumed else "empty file")
         if not raw.endswith(b"\n"):
@@ -112,11 +114,8 @@ def parse_header(readline: Callable[[int], bytes]) -> Header:
             raise HeaderError("a header line contains a carriage return")
         return raw[:-1]
 
-    first = line()
-    if first + b"\n" != VERSION_LINE:
-        if first.startswith(b"age-encryption.org/"):
-            raise HeaderError("unsupported age version (this reads age-encryption.org/v1)")
-        raise HeaderError("not an age file (no age-encryption.org/v1 line)")
+    if line() + b"\n" != VERSION_LINE:
+        raise HeaderError("unsupported age version (this reads age-encryption.org/v1)")
 
     stanzas: list[Stanza] = []
     current = line()
