@@ -118,7 +118,7 @@ def _input(path: str | None) -> BinaryIO:
     if path in (None, "-"):
         return sys.stdin.buffer
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+        return open(path, "rb")
     except OSError as err:
         raise UsageError(f"{path}: cannot open ({err.strerror})") from None
 
@@ -188,7 +188,9 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         raise UsageError("decrypt needs -i IDENTITY (an identity file, e.g. from 'keys export')")
     ranged = args.offset is not None or args.length is not None
     if ranged and args.recover:
-        raise UsageError("--recover reads the whole file; it cannot be combined with --offset/--length")
+        raise UsageError(
+            "--recover reads the whole file; it cannot be combined with --offset/--length"
+        )
     if ranged and args.input in (None, "-"):
         raise UsageError("--offset/--length need a file to seek in, not standard input")
     identities = _identities(args)

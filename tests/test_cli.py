@@ -29,7 +29,9 @@ def owner(tmp_path, passphrase_file):
     data = tmp_path / "data"
     assert main("keys", "init", "--data-dir", data, "--passphrase-file", passphrase_file,
                 "--work-factor", 10) == 0  # fmt: skip
-    result = run("keys", "export", "--data-dir", str(data), "--passphrase-file", str(passphrase_file))
+    result = run(
+        "keys", "export", "--data-dir", str(data), "--passphrase-file", str(passphrase_file)
+    )
     assert result.returncode == 0, result.stderr
     identity = tmp_path / "identity.txt"
     identity.write_bytes(result.stdout)
@@ -77,7 +79,9 @@ def test_exported_identity_opens_clips_with_the_stock_age(owner, tmp_path):
     plain.write_bytes(os.urandom(150_000))
     out = tmp_path / "clip.age"
     assert main("encrypt", "-R", data / "keys" / "recipients.txt", "-o", out, plain) == 0
-    result = subprocess.run(["age", "-d", "-i", str(identity), str(out)], capture_output=True, check=True)
+    result = subprocess.run(
+        ["age", "-d", "-i", str(identity), str(out)], capture_output=True, check=True
+    )
     assert result.stdout == plain.read_bytes()
 
 
@@ -146,7 +150,12 @@ def test_decrypt_a_byte_range(owner, tmp_path, offset, length):
     data, identity = owner
     plain = os.urandom(200_000)
     (tmp_path / "p").write_bytes(plain)
-    assert main("encrypt", "-R", data / "keys" / "recipients.txt", "-o", tmp_path / "c", tmp_path / "p") == 0
+    assert (
+        main(
+            "encrypt", "-R", data / "keys" / "recipients.txt", "-o", tmp_path / "c", tmp_path / "p"
+        )
+        == 0
+    )
     args = ["decrypt", "-i", identity, "-o", tmp_path / "r"]
     args += ["--offset", offset] if offset is not None else []
     args += ["--length", length] if length is not None else []
@@ -176,7 +185,9 @@ def test_tampered_file_fails_with_a_one_line_message_and_no_output(owner, tmp_pa
     result = run("decrypt", "-i", str(identity), "-o", str(tmp_path / "out"), str(clip))
     assert result.returncode == 1
     lines = result.stderr.decode().splitlines()
-    assert lines == [f"doorbell: {clip}: payload failure: chunk 1 fails authentication: damaged, or cut short"]
+    assert lines == [
+        f"doorbell: {clip}: payload failure: chunk 1 fails authentication: damaged, or cut short"
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -186,7 +197,9 @@ def test_header_tampering_is_a_mac_failure(owner, tmp_path, capsys):
     clip = tmp_path / "c"
     assert main("encrypt", "-R", data / "keys" / "recipients.txt", "-o", clip, tmp_path / "p") == 0
     raw = clip.read_bytes()
-    clip.write_bytes(raw.replace(b"age-encryption.org/v1\n", b"age-encryption.org/v1\n-> grease x\n\n", 1))
+    clip.write_bytes(
+        raw.replace(b"age-encryption.org/v1\n", b"age-encryption.org/v1\n-> grease x\n\n", 1)
+    )
     assert main("decrypt", "-i", identity, "-o", tmp_path / "o", clip) == 1
     assert "header MAC failure" in capsys.readouterr().err
 
@@ -234,7 +247,12 @@ def test_decrypt_does_not_load_the_video_stack(owner, tmp_path):
     """`doorbell decrypt` stays a small tool: no av, cv2, numpy, aiohttp or sqlite3."""
     data, identity = owner
     (tmp_path / "p").write_bytes(b"x" * 1000)
-    assert main("encrypt", "-R", data / "keys" / "recipients.txt", "-o", tmp_path / "c", tmp_path / "p") == 0
+    assert (
+        main(
+            "encrypt", "-R", data / "keys" / "recipients.txt", "-o", tmp_path / "c", tmp_path / "p"
+        )
+        == 0
+    )
     probe = (
         "import sys; from doorbell import cli\n"
         f"code = cli.main(['decrypt', '-i', {str(identity)!r}, '-o', {str(tmp_path / 'o')!r},"
@@ -242,7 +260,9 @@ def test_decrypt_does_not_load_the_video_stack(owner, tmp_path):
         "heavy = sorted({'av', 'cv2', 'numpy', 'aiohttp', 'picamera2', 'sqlite3'} & set(sys.modules))\n"
         "print(code, heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "0 []"
 
 

@@ -148,7 +148,7 @@ def test_a_corrupt_index_is_moved_aside_and_rebuilt(data_dir):
 def test_a_clip_cut_by_a_real_crash_is_recovered_after_unlock(data_dir, identities):
     """A child process dies (os._exit) mid-clip; the next start repairs its prefix."""
     script = textwrap.dedent(
-        f"""
+        """
         import os, sys
         from doorbell.store import ClipStore
         store = ClipStore.open(sys.argv[1], fsync_interval=0.0)

@@ -16,6 +16,7 @@ its keep flag from the marker; only the trigger is lost ("unknown").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -102,7 +103,7 @@ class ClipStore:
         self.report = self._reconcile(rebuilt)
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike[str], **kwargs: object) -> "ClipStore":
+    def open(cls, data_dir: str | os.PathLike[str], **kwargs: object) -> ClipStore:
         """The store of ``data_dir``, encrypting to ``keys/recipients.txt`` (re-read per clip)."""
         keyring = Keyring.in_data_dir(data_dir)
         keyring.recipients()  # fail now, with a clear message, if there are none
@@ -136,10 +137,8 @@ class ClipStore:
     def _bytes(self, clip_id: str) -> int:
         total = 0
         for suffix in (VIDEO, THUMBNAIL, VIDEO + PART, THUMBNAIL + PART):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 total += self.path(clip_id, suffix).stat().st_size
-            except FileNotFoundError:
-                pass
         return total
 
     # -- opening -----------------------------------------------------------
@@ -169,7 +168,9 @@ class ClipStore:
     def _reconcile(self, rebuilt: str | None) -> StartupReport:
         report = StartupReport(rebuilt=rebuilt)
         files = self._files()
-        rows = {clip.id: clip for clip in self.index.list(states=("recording", "partial", "complete"))}
+        rows = {
+            clip.id: clip for clip in self.index.list(states=("recording", "partial", "complete"))
+        }
         fixed = []
         for clip_id, kinds in files.items():
             if VIDEO not in kinds and VIDEO + PART not in kinds:
@@ -193,7 +194,7 @@ class ClipStore:
 
     # -- writing -----------------------------------------------------------
 
-    def new_clip(self, trigger: str, start: float | None = None) -> "ClipRecording":
+    def new_clip(self, trigger: str, start: float | None = None) -> ClipRecording:
         """Start a clip: returns its recording, whose ``video`` takes the MP4 bytes."""
         recipients = list(self._recipients())
         clip_id = secrets.token_hex(8)
@@ -204,7 +205,9 @@ class ClipStore:
         return ClipRecording(self, clip_id, start, trigger, recipients)
 
     def _create(self, clip_id: str, suffix: str, recipients: list) -> vault.Writer:
-        return vault.create(self.path(clip_id, suffix), recipients, fsync_interval=self._fsync_interval)
+        return vault.create(
+            self.path(clip_id, suffix), recipients, fsync_interval=self._fsync_interval
+        )
 
     def _finished(self, clip: Clip) -> None:
         self.index.put(clip)
@@ -215,7 +218,7 @@ class ClipStore:
 
     def get(self, clip_id: str) -> Clip:
         clip = self.index.get(clip_id) if valid_id(clip_id) else None
-        if clip is None or clip.state == "recording" and clip_id not in self._active:
+        if clip is None or (clip.state == "recording" and clip_id not in self._active):
             raise ClipNotFound(f"no clip {clip_id!r}")
         return clip
 
@@ -345,13 +348,17 @@ class ClipRecording:
         if thumb.exists():
             os.utime(thumb, (self.start, self.start))
         os.utime(self.store.path(self.id, VIDEO), (end, end))
-        clip = Clip(self.id, self.start, end, self.trigger, self.store._bytes(self.id), False, "complete")
+        clip = Clip(
+            self.id, self.start, end, self.trigger, self.store._bytes(self.id), False, "complete"
+        )
         self.store._finished(clip)
         return clip
 
     def abort(self) -> Clip:
         """Stop without finishing: the clip stays as a crash would leave it (partial)."""
         self.video.abort()
-        clip = Clip(self.id, self.start, None, self.trigger, self.store._bytes(self.id), False, "partial")
+        clip = Clip(
+            self.id, self.start, None, self.trigger, self.store._bytes(self.id), False, "partial"
+        )
         self.store._finished(clip)
         return clip

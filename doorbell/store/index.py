@@ -30,6 +30,7 @@ CREATE INDEX IF NOT EXISTS clips_start ON clips(start);
 """
 
 STATES = ("recording", "partial", "complete")
+_SELECT = "SELECT id, start, end, trigger, bytes, keep, state FROM clips"
 
 
 class IndexCorrupt(Exception):
@@ -96,7 +97,15 @@ class Index:
             db.execute(
                 "INSERT OR REPLACE INTO clips (id, start, end, trigger, bytes, keep, state)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (clip.id, clip.start, clip.end, clip.trigger, clip.bytes, int(clip.keep), clip.state),
+                (
+                    clip.id,
+                    clip.start,
+                    clip.end,
+                    clip.trigger,
+                    clip.bytes,
+                    int(clip.keep),
+                    clip.state,
+                ),
             )
 
     def put_many(self, clips: Iterable[Clip]) -> None:
@@ -114,7 +123,7 @@ class Index:
     def get(self, clip_id: str) -> Clip | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, start, end, trigger, bytes, keep, state FROM clips WHERE id = ?",
+                f"{_SELECT} WHERE id = ?",
                 (clip_id,),
             ).fetchone()
         return _clip(row) if row else None
@@ -140,11 +149,8 @@ class Index:
         if trigger is not None:
             where.append("trigger = ?")
             args.append(trigger)
-        sql = (
-            "SELECT id, start, end, trigger, bytes, keep, state FROM clips WHERE "
-            + " AND ".join(where)
-            + " ORDER BY start DESC, id"
-        )
+        # Fixed fragments only; every value is a ? parameter.
+        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY start DESC, id"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)

@@ -131,9 +131,7 @@ class Keyring:
         identity = vault.X25519Identity.generate()
         factor = work_factor if work_factor is not None else measure_work_factor()
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        text = (
-            f"# created: {created}\n# public key: {identity.recipient}\n{identity.secret()}\n"
-        )
+        text = f"# created: {created}\n# public key: {identity.recipient}\n{identity.secret()}\n"
         with vault.create(self.identity_file, [vault.ScryptRecipient(passphrase, factor)]) as out:
             out.write(text.encode())
         self._append_recipient(identity.recipient, comment=f"owner, created {created}")
@@ -143,7 +141,9 @@ class Keyring:
         """The owner's identities, decrypted into memory. Wrong passphrase: NoIdentityMatchError."""
         if not self.has_identity():
             raise KeyringError(f"{self.identity_file}: no owner identity; run 'doorbell keys init'")
-        return vault.load_identities(self.identity_file, lambda: passphrase, affordable_work_factor())
+        return vault.load_identities(
+            self.identity_file, lambda: passphrase, affordable_work_factor()
+        )
 
     def add_recipient(self, recipient: vault.X25519Recipient, comment: str = "") -> bool:
         """Add a recipient for new clips; False if it was there already."""

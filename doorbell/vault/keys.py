@@ -199,7 +199,7 @@ class ScryptIdentity:
             if work_factor > self.max_work_factor:
                 raise HeaderError(
                     f"scrypt work factor {work_factor} is above the limit of "
-                    f"{self.max_work_factor} (it would need {2 ** work_factor // 1024} MiB)"
+                    f"{self.max_work_factor} (it would need {2**work_factor // 1024} MiB)"
                 )
             if len(stanza.body) != _WRAPPED_SIZE:
                 raise HeaderError("a scrypt stanza body must be 32 bytes")

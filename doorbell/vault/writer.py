@@ -14,6 +14,7 @@ the disk busy while the CPU encrypts, instead of flushing everything at the end.
 Only ``close()`` writes the final chunk and renames the file into place.
 """
 
+import contextlib
 import io
 import os
 import queue
@@ -309,10 +310,8 @@ class Writer(io.RawIOBase):
     def __del__(self) -> None:
         # Never finish a file nobody closed: that would mark a partial stream complete.
         if not getattr(self, "_ended", True):
-            try:
+            with contextlib.suppress(OSError):
                 self.abort()
-            except OSError:
-                pass
 
 
 def create(
@@ -333,4 +332,3 @@ def create(
     except BaseException:
         sink.discard()
         raise
-
