@@ -14,9 +14,9 @@ from a header's stanzas, returns ``None`` when no stanza is for it, and raises
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -37,6 +37,7 @@ _WORK_FACTOR = re.compile(r"[1-9][0-9]{0,1}")
 #: The highest scrypt work factor (log2 N) accepted when opening a file, as in
 #: age. 22 costs 4 GiB; callers on small devices pass a lower cap.
 MAX_WORK_FACTOR = 22
+_K = TypeVar("_K")
 
 
 class Recipient(Protocol):
@@ -215,34 +216,27 @@ def scrypt_key(passphrase: str, salt: bytes, work_factor: int) -> bytes:
     return kdf.derive(passphrase.encode("utf-8"))
 
 
-def _key_lines(text: str) -> Iterable[tuple[int, str]]:
+def _parse_key_file(text: str, source: str, parse: Callable[[str], _K], what: str) -> list[_K]:
+    """Keys from age's key-file format: one a line, blank lines and ``#`` comments skipped."""
+    found = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if line and not line.startswith("#"):
-            yield number, line
+        if not line or line.startswith("#"):
+            continue
+        try:
+            found.append(parse(line))
+        except KeyFormatError as err:
+            raise KeyFormatError(f"line {number}: {err.detail}", source) from None
+    if not found:
+        raise KeyFormatError(f"no {what} in the file", source)
+    return found
 
 
 def parse_recipients(text: str, source: str = "recipients") -> list[X25519Recipient]:
-    """Recipients from a file in age's ``-R`` format: one ``age1…`` a line, ``#`` comments."""
-    found = []
-    for number, line in _key_lines(text):
-        try:
-            found.append(X25519Recipient.parse(line))
-        except KeyFormatError as err:
-            raise KeyFormatError(f"line {number}: {err.detail}", source) from None
-    if not found:
-        raise KeyFormatError("no recipients in the file", source)
-    return found
+    """Recipients from a file in age's ``-R`` format: ``age1…`` lines."""
+    return _parse_key_file(text, source, X25519Recipient.parse, "recipients")
 
 
 def parse_identities(text: str, source: str = "identity") -> list[X25519Identity]:
-    """Identities from a file in age's ``-i`` format: ``AGE-SECRET-KEY-1…`` lines, ``#`` comments."""
-    found = []
-    for number, line in _key_lines(text):
-        try:
-            found.append(X25519Identity.parse(line))
-        except KeyFormatError as err:
-            raise KeyFormatError(f"line {number}: {err.detail}", source) from None
-    if not found:
-        raise KeyFormatError("no identities in the file", source)
-    return found
+    """Identities from a file in age's ``-i`` format: ``AGE-SECRET-KEY-1…`` lines."""
+    return _parse_key_file(text, source, X25519Identity.parse, "identities")
