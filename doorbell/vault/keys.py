@@ -22,7 +22,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from doorbell.vault import bech32
 from doorbell.vault.errors import HeaderError, KeyFormatError
@@ -59,10 +58,6 @@ def _aead_unwrap(key: bytes, body: bytes) -> bytes | None:
         return None
 
 
-def _raw_public(key: X25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
 @dataclass(frozen=True)
 class X25519Recipient:
     """An ``age1…`` public key. Safe to print, log and store anywhere."""
@@ -92,7 +87,7 @@ class X25519Recipient:
 
     def wrap(self, file_key: bytes) -> Stanza:
         ephemeral = X25519PrivateKey.generate()
-        share = _raw_public(ephemeral.public_key())
+        share = ephemeral.public_key().public_bytes_raw()
         shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(self.public))
         key = hkdf(shared, share + self.public, _X25519_INFO)
         return Stanza("X25519", (b64encode(share).decode(),), _aead_wrap(key, file_key))
@@ -127,7 +122,7 @@ class X25519Identity:
 
     @property
     def recipient(self) -> X25519Recipient:
-        return X25519Recipient(_raw_public(self._key.public_key()))
+        return X25519Recipient(self._key.public_key().public_bytes_raw())
 
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
         ours = self.recipient.public
