@@ -147,7 +147,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
                 "or was cut off; remove it if not"
             ) from None
     else:
-        writer = vault.Writer(vault.ThreadedSink(vault.StreamSink(sys.stdout.buffer)), recipients)
+        writer = vault.Writer(vault.StreamSink(sys.stdout.buffer), recipients)
     try:
         while block := source.read(_READ_BLOCK):
             writer.write(block)
@@ -197,7 +197,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     name = args.input if args.input not in (None, "-") else "-"
     source = _input(args.input)
     sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    out = vault.ThreadedSink(vault.StreamSink(sink))
+    out = vault.StreamSink(sink)
     ok = False
     try:
         if args.recover:

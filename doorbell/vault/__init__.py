@@ -41,12 +41,13 @@ from doorbell.vault.keys import (
 )
 from doorbell.vault.reader import Reader, Recovery, iter_plaintext, open_file, open_header, recover
 from doorbell.vault.stream import CHUNK_SIZE
-from doorbell.vault.writer import PART_SUFFIX, StreamSink, ThreadedSink, Writer, create
+from doorbell.vault.writer import PART_SUFFIX, AtomicFileSink, StreamSink, Writer, create
 
 __all__ = [
     "CHUNK_SIZE",
     "MAX_WORK_FACTOR",
     "PART_SUFFIX",
+    "AtomicFileSink",
     "HeaderError",
     "HeaderMacError",
     "Identity",
@@ -59,7 +60,6 @@ __all__ = [
     "ScryptIdentity",
     "ScryptRecipient",
     "StreamSink",
-    "ThreadedSink",
     "TruncatedError",
     "VaultError",
     "Writer",

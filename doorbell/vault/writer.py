@@ -5,19 +5,17 @@
     writer.close()          # final chunk, fsync, rename, fsync the folder
 
 The writer holds at most one 64 KiB chunk of plaintext. Each sealed chunk goes
-to the OS at once (no user-space buffering), through a writer thread so disk
-I/O overlaps encryption. While open the file is ``<name>.part``; it is fsynced
-every ``fsync_interval`` seconds or ``fsync_bytes`` bytes, whichever comes
-first, so a power cut loses at most that much, and the authenticated prefix of
-a ``.part`` can be recovered (``reader.recover``). Syncing as it goes also keeps
-the disk busy while the CPU encrypts, instead of flushing everything at the end.
-Only ``close()`` writes the final chunk and renames the file into place.
+to the OS at once (no user-space buffering). While open the file is
+``<name>.part``; it is fsynced every ``fsync_interval`` seconds or
+``fsync_bytes`` bytes, whichever comes first, in a helper thread, so a power
+cut loses at most that much and the authenticated prefix of a ``.part`` can be
+recovered (``reader.recover``). Only ``close()`` writes the final chunk and
+renames the file into place.
 """
 
 import contextlib
 import io
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -71,10 +69,18 @@ class StreamSink:
 class AtomicFileSink:
     """Sealed bytes to ``<path>.part``, renamed to ``path`` when finished.
 
-    Every write goes straight to the OS. When ``durable``, ``fsync`` runs once
-    ``fsync_interval`` seconds of ``clock`` or ``fsync_bytes`` bytes have passed
-    since the last one, and always before the rename; otherwise never (the
-    command-line tool, like ``age`` and ``cp``, leaves that to the OS).
+    Every write goes straight to the OS from the caller's thread. When
+    ``durable``, an fsync starts once ``fsync_interval`` seconds of ``clock`` or
+    ``fsync_bytes`` bytes have passed since the last one, and always runs before
+    the rename; otherwise never (the command-line tool, like ``age`` and ``cp``,
+    leaves that to the OS).
+
+    The periodic fsync runs in a helper thread: on an SD card one can take
+    hundreds of milliseconds, and the recorder must keep taking frames; for a
+    bulk write it keeps the disk busy while the CPU encrypts. Thread ownership:
+    the caller owns ``_fd`` and every method; the sync thread only calls
+    ``os.fsync(_fd)`` between ``_start_sync`` and ``_idle.set()``, and the fd is
+    never closed while a sync is in flight (``_wait_sync`` first).
     """
 
     def __init__(
@@ -83,7 +89,7 @@ class AtomicFileSink:
         fsync_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         *,
-        fsync_bytes: int = 8 << 20,
+        fsync_bytes: int = 4 << 20,
         durable: bool = True,
     ) -> None:
         self.path = Path(path)
@@ -93,6 +99,9 @@ class AtomicFileSink:
         self._sync_bytes = fsync_bytes
         self._durable = durable
         self._unsynced = 0
+        self._error: OSError | None = None
+        self._idle = threading.Event()
+        self._idle.set()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._fd: int | None = os.open(self.part, flags, 0o600)
         self._synced_at = clock()
@@ -101,6 +110,7 @@ class AtomicFileSink:
 
     def write(self, data: bytes) -> None:
         assert self._fd is not None
+        self._raise_sync_error()
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
@@ -108,10 +118,38 @@ class AtomicFileSink:
             return
         self._unsynced += len(data)
         now = self._clock()
-        if self._unsynced >= self._sync_bytes or now - self._synced_at >= self._interval:
-            os.fsync(self._fd)
+        due = self._unsynced >= self._sync_bytes or now - self._synced_at >= self._interval
+        if due and self._idle.is_set():  # one sync in flight at most
             self._synced_at = now
             self._unsynced = 0
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        self._idle.clear()
+        threading.Thread(target=self._sync, args=(self._fd,), name="vault-fsync").start()
+
+    def _sync(self, fd: int) -> None:
+        try:
+            os.fsync(fd)
+        except OSError as err:  # handed to the writer at its next call, not swallowed
+            self._error = err
+        finally:
+            self._idle.set()
+
+    def _wait_sync(self) -> None:
+        self._idle.wait()
+        self._raise_sync_error()
+
+    def _raise_sync_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def sync(self) -> None:
+        """Make every byte written so far durable, now."""
+        self._wait_sync()
+        if self._fd is not None:
+            os.fsync(self._fd)
 
     def flush(self) -> None:
         """Nothing to do: every write already went to the OS."""
@@ -119,7 +157,7 @@ class AtomicFileSink:
     def finish(self) -> None:
         assert self._fd is not None
         if self._durable:
-            os.fsync(self._fd)
+            self.sync()
         self._close()
         self.part.replace(self.path)
         if self._durable:
@@ -129,7 +167,7 @@ class AtomicFileSink:
         """Stop writing and leave ``.part`` as a power cut would."""
         if self._fd is not None:
             if self._durable:
-                os.fsync(self._fd)
+                self.sync()
             self._close()
 
     def discard(self) -> None:
@@ -137,6 +175,7 @@ class AtomicFileSink:
         self.part.unlink(missing_ok=True)
 
     def _close(self) -> None:
+        self._idle.wait()
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
@@ -148,71 +187,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class ThreadedSink:
-    """Hands sealed chunks to one writer thread, so a slow disk never stalls the producer.
-
-    On an SD card one fsync can take hundreds of milliseconds; the recorder
-    must keep taking frames meanwhile. Up to ``depth`` sealed chunks (2 MiB by
-    default) wait in RAM; past that the producer waits for the disk.
-
-    Thread ownership: the producer (the caller of ``write``/``finish``) owns the
-    queue's input side; the writer thread alone calls ``inner.write``. An error
-    in the writer thread is kept and raised to the producer at its next call;
-    the thread keeps draining the queue so the producer never blocks on it.
-    """
-
-    def __init__(self, inner: Sink, depth: int = 32) -> None:
-        self.inner = inner
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="vault-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                if self._error is None:
-                    self.inner.write(item)
-            except BaseException as err:  # handed to the producer, not swallowed
-                self._error = err
-            finally:
-                self._queue.task_done()
-
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def write(self, data: bytes) -> None:
-        self._raise_pending()
-        self._queue.put(data)
-
-    def flush(self) -> None:
-        """Wait until the writer thread has handed every queued chunk to the OS."""
-        self._queue.join()
-        self._raise_pending()
-
-    def _drain(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def finish(self) -> None:
-        self._drain()
-        self._raise_pending()
-        self.inner.finish()
-
-    def abort(self) -> None:
-        self._drain()
-        self.inner.abort()
-
-    def discard(self) -> None:
-        self._drain()
-        self.inner.discard()
 
 
 class Writer(io.RawIOBase):
@@ -326,7 +300,7 @@ def create(
 
     ``durable=False`` skips every fsync (for the command-line tool only).
     """
-    sink = ThreadedSink(AtomicFileSink(path, fsync_interval, clock, durable=durable))
+    sink = AtomicFileSink(path, fsync_interval, clock, durable=durable)
     try:
         return Writer(sink, recipients)
     except BaseException:
