@@ -80,7 +80,7 @@ class AtomicFileSink:
     bulk write it keeps the disk busy while the CPU encrypts. Thread ownership:
     the caller owns ``_fd`` and every method; the sync thread only calls
     ``os.fsync(_fd)`` between ``_start_sync`` and ``_idle.set()``, and the fd is
-    never closed while a sync is in flight (``_wait_sync`` first).
+    never closed while a sync is in flight (``_close`` waits for it).
     """
 
     def __init__(
@@ -136,7 +136,8 @@ class AtomicFileSink:
         finally:
             self._idle.set()
 
-    def _wait_sync(self) -> None:
+    def wait_synced(self) -> None:
+        """Wait for the fsync in flight, if any; raise what it raised."""
         self._idle.wait()
         self._raise_sync_error()
 
@@ -147,7 +148,7 @@ class AtomicFileSink:
 
     def sync(self) -> None:
         """Make every byte written so far durable, now."""
-        self._wait_sync()
+        self.wait_synced()
         if self._fd is not None:
             os.fsync(self._fd)
 
