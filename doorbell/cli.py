@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import BinaryIO
 
 from doorbell.errors import DoorbellError, UsageError
@@ -23,8 +22,8 @@ DEFAULT_DATA_DIR = "/var/lib/doorbell"
 _READ_BLOCK = 1 << 20
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data_dir or os.environ.get("DOORBELL_DATA_DIR") or DEFAULT_DATA_DIR)
+def _data_dir(args: argparse.Namespace) -> str:
+    return args.data_dir or os.environ.get("DOORBELL_DATA_DIR") or DEFAULT_DATA_DIR
 
 
 def _read_passphrase_file(path: str) -> str:
@@ -129,7 +128,8 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     recipients = [vault.X25519Recipient.parse(r) for r in args.recipient]
     for path in args.recipients_file:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         except (OSError, UnicodeDecodeError) as err:
             raise UsageError(f"{path}: cannot read the recipients file ({err})") from None
         recipients += vault.parse_recipients(text, path)
@@ -226,7 +226,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         if args.output:
             sink.close()
             if not ok:
-                Path(args.output).unlink(missing_ok=True)
+                os.unlink(args.output)
         source.close()
     return 0
 

@@ -7,12 +7,12 @@ else, as the CCTV vectors demand. Nothing here knows about keys; see ``keys``.
 
 import base64
 import binascii
-import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
-from hashlib import sha256
+from typing import NamedTuple
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from doorbell.vault.errors import HeaderError
@@ -26,8 +26,7 @@ _MAX_STANZAS = 1024
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
-@dataclass(frozen=True)
-class Stanza:
+class Stanza(NamedTuple):
     """One recipient stanza: a type, its arguments, and a binary body."""
 
     type: str
@@ -43,8 +42,7 @@ class Stanza:
         return line + b"".join(chunk + b"\n" for chunk in lines)
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """A parsed header. ``mac_input`` is every byte the MAC covers."""
 
     stanzas: tuple[Stanza, ...]
@@ -53,7 +51,12 @@ class Header:
     size: int  # bytes from the start of the file to the end of the MAC line
 
     def verify_mac(self, file_key: bytes) -> bool:
-        return hmac.compare_digest(header_mac(file_key, self.mac_input), self.mac)
+        mac = _mac(file_key, self.mac_input)
+        try:
+            mac.verify(self.mac)  # constant time
+        except InvalidSignature:
+            return False
+        return True
 
 
 def b64encode(data: bytes) -> bytes:
@@ -79,8 +82,14 @@ def hkdf(key: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(key)
 
 
+def _mac(file_key: bytes, mac_input: bytes) -> HMAC:
+    mac = HMAC(hkdf(file_key, b"", b"header"), hashes.SHA256())
+    mac.update(mac_input)
+    return mac
+
+
 def header_mac(file_key: bytes, mac_input: bytes) -> bytes:
-    return hmac.new(hkdf(file_key, b"", b"header"), mac_input, sha256).digest()
+    return _mac(file_key, mac_input).finalize()
 
 
 def encode_header(stanzas: list[Stanza], file_key: bytes) -> bytes:

@@ -15,8 +15,7 @@ from a header's stanzas, returns ``None`` when no stanza is for it, and raises
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -58,8 +57,7 @@ def _aead_unwrap(key: bytes, body: bytes) -> bytes | None:
         return None
 
 
-@dataclass(frozen=True)
-class X25519Recipient:
+class X25519Recipient(NamedTuple):
     """An ``age1…`` public key. Safe to print, log and store anywhere."""
 
     public: bytes
@@ -93,11 +91,13 @@ class X25519Recipient:
         return Stanza("X25519", (b64encode(share).decode(),), _aead_wrap(key, file_key))
 
 
-@dataclass(frozen=True, repr=False)
 class X25519Identity:
     """An ``AGE-SECRET-KEY-1…`` identity. Never print, log or write it in plaintext."""
 
-    _key: X25519PrivateKey = field(compare=False)
+    __slots__ = ("_key",)
+
+    def __init__(self, key: X25519PrivateKey) -> None:
+        self._key = key
 
     @classmethod
     def generate(cls) -> "X25519Identity":
@@ -153,12 +153,14 @@ class X25519Identity:
         return shared
 
 
-@dataclass(frozen=True, repr=False)
 class ScryptRecipient:
     """Encrypt to a passphrase with scrypt of work factor ``2**work_factor``."""
 
-    passphrase: str = field(compare=False)
-    work_factor: int = 18
+    __slots__ = ("passphrase", "work_factor")
+
+    def __init__(self, passphrase: str, work_factor: int = 18) -> None:
+        self.passphrase = passphrase
+        self.work_factor = work_factor
 
     def __repr__(self) -> str:
         return f"ScryptRecipient(work_factor={self.work_factor})"
@@ -170,12 +172,14 @@ class ScryptRecipient:
         return Stanza("scrypt", args, _aead_wrap(key, file_key))
 
 
-@dataclass(frozen=True, repr=False)
 class ScryptIdentity:
     """Open a passphrase-encrypted file; refuse work factors above ``max_work_factor``."""
 
-    passphrase: str = field(compare=False)
-    max_work_factor: int = MAX_WORK_FACTOR
+    __slots__ = ("max_work_factor", "passphrase")
+
+    def __init__(self, passphrase: str, max_work_factor: int = MAX_WORK_FACTOR) -> None:
+        self.passphrase = passphrase
+        self.max_work_factor = max_work_factor
 
     def __repr__(self) -> str:
         return f"ScryptIdentity(max_work_factor={self.max_work_factor})"

@@ -15,7 +15,6 @@ unfinished or damaged file and reports what was lost.
 import io
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from doorbell.vault.errors import (
@@ -246,15 +245,18 @@ def iter_plaintext(
         index += 1
 
 
-@dataclass
 class Recovery:
     """What :func:`recover` found: how much is intact and how much was lost."""
 
-    plaintext_bytes: int = 0
-    chunks: int = 0
-    complete: bool = False
-    lost_bytes: int = 0  # ciphertext bytes after the intact prefix
-    error: PayloadError | None = None
+    def __init__(self) -> None:
+        self.plaintext_bytes = 0
+        self.chunks = 0
+        self.complete = False
+        self.lost_bytes = 0  # ciphertext bytes after the intact prefix
+        self.error: PayloadError | None = None
+
+    def __repr__(self) -> str:
+        return f"Recovery({self.describe()})"
 
     def describe(self) -> str:
         if self.complete:

@@ -8,7 +8,7 @@ payload is empty). So the plaintext size follows from the file size, and
 chunk ``i`` sits at a known offset: that is what random access stands on.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -46,8 +46,7 @@ class ChunkCipher:
             return None
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where the chunks of a payload of ``sealed_size`` bytes (after the nonce) lie.
 
     ``last_index`` is the index of the final chunk and ``last_sealed`` its

@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from doorbell.errors import UsageError
@@ -92,8 +91,8 @@ class AtomicFileSink:
         fsync_bytes: int = 4 << 20,
         durable: bool = True,
     ) -> None:
-        self.path = Path(path)
-        self.part = self.path.with_name(self.path.name + PART_SUFFIX)
+        self.path = os.fspath(path)
+        self.part = self.path + PART_SUFFIX
         self._interval = fsync_interval
         self._clock = clock
         self._sync_bytes = fsync_bytes
@@ -106,7 +105,7 @@ class AtomicFileSink:
         self._fd: int | None = os.open(self.part, flags, 0o600)
         self._synced_at = clock()
         if durable:
-            _fsync_dir(self.part.parent)  # the .part itself survives a power cut
+            _fsync_dir(self.part)  # the .part itself survives a power cut
 
     def write(self, data: bytes) -> None:
         assert self._fd is not None
@@ -160,9 +159,9 @@ class AtomicFileSink:
         if self._durable:
             self.sync()
         self._close()
-        self.part.replace(self.path)
+        os.replace(self.part, self.path)
         if self._durable:
-            _fsync_dir(self.path.parent)
+            _fsync_dir(self.path)
 
     def abort(self) -> None:
         """Stop writing and leave ``.part`` as a power cut would."""
@@ -173,7 +172,8 @@ class AtomicFileSink:
 
     def discard(self) -> None:
         self._close()
-        self.part.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.part)
 
     def _close(self) -> None:
         self._idle.wait()
@@ -182,8 +182,11 @@ class AtomicFileSink:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _fsync_dir(file: str) -> None:
+    """fsync the folder holding ``file``, so its entry survives a power cut."""
+    fd = os.open(
+        os.path.dirname(os.path.abspath(file)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    )
     try:
         os.fsync(fd)
     finally:
