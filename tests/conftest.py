@@ -1,6 +1,9 @@
 """Shared fixtures: a data dir with owner keys made the way `doorbell keys init` makes them."""
 
 import os
+import pty
+import select
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,33 @@ def find_plaintext(root: Path, plaintext: bytes, window: int = 32, step: int = 9
             if any(p in data for p in probes):
                 hits.append(os.path.join(folder, name))
     return hits
+
+
+def on_a_terminal(argv: list[str], answers: list[str], timeout: float = 30.0) -> tuple[int, str]:
+    """Run ``argv`` with a pty as its controlling terminal; type the next answer at
+    each passphrase prompt. Returns the exit code and what the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: /dev/tty is the pty
+        os.execv(argv[0], argv)
+    seen, answered = b"", 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                data = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal: it is done
+                break
+            if not data:
+                break
+            seen += data
+            prompts = seen.lower().count(b"passphrase")
+            while answered < min(prompts, len(answers)):
+                os.write(fd, answers[answered].encode() + b"\n")
+                answered += 1
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")

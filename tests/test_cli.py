@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from doorbell import cli, vault
-from tests.conftest import PASSPHRASE
+from doorbell.store import Keyring
+from tests.conftest import PASSPHRASE, on_a_terminal
 
 DOORBELL = [sys.executable, "-m", "doorbell"]
 
@@ -63,6 +64,18 @@ def test_keys_init_refuses_a_short_passphrase(tmp_path, capsys):
     assert main("keys", "init", "--data-dir", tmp_path / "d", "--passphrase-file", short) == 2
     assert "at least 8 characters" in capsys.readouterr().err
     assert not (tmp_path / "d" / "keys" / "identity.age").exists()
+
+
+def test_keys_init_on_a_terminal_asks_twice(tmp_path):
+    data = tmp_path / "data"
+    argv = [*DOORBELL, "keys", "init", "--data-dir", str(data), "--work-factor", "10"]
+    code, seen = on_a_terminal(argv, [PASSPHRASE, PASSPHRASE + " typo"])
+    assert code == 2 and "the two passphrases differ; nothing was changed" in seen
+    assert not (data / "keys").exists()
+    code, seen = on_a_terminal(argv, [PASSPHRASE, PASSPHRASE])
+    assert code == 0 and "Owner identity created." in seen
+    assert PASSPHRASE not in seen  # never echoed
+    assert Keyring.in_data_dir(data).unlock(PASSPHRASE)
 
 
 def test_keys_init_without_a_terminal_or_file_says_what_to_do():

@@ -4,18 +4,15 @@ An owner must never depend on this software to reach their footage (law 3).
 """
 
 import os
-import pty
-import select
 import shutil
 import subprocess
-import time
 
 import pyrage
 import pytest
 
 from doorbell import vault
 from doorbell.store import Keyring
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, on_a_terminal
 
 AGE = shutil.which("age")
 AGE_KEYGEN = shutil.which("age-keygen")
@@ -33,32 +30,10 @@ def age(*args, stdin: bytes | None = None) -> bytes:
     return result.stdout
 
 
-def age_on_a_terminal(args: list, passphrase: str, timeout: float = 30.0) -> None:
-    """Run age with a pty as its terminal and type ``passphrase`` at every prompt."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: age reads the passphrase from /dev/tty, which is the pty
-        os.execv(AGE, [AGE, *map(str, args)])
-    seen, answered = b"", 0
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                try:
-                    data = os.read(fd, 1024)
-                except OSError:  # the child closed the terminal: it is done
-                    break
-                if not data:
-                    break
-                seen += data
-                prompts = seen.lower().count(b"passphrase")
-                while answered < prompts:
-                    os.write(fd, passphrase.encode() + b"\n")
-                    answered += 1
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+def age_on_a_terminal(args: list, passphrase: str) -> None:
+    """Run age with a pty as its terminal, typing ``passphrase`` at every prompt."""
+    code, seen = on_a_terminal([AGE, *map(str, args)], [passphrase] * 2)
+    assert code == 0, seen
 
 
 @pytest.fixture
