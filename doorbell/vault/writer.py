@@ -198,6 +198,8 @@ class Writer(io.RawIOBase):
 
     Not seekable: an age payload can only be written front to back, which is
     why clips are fragmented MP4. ``tell()`` counts plaintext bytes written.
+    In a ``with`` block it closes on success and aborts on an exception (what
+    was written stays, recoverable, as after a crash).
     """
 
     def __init__(self, sink: Sink, recipients: Sequence[Recipient]) -> None:
@@ -260,8 +262,13 @@ class Writer(io.RawIOBase):
             self._ended = True
             sealed = self._cipher.seal(self._index, self._buffer, last=True)
             self._buffer.clear()
-            self._sink.write(sealed)
-            self._sink.finish()
+            try:
+                self._sink.write(sealed)
+                self._sink.finish()
+            except BaseException:
+                with contextlib.suppress(OSError):  # the first error is the one to report
+                    self._sink.abort()
+                raise
         super().close()
 
     def abort(self) -> None:
