@@ -73,3 +73,23 @@ def on_a_terminal(argv: list[str], answers: list[str], timeout: float = 30.0) ->
     finally:
         os.close(fd)
     return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
+
+
+def grey_frames(name: str, size: tuple[int, int] | None = None):
+    """The frames of a file in shared/footage as grey arrays (optionally resized)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(FOOTAGE / name))
+    assert capture.isOpened(), f"cannot open {FOOTAGE / name}"
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            yield cv2.resize(grey, size, interpolation=cv2.INTER_AREA) if size else grey
+    finally:
+        capture.release()
