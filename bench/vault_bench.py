@@ -33,6 +33,7 @@ from doorbell import vault
 
 MiB = 1 << 20
 ROWS: list[dict] = []
+NOTES: list[str] = []
 
 
 def add_row(name, base, ours, ratio, goal, met, unit="s", samples=None):
@@ -42,14 +43,16 @@ def add_row(name, base, ours, ratio, goal, met, unit="s", samples=None):
     )
 
 
-def fmt(value: float, unit: str) -> str:
+def fmt(value: float, unit: str = "s") -> str:
+    """Bytes in full; seconds in s, ms or µs with 3 significant digits."""
     if unit == "B":
         return f"{value:,.0f} B"
-    if value >= 0.9995:
-        return f"{value:.3g} s"
-    if value >= 0.0009995:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value * 1e6:.3g} µs"
+    scale, name = next(
+        (s, n)
+        for s, n in ((1, "s"), (1e-3, "ms"), (1e-6, "µs"))
+        if value >= s * 0.9995 or n == "µs"
+    )
+    return f"{value / scale:#.3g}".rstrip(".") + f" {name}"
 
 
 def interleaved(runs: dict[str, Callable[[], float]], repeat: int) -> dict[str, list[float]]:
@@ -70,8 +73,7 @@ def unlink(*paths: Path) -> None:
 # -- 1. encrypted write vs plain write ------------------------------------
 
 
-def bench_write(work: Path, data: bytes, recipients: list, repeat: int) -> None:
-    view = memoryview(data)
+def bench_write(work: Path, view: memoryview, recipients: list, repeat: int) -> None:
     plain_path, ours_path = work / "plain.bin", work / "ours.age"
     sizes: list[int] = []
 
@@ -89,11 +91,8 @@ def bench_write(work: Path, data: bytes, recipients: list, repeat: int) -> None:
     def ours(durable: bool) -> float:
         start = time.perf_counter()
         # durable is the default: fsyncs while writing and before the rename
-        writer = (
-            vault.create(ours_path, recipients)
-            if durable
-            else vault.create(ours_path, recipients, durable=False)
-        )
+        kwargs = {} if durable else {"durable": False}
+        writer = vault.create(ours_path, recipients, **kwargs)
         for i in range(0, len(view), MiB):
             writer.write(view[i : i + MiB])
         writer.close()
@@ -102,59 +101,43 @@ def bench_write(work: Path, data: bytes, recipients: list, repeat: int) -> None:
         unlink(ours_path)
         return elapsed
 
-    mib = len(data) // MiB
-    for label, durable in (("durable (fsync)", True), ("page cache", False)):
-        got = interleaved(
-            {"plain": lambda d=durable: plain(d), "ours": lambda d=durable: ours(d)}, repeat
-        )
+    mib = len(view) // MiB
+    for label, d in (("durable (fsync)", True), ("page cache", False)):
+        got = interleaved({"plain": lambda d=d: plain(d), "ours": lambda d=d: ours(d)}, repeat)
         base, mine = statistics.median(got["plain"]), statistics.median(got["ours"])
         ratio = mine / base
-        add_row(
-            f"write {mib} MiB, {label}", base, mine, ratio, "<= 1.05", ratio <= 1.05, samples=got
-        )
-    size_ratio = max(sizes) / len(data)
-    add_row(
-        f"file size, {mib} MiB",
-        len(data),
-        max(sizes),
-        size_ratio,
-        "<= 1.001",
-        size_ratio <= 1.001,
-        "B",
-    )
+        add_row(f"write {mib} MiB, {label}", base, mine, ratio, "<= 1.05", ratio <= 1.05, "s", got)
+    ratio = max(sizes) / len(view)
+    add_row(f"file size, {mib} MiB", len(view), max(sizes), ratio, "<= 1.001", ratio <= 1.001, "B")
 
 
 # -- 2. our CLI vs the age CLI ---------------------------------------------
 
 
 def doorbell_command() -> tuple[list[str], str]:
-    """The installed console script of the Python running this, else the one on PATH, else -m."""
+    """The console script of the Python running this, else the one on PATH, else -m.
+
+    Beside sys.executable first: on PATH there may be a pyenv shim (a bash script
+    that runs ``pyenv exec``, over 100 ms a start), which is not what we measure.
+    """
     beside = str(Path(sys.executable).with_name("doorbell"))
     on_path = shutil.which("doorbell")
     if os.access(beside, os.X_OK):
-        note = (
-            f"; PATH has {on_path}"
-            if on_path and os.path.realpath(on_path) != os.path.realpath(beside)
-            else ""
-        )
-        return [beside], f"{beside} (console script beside {sys.executable}{note})"
+        other = on_path and os.path.realpath(on_path) != os.path.realpath(beside)
+        return [beside], beside + (f" (PATH has {on_path}, not used)" if other else "")
     if on_path:
-        return [on_path], f"{on_path} (console script from PATH)"
-    return [
-        sys.executable,
-        "-m",
-        "doorbell",
-    ], f"{sys.executable} -m doorbell (no console script found)"
+        return [on_path], f"{on_path} (from PATH)"
+    return [sys.executable, "-m", "doorbell"], f"{sys.executable} -m doorbell (no script found)"
 
 
-def run(cmd: list[str]) -> float:
+def run(cmd: list) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
-def race(age_cmd: list[str], our_cmd: list[str], out: str, repeat: int) -> dict[str, list[float]]:
-    def once(cmd: list[str]) -> float:
+def race(age_cmd: list, our_cmd: list, out: Path, repeat: int) -> dict[str, list[float]]:
+    def once(cmd: list) -> float:
         unlink(out)
         elapsed = run(cmd)
         unlink(out)
@@ -165,49 +148,50 @@ def race(age_cmd: list[str], our_cmd: list[str], out: str, repeat: int) -> dict[
 
 def faster_row(name: str, got: dict[str, list[float]], goal: bool = True) -> None:
     base, mine = statistics.median(got["age"]), statistics.median(got["ours"])
-    ratio = base / mine
-    met = ratio >= 1.2 if goal else None
-    add_row(name, base, mine, ratio, ">= 1.2" if goal else "(none)", met, samples=got)
+    met = base / mine >= 1.2 if goal else None
+    add_row(name, base, mine, base / mine, ">= 1.2" if goal else "(none)", met, "s", got)
 
 
 def same(path: Path, expected: Path) -> bool:
-    """age -o makes no file for an empty plaintext."""
+    """Equal contents (age -o makes no file for an empty plaintext)."""
     return (path.read_bytes() if path.exists() else b"") == expected.read_bytes()
 
 
 def bench_cli(work, age, ours, recipient, id_file, data, sizes_mib, repeat) -> None:
     plain, enc, out, check = (work / n for n in ("in.bin", "in.age", "out", "check"))
-    for size_mib in sizes_mib:
-        with open(plain, "wb") as f:
-            f.write(data[: size_mib * MiB])
+    for mib in sizes_mib:
+        plain.write_bytes(data[: mib * MiB])
         unlink(enc)
         subprocess.run([age, "-r", recipient, "-o", enc, plain], check=True)
-        label = "start-up: encrypt empty file, CLI" if not size_mib else f"{size_mib} MiB"
 
         age_enc = [age, "-r", recipient, "-o", out, plain]
         our_enc = [*ours, "encrypt", "-r", recipient, "-o", out, plain]
-        # untimed first runs: check the round trip (and leave any bytecode cache written)
+        # untimed first runs: the round trip is checked (and bytecode caches are warm)
         run(our_enc)
         subprocess.run([age, "-d", "-i", id_file, "-o", check, out], check=True)
-        assert same(check, plain), f"{size_mib} MiB: our encryption does not decrypt to the input"
+        assert same(check, plain), f"{mib} MiB: our encryption does not decrypt to the input"
         unlink(out, check)
         run(age_enc)
-        unlink(out)
         got = race(age_enc, our_enc, out, repeat)
-        faster_row(label if not size_mib else f"encrypt {label}, CLI", got, goal=bool(size_mib))
-        if not size_mib:
+        if not mib:
+            faster_row("start-up: encrypt empty file, CLI", got, goal=False)
+            runs = {f: lambda f=f: run([sys.executable, f, "-c", "pass"]) for f in ("-S", "-I")}
+            bare = {f: fmt(statistics.median(t)) for f, t in interleaved(runs, repeat).items()}
+            NOTES.append(
+                f"# start-up: python3 -S -c pass {bare['-S']} (no site-packages), "
+                f"python3 -I -c pass {bare['-I']} (site-packages .pth files run), "
+                f"doorbell encrypt of an empty file {fmt(statistics.median(got['ours']))}"
+            )
             continue
+        faster_row(f"encrypt {mib} MiB, CLI", got)
 
         age_dec = [age, "-d", "-i", id_file, "-o", out, enc]
         our_dec = [*ours, "decrypt", "-i", id_file, "-o", out, enc]
         run(our_dec)
-        assert same(out, plain), f"{size_mib} MiB: our decryption of age's file differs"
-        unlink(out)
+        assert same(out, plain), f"{mib} MiB: our decryption of age's file differs"
         run(age_dec)
-        assert same(out, plain), f"{size_mib} MiB: age's decryption differs"
-        unlink(out)
-        got = race(age_dec, our_dec, out, repeat)
-        faster_row(f"decrypt {label}, CLI", got)
+        assert same(out, plain), f"{mib} MiB: age's decryption differs"
+        faster_row(f"decrypt {mib} MiB, CLI", race(age_dec, our_dec, out, repeat))
     unlink(plain, enc, out, check)
 
 
@@ -237,19 +221,9 @@ def bench_random_access(work, ours, identity, id_file, big: int, repeat: int) ->
         return elapsed
 
     def cli_at(where: str) -> float:
-        cmd = [
-            *ours,
-            "decrypt",
-            "-i",
-            id_file,
-            "--offset",
-            str(offsets[where]),
-            "--length",
-            "64",
-            path,
-        ]
+        cmd = [*ours, "decrypt", "-i", id_file, "--offset", str(offsets[where]), "--length", "64"]
         start = time.perf_counter()
-        got = subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout
+        got = subprocess.run([*cmd, path], check=True, stdout=subprocess.PIPE).stdout
         elapsed = time.perf_counter() - start
         assert got == expect[where], f"CLI read at the {where} differs"
         return elapsed
@@ -265,16 +239,33 @@ def bench_random_access(work, ours, identity, id_file, big: int, repeat: int) ->
         for where in ("middle", "end"):
             mine = statistics.median(got[where])
             ratio = mine / base
-            add_row(
-                f"read 64 B of {gib}: {where} vs start, {label}",
-                base,
-                mine,
-                ratio,
-                "~1.0 (<= 1.25)",
-                ratio <= 1.25,
-                samples={"start": got["start"], where: got[where]},
-            )
+            name = f"read 64 B of {gib}: {where} vs start, {label}"
+            samples = {"start": got["start"], where: got[where]}
+            add_row(name, base, mine, ratio, "~1.0 (<= 1.25)", ratio <= 1.25, "s", samples)
     unlink(path)
+
+
+def print_table() -> None:
+    header = ("benchmark", "baseline", "ours", "ratio", "goal", "met?")
+    lines = [
+        (
+            r["benchmark"],
+            fmt(r["baseline"], r["unit"]),
+            fmt(r["ours"], r["unit"]),
+            f"{r['ratio']:.5f}" if r["unit"] == "B" else f"{r['ratio']:.3f}",
+            r["goal"],
+            "-" if r["met"] is None else "yes" if r["met"] else "no",
+        )
+        for r in ROWS
+    ]
+    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
+    for cells in [header, tuple("-" * w for w in widths), *lines]:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |")
+    print(
+        "# baseline: plain write, plaintext size, age CLI, or a read at the start. "
+        "ratio: ours/baseline, except the CLI rows: age/ours (above 1 = ours faster)."
+    )
+    print("\n".join(NOTES))
 
 
 def main() -> None:
@@ -292,20 +283,18 @@ def main() -> None:
     if not age:
         sys.exit("the age CLI is not on PATH")
     ours, ours_note = doorbell_command()
-    age_version = subprocess.run(
-        [age, "--version"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    age_version = subprocess.run([age, "--version"], capture_output=True, text=True, check=True)
     machine = {
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "cryptography": cryptography.__version__,
-        "age": f"{age} {age_version}",
+        "age": f"{age_version.stdout.strip()} ({age})",
         "doorbell": ours_note,
     }
     print(
         f"# {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}, "
-        f"cryptography {machine['cryptography']}, age {age_version} ({age})\n# ours: {ours_note}",
+        f"cryptography {machine['cryptography']}, age {machine['age']}\n# ours: {ours_note}",
         flush=True,
     )
     identity = vault.X25519Identity.generate()
@@ -314,41 +303,20 @@ def main() -> None:
     print(f"# files in {work} (removed at the end)", flush=True)
     try:
         id_file = work / "identity.txt"
-        with open(id_file, "w") as f:
-            f.write(f"# public key: {recipient}\n{identity.secret()}\n")
-        data = os.urandom(args.size_mb * MiB)
-        bench_write(work, data, [identity.recipient], args.repeat)
+        id_file.write_text(f"# public key: {recipient}\n{identity.secret()}\n")
+        data = os.urandom(max(args.size_mb, 20) * MiB)
+        bench_write(work, memoryview(data)[: args.size_mb * MiB], [identity.recipient], args.repeat)
         sizes = sorted({0, 1, 20, args.size_mb})
         bench_cli(work, age, ours, recipient, id_file, data, sizes, args.repeat)
         del data
-        bench_random_access(
-            work, ours, identity, id_file, int(args.big_gb * (1 << 30)), args.repeat
-        )
+        big = int(args.big_gb * (1 << 30))
+        bench_random_access(work, ours, identity, id_file, big, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    header = ("benchmark", "baseline", "ours", "ratio", "goal", "met?")
-    lines = [
-        (
-            r["benchmark"],
-            fmt(r["baseline"], r["unit"]),
-            fmt(r["ours"], r["unit"]),
-            f"{r['ratio']:.5f}" if r["unit"] == "B" else f"{r['ratio']:.3f}",
-            r["goal"],
-            "-" if r["met"] is None else "yes" if r["met"] else "no",
-        )
-        for r in ROWS
-    ]
-    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
-    for cells in [header, tuple("-" * w for w in widths), *lines]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |")
-    print(
-        "# baseline: plain write (rows 1-2), plaintext size (3), age CLI (CLI rows), read at the "
-        "start (read rows). ratio: ours/baseline, except CLI rows: age/ours (above 1 = ours faster)."
-    )
+    print_table()
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine, "args": vars(args), "rows": ROWS}, f, indent=2)
+        results = {"machine": machine, "args": vars(args), "rows": ROWS, "notes": NOTES}
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

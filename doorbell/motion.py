@@ -84,13 +84,14 @@ class MotionDetector:
         self.settings = settings or MotionSettings()
         if zone is not None and zone.shape != (height, width):
             raise ValueError(f"the zone mask is {zone.shape[::-1]}, the frames {self.size}")
-        self._outside = None if zone is None else (zone == 0)
+        self._zone = None if zone is None else np.where(zone > 0, 255, 0).astype(np.uint8)
         self._kernel = np.ones((3, 3), np.uint8)
         self._background: np.ndarray | None = None
         self._nuisance = np.zeros((height, width), np.float32)
         self._run = 0  # frames with motion running (positive) or without (negative)
         self._seen = 0  # frames since the start or the last reset
         self.active = False
+        self.mask = np.zeros((height, width), np.uint8)
 
     def reset(self) -> None:
         """Forget the background (after the camera reconnects, say)."""
@@ -115,8 +116,8 @@ class MotionDetector:
         )
         if s.ghost_rate:
             cv2.accumulateWeighted(frame, self._background, s.ghost_rate, mask=mask)
-        if s.nuisance_rate:
-            cv2.accumulateWeighted((mask > 0).astype(np.float32), self._nuisance, s.nuisance_rate)
+        if s.nuisance_rate:  # in grey levels: 255 is "moved in every frame"
+            cv2.accumulateWeighted(mask, self._nuisance, s.nuisance_rate)
         return mask
 
     def update(self, grey: np.ndarray) -> MotionResult:
@@ -125,18 +126,22 @@ class MotionDetector:
             raise ValueError(f"frame is {grey.shape[::-1]}, the detector expects {self.size}")
         s = self.settings
         mask = self.foreground(grey)
-        if np.count_nonzero(mask) > s.lighting_change * mask.size:
+        if cv2.countNonZero(mask) > s.lighting_change * mask.size:
             self._background = cv2.blur(grey, (3, 3)).astype(np.float32)
             return self._decide(0.0, (), lighting_reset=True)
-        mask[self._nuisance > s.nuisance_level] = 0
-        if self._outside is not None:
-            mask[self._outside] = 0
-        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        _, calm = cv2.threshold(self._nuisance, s.nuisance_level * 255, 255, cv2.THRESH_BINARY_INV)
+        mask = cv2.bitwise_and(mask, calm.astype(np.uint8))
+        if self._zone is not None:
+            mask = cv2.bitwise_and(mask, self._zone)
+        self.mask = mask  # what counted, for tuning views and benchmarks
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         min_pixels = s.min_area * mask.size
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        score = float(areas.max()) / mask.size if count > 1 else 0.0
+        areas = [cv2.contourArea(c) for c in contours]
+        score = max(areas, default=0.0) / mask.size
         boxes = tuple(
-            (int(x), int(y), int(w), int(h)) for x, y, w, h, area in stats[1:] if area >= min_pixels
+            cv2.boundingRect(c)
+            for c, area in zip(contours, areas, strict=True)
+            if area >= min_pixels
         )
         return self._decide(score, boxes, lighting_reset=False)
 
