@@ -297,6 +297,10 @@ def main() -> None:
         f"cryptography {machine['cryptography']}, age {machine['age']}\n# ours: {ours_note}",
         flush=True,
     )
+    # As pip installs it: bytecode compiled once, not at every start (this machine
+    # sets PYTHONDONTWRITEBYTECODE, so warm-up runs would not write it).
+    package = str(Path(vault.__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
     identity = vault.X25519Identity.generate()
     recipient = str(identity.recipient)
     work = Path(tempfile.mkdtemp(prefix="doorbell-bench-", dir=args.dir))

@@ -231,6 +231,35 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    import json
+
+    import cv2
+
+    from doorbell import config
+    from doorbell.replay import describe, replay, terminal_progress
+
+    settings = config.load(args.config)
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        capture = cv2.VideoCapture(args.video)
+        frames, fps = capture.get(cv2.CAP_PROP_FRAME_COUNT), capture.get(cv2.CAP_PROP_FPS)
+        capture.release()
+        progress = terminal_progress(frames / fps if frames > 0 and fps > 0 else None)
+    summary = replay(
+        args.video,
+        _data_dir(args),
+        settings,
+        args.bell_at,
+        realtime=args.realtime,
+        progress=progress,
+    )
+    if progress is not None:
+        sys.stderr.write("\n")
+    print(json.dumps(summary) if args.json else describe(summary))
+    return 0
+
+
 # -- the parser -----------------------------------------------------------
 
 
@@ -309,6 +338,24 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("-o", "--output", metavar="OUT")
     dec.add_argument("input", nargs="?", metavar="IN")
     dec.set_defaults(func=cmd_decrypt)
+
+    rep = commands.add_parser("replay", help="run the pipeline over a video file, as the camera")
+    rep.add_argument("video", metavar="VIDEO")
+    data_dir(rep)
+    rep.add_argument(
+        "--config", metavar="F", help="a doorbell.toml (motion, zones, masks, trigger)"
+    )
+    rep.add_argument(
+        "--bell-at",
+        type=float,
+        action="append",
+        default=[],
+        metavar="SECONDS",
+        help="press the bell at this video time (repeatable)",
+    )
+    rep.add_argument("--realtime", action="store_true", help="play at the video's own speed")
+    rep.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    rep.set_defaults(func=cmd_replay)
     return parser
 
 

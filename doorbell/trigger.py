@@ -10,7 +10,10 @@ recorder carries the actions out.
 
 Rules:
 
-* A bell press always starts a clip, or extends the one being recorded.
+* A bell press always gives a clip that begins ``pre_roll`` before it: it
+  starts one, extends a bell clip being recorded, or ends a motion or PIR
+  clip at the press and starts a bell clip (the few seconds of overlap are
+  worth it: "who rang" is the clip an owner looks for).
 * Motion starts a clip (unless ``motion_starts`` is off, then it only extends).
   While motion lasts the clip goes on; it ends ``post_roll`` seconds after the
   last activity (motion stop, bell press, PIR) unless more comes.
@@ -88,7 +91,7 @@ class Stop:
     """Finish the clip; its last frame is the one at ``at``."""
 
     at: float
-    reason: Literal["quiet", "max_length"]
+    reason: Literal["quiet", "max_length", "bell"]
 
 
 Action = Start | Stop
@@ -101,6 +104,7 @@ class State:
     motion: bool = False  # camera motion is going on now
     pir: bool = False  # the PIR output is high now
     clip_start: float | None = None  # when the clip being recorded began (None: idle)
+    clip_trigger: Trigger | None = None  # what started it
     quiet_since: float | None = None  # last activity ended here (None: activity ongoing)
 
     @property
@@ -144,9 +148,15 @@ def step(state: State, event: Input, policy: Policy) -> tuple[State, list[Action
         if now - state.clip_start >= policy.max_clip:
             actions.append(Stop(now, "max_length"))
             if _active(state, policy):
-                actions.append(Start(now, now, "motion" if state.motion else "pir"))
-                return replace(state, clip_start=now, quiet_since=None), actions
-            return replace(state, clip_start=None, quiet_since=None), actions
+                again: Trigger = "motion" if state.motion else "pir"
+                actions.append(Start(now, now, again))
+                return replace(state, clip_start=now, clip_trigger=again, quiet_since=None), actions
+            return replace(state, clip_start=None, clip_trigger=None, quiet_since=None), actions
+        if isinstance(event, Bell) and state.clip_trigger != "bell":
+            since = now - policy.pre_roll
+            actions += [Stop(now, "bell"), Start(now, since, "bell")]
+            quiet = None if _active(state, policy) else now
+            return replace(state, clip_start=since, clip_trigger="bell", quiet_since=quiet), actions
         if _active(state, policy):
             return replace(state, quiet_since=None), actions
         quiet_since = state.quiet_since if state.quiet_since is not None else now
@@ -154,7 +164,7 @@ def step(state: State, event: Input, policy: Policy) -> tuple[State, list[Action
             quiet_since = now  # a press restarts the post-roll
         if now - quiet_since >= policy.post_roll:
             actions.append(Stop(now, "quiet"))
-            return replace(state, clip_start=None, quiet_since=None), actions
+            return replace(state, clip_start=None, clip_trigger=None, quiet_since=None), actions
         return replace(state, quiet_since=quiet_since), actions
 
     trigger = _wants_start(state, event, policy)
@@ -163,7 +173,7 @@ def step(state: State, event: Input, policy: Policy) -> tuple[State, list[Action
     since = now - policy.pre_roll
     actions.append(Start(now, since, trigger))
     quiet = None if _active(state, policy) else now
-    return replace(state, clip_start=since, quiet_since=quiet), actions
+    return replace(state, clip_start=since, clip_trigger=trigger, quiet_since=quiet), actions
 
 
 def run(events: list[Input], policy: Policy, state: State = IDLE) -> tuple[State, list[Action]]:

@@ -29,10 +29,20 @@ def test_motion_keeps_the_clip_open_and_post_roll_counts_from_its_end():
     assert actions == [Start(10.0, 5.0, "motion"), Stop(60.0, "quiet")]
 
 
-def test_a_press_during_a_clip_extends_it_and_never_starts_another():
+def test_a_press_during_a_motion_clip_starts_a_bell_clip_with_its_own_pre_roll():
     events = [Motion(0.0, True), Motion(2.0, False), *ticks(2.5, 9.0), Bell(9.0), *ticks(9.5, 30)]
     _, actions = run(events, POLICY)
-    assert actions == [Start(0.0, -5.0, "motion"), Stop(19.0, "quiet")]
+    assert actions == [
+        Start(0.0, -5.0, "motion"),
+        Stop(9.0, "bell"),
+        Start(9.0, 4.0, "bell"),
+        Stop(19.0, "quiet"),
+    ]
+
+
+def test_a_second_press_extends_the_bell_clip():
+    _, actions = run([Bell(0.0), *ticks(0.5, 8.0), Bell(8.0), *ticks(8.5, 30)], POLICY)
+    assert actions == [Start(0.0, -5.0, "bell"), Stop(18.0, "quiet")]
 
 
 def test_new_motion_during_post_roll_extends():

@@ -1,0 +1,144 @@
+"""The frame loop: camera → privacy mask → motion → trigger → encoder → recorder.
+
+    pipeline = Pipeline(store, settings, width, height, fps, wall_time=...)
+    for frame in camera.frames():
+        pipeline.process(frame)
+    pipeline.finish()
+
+Every frame is masked before anything else sees it (law 7): the encoder, the
+thumbnail and the motion detector all get the masked frame. Bell presses and
+PIR changes come in through :meth:`press_bell` and :meth:`pir` from any
+thread; they are applied, in time order, before the next frame. The same loop
+serves ``doorbell replay`` (a file, as fast as it decodes) and the service.
+"""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from doorbell import trigger
+from doorbell.camera import Frame
+from doorbell.encoder import H264Encoder
+from doorbell.motion import MotionDetector, MotionSettings
+from doorbell.privacy import PrivacyMask, polygon_mask
+from doorbell.recorder import Recorded, Recorder
+from doorbell.store import ClipStore
+
+LORES_WIDTH = 320
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    policy: trigger.Policy = field(default_factory=trigger.Policy)
+    motion: MotionSettings = field(default_factory=MotionSettings)
+    masks: tuple = ()  # privacy polygons, relative coordinates
+    zones: tuple = ()  # motion zones (empty: the whole frame)
+    keyframe_interval: float = 1.0
+    thumbnail_quality: int = 80
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # bell | motion | pir
+    start: float
+    end: float | None = None
+
+
+class Pipeline:
+    """One camera's frames through to clips. Thread ownership: ``process`` and
+    ``finish`` run on one thread (the camera's); ``press_bell`` and ``pir`` may
+    be called from any thread (gpiozero's, the event loop's)."""
+
+    def __init__(
+        self,
+        store: ClipStore,
+        settings: PipelineSettings,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        wall_time: Callable[[float], float],
+        on_clip: Callable[[str, object], None] = lambda kind, clip: None,
+    ) -> None:
+        self.settings = settings
+        self.mask = PrivacyMask(settings.masks)
+        self.lores = (LORES_WIDTH, max(2, round(LORES_WIDTH * height / width / 2) * 2))
+        zone = polygon_mask(settings.zones, *self.lores) if settings.zones else None
+        self.detector = MotionDetector(*self.lores, settings.motion, zone)
+        self.encoder = H264Encoder(width, height, fps, keyframe_interval=settings.keyframe_interval)
+        self._frame: np.ndarray | None = None
+        self.recorder = Recorder(
+            store,
+            self.encoder.stream_info(),
+            pre_roll=settings.policy.pre_roll,
+            wall_time=wall_time,
+            thumbnail=self._thumbnail,
+            on_clip=on_clip,
+        )
+        self._state = trigger.IDLE
+        self._pending: list[trigger.Input] = []
+        self._lock = threading.Lock()  # guards _pending: any thread adds, the camera's takes
+        self.events: list[Event] = []
+        self.frames = 0
+        self.last_at = 0.0
+
+    def press_bell(self, at: float) -> None:
+        with self._lock:
+            self._pending.append(trigger.Bell(at))
+
+    def pir(self, active: bool, at: float) -> None:
+        with self._lock:
+            self._pending.append(trigger.Pir(at, active))
+
+    def _thumbnail(self) -> bytes | None:
+        if self._frame is None:
+            return None
+        ok, jpeg = cv2.imencode(
+            ".jpg", self._frame, [cv2.IMWRITE_JPEG_QUALITY, self.settings.thumbnail_quality]
+        )
+        return jpeg.tobytes() if ok else None
+
+    def process(self, frame: Frame) -> None:
+        image = self.mask.apply(frame.image)  # in place: nothing downstream sees the masked area
+        self._frame = image
+        grey = cv2.cvtColor(
+            cv2.resize(image, self.lores, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
+        )
+        result = self.detector.update(grey)
+        with self._lock:
+            inputs, self._pending = sorted(self._pending, key=lambda e: e.at), []
+        if result.started:
+            inputs.append(trigger.Motion(frame.at, True))
+            self.events.append(Event("motion", frame.at))
+        if result.stopped:
+            inputs.append(trigger.Motion(frame.at, False))
+            self._end_motion(frame.at)
+        for item in inputs:
+            if isinstance(item, trigger.Bell):
+                self.events.append(Event("bell", item.at, item.at))
+        inputs.append(trigger.Tick(frame.at))
+        actions: list[trigger.Action] = []
+        for item in inputs:
+            self._state, more = trigger.step(self._state, item, self.settings.policy)
+            actions.extend(more)
+        self.recorder.add(self.encoder.encode(image, frame.at))
+        self.recorder.apply(actions)
+        self.frames += 1
+        self.last_at = frame.at
+
+    def _end_motion(self, at: float) -> None:
+        for i in range(len(self.events) - 1, -1, -1):
+            event = self.events[i]
+            if event.kind == "motion" and event.end is None:
+                self.events[i] = Event("motion", event.start, at)
+                return
+
+    def finish(self) -> list[Recorded]:
+        """End of input: close the clip being recorded (with every frame so far)."""
+        self.recorder.add(self.encoder.flush())
+        self.recorder.stop(self.last_at)
+        self._end_motion(self.last_at)
+        return self.recorder.finished

@@ -1,0 +1,154 @@
+"""Clips from encoded packets: a pre-roll ring buffer in RAM, and the clip lifecycle.
+
+The encoder runs all the time; its packets go into :class:`PacketRing`, which
+keeps the last seconds (whole groups of pictures, so it always starts at a
+keyframe). When the trigger says Start, the :class:`Recorder` opens a clip in
+the store, muxes the ring's packets from the keyframe at or before the
+pre-roll's start into fragmented MP4 straight into the vault writer, then
+every new packet until Stop. Plaintext exists only in RAM (law 1); the
+recorder holds recipients only, through the store (law 2).
+
+Thread ownership: one thread (the camera's) calls ``add`` and ``apply``; the
+``on_clip`` callback runs on that thread and must hand over to the event loop
+itself (``loop.call_soon_threadsafe``).
+"""
+
+import collections
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from doorbell.encoder import EncodedPacket, Mp4Writer, StreamInfo
+from doorbell.store import Clip, ClipRecording, ClipStore
+from doorbell.trigger import Action, Start, Stop
+
+log = logging.getLogger(__name__)
+
+
+class PacketRing:
+    """The last ``seconds`` of encoded video, trimmed a whole GOP at a time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._packets: collections.deque[EncodedPacket] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._packets)
+
+    def add(self, packet: EncodedPacket) -> None:
+        self._packets.append(packet)
+        horizon = packet.at - self.seconds
+        # Drop the oldest GOP while the next one still starts at or before the horizon.
+        while True:
+            second_key = next(
+                (i for i, p in enumerate(self._packets) if i > 0 and p.keyframe), None
+            )
+            if second_key is None or self._packets[second_key].at > horizon:
+                return
+            for _ in range(second_key):
+                self._packets.popleft()
+
+    def since(self, at: float) -> list[EncodedPacket]:
+        """Packets from the last keyframe at or before ``at`` (or the first keyframe held)."""
+        packets = list(self._packets)
+        keys = [i for i, p in enumerate(packets) if p.keyframe]
+        if not keys:
+            return []
+        start = max((i for i in keys if packets[i].at <= at), default=keys[0])
+        return packets[start:]
+
+
+@dataclass
+class _Open:
+    recording: ClipRecording
+    mp4: Mp4Writer
+    trigger_at: float
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A finished clip and its times in video seconds (first frame, last frame, trigger)."""
+
+    clip: Clip
+    start_at: float
+    end_at: float
+    trigger_at: float
+
+
+class Recorder:
+    """Carries out the trigger's Start and Stop on the packet stream."""
+
+    def __init__(
+        self,
+        store: ClipStore,
+        info: StreamInfo,
+        *,
+        pre_roll: float,
+        wall_time: Callable[[float], float],
+        thumbnail: Callable[[], bytes | None] = lambda: None,
+        on_clip: Callable[[str, Clip | None], None] = lambda kind, clip: None,
+    ) -> None:
+        self.store = store
+        self.info = info
+        self.ring = PacketRing(pre_roll + 2.0)  # a keyframe interval of slack
+        self._wall = wall_time
+        self._thumbnail = thumbnail
+        self._on_clip = on_clip
+        self._open: _Open | None = None
+        self.finished: list[Recorded] = []
+
+    @property
+    def recording(self) -> bool:
+        return self._open is not None
+
+    def add(self, packets: Iterable[EncodedPacket]) -> None:
+        for packet in packets:
+            self.ring.add(packet)
+            if self._open is not None:
+                self._open.mp4.write(packet)
+
+    def apply(self, actions: Iterable[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Start):
+                self._start(action)
+            elif isinstance(action, Stop):
+                self.stop(action.at)
+
+    def _start(self, action: Start) -> None:
+        if self._open is not None:
+            self.stop(action.at)
+        backlog = self.ring.since(action.since)
+        if not backlog:
+            log.warning("no keyframe in the buffer yet; the clip starts with the next one")
+        start_at = backlog[0].at if backlog else action.at
+        recording = self.store.new_clip(action.trigger, start=self._wall(start_at))
+        try:
+            jpeg = self._thumbnail()
+            if jpeg:
+                recording.write_thumbnail(jpeg)
+            mp4 = Mp4Writer(recording.video, self.info)
+            for packet in backlog:
+                mp4.write(packet)
+        except BaseException:
+            recording.abort()
+            raise
+        self._open = _Open(recording, mp4, action.at)
+        self._on_clip("started", None)
+
+    def stop(self, at: float) -> Recorded | None:
+        """Finish the clip being recorded (if any) with its last packet so far."""
+        if self._open is None:
+            return None
+        current, self._open = self._open, None
+        last = current.mp4.last_at if current.mp4.last_at is not None else at
+        try:
+            current.mp4.close()
+        except BaseException:
+            current.recording.abort()
+            raise
+        clip = current.recording.finish(end=self._wall(last))
+        first = current.mp4.first_at if current.mp4.first_at is not None else last
+        recorded = Recorded(clip, first, last, current.trigger_at)
+        self.finished.append(recorded)
+        self._on_clip("finished", clip)
+        return recorded

@@ -1,0 +1,96 @@
+"""``doorbell replay``: the real pipeline over a video file, as if it were the camera.
+
+This is how an owner tunes zones and thresholds on their own footage, and how
+the tests run the whole path on real video: frames → mask → motion → trigger
+→ H.264 → fragmented MP4 → age files in the data dir's store.
+"""
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from doorbell.camera.opencv import OpenCVCamera
+from doorbell.pipeline import Pipeline, PipelineSettings
+from doorbell.store import VIDEO, ClipStore
+
+
+def replay(
+    video: str,
+    data_dir: str | Path,
+    settings: PipelineSettings,
+    bell_at: Sequence[float] = (),
+    *,
+    realtime: bool = False,
+    progress: Callable[[float, int], None] | None = None,
+) -> dict:
+    """Run ``video`` through the pipeline into the store of ``data_dir``; the summary."""
+    store = ClipStore.open(data_dir)
+    camera = OpenCVCamera(video, realtime=realtime)
+    origin = time.time()
+    pipeline = Pipeline(
+        store, settings, camera.width, camera.height, camera.fps, wall_time=lambda t: origin + t
+    )
+    presses = sorted(bell_at)
+    try:
+        for frame in camera.frames():
+            while presses and presses[0] <= frame.at + 1e-9:
+                pipeline.press_bell(presses.pop(0))
+            pipeline.process(frame)
+            if progress is not None and frame.index % 25 == 0:
+                progress(frame.at, frame.index)
+        recorded = pipeline.finish()
+    finally:
+        camera.close()
+        store.close()
+    return {
+        "fps": camera.fps,
+        "frames": pipeline.frames,
+        "events": [
+            {
+                "kind": e.kind,
+                "start_s": round(e.start, 3),
+                "end_s": round(e.end if e.end is not None else e.start, 3),
+            }
+            for e in pipeline.events
+        ],
+        "clips": [
+            {
+                "id": r.clip.id,
+                "file": str(store.path(r.clip.id, VIDEO)),
+                "trigger": r.clip.trigger,
+                "start_s": round(r.start_at, 3),
+                "end_s": round(r.end_at, 3),
+                "preroll_s": round(r.trigger_at - r.start_at, 3),
+            }
+            for r in recorded
+        ],
+    }
+
+
+def terminal_progress(duration: float | None) -> Callable[[float, int], None]:
+    """A one-line progress bar on stderr."""
+
+    def show(at: float, index: int) -> None:
+        if duration:
+            done = min(1.0, at / duration)
+            bar = "#" * int(done * 30)
+            sys.stderr.write(f"\r[{bar:<30}] {at:7.1f} s of {duration:.1f} s")
+        else:
+            sys.stderr.write(f"\r{at:7.1f} s, {index} frames")
+        sys.stderr.flush()
+
+    return show
+
+
+def describe(summary: dict) -> str:
+    lines = [f"{summary['frames']} frames at {summary['fps']:g} fps"]
+    for event in summary["events"]:
+        lines.append(f"  {event['kind']:<6} {event['start_s']:8.2f} s - {event['end_s']:8.2f} s")
+    lines.append(f"{len(summary['clips'])} clip(s), encrypted:")
+    for clip in summary["clips"]:
+        lines.append(
+            f"  {clip['id']}  {clip['trigger']:<6} {clip['start_s']:8.2f} s - {clip['end_s']:8.2f} s"
+            f"  (pre-roll {clip['preroll_s']:.2f} s)  {clip['file']}"
+        )
+    return "\n".join(lines)
