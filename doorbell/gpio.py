@@ -1,0 +1,113 @@
+"""The wires: bell button, PIR sensor, recording LED and chime relay, via gpiozero.
+
+Wiring (BCM numbers, all configurable):
+
+=======================  ====  =================================================
+part                     pin   connect
+=======================  ====  =================================================
+bell button              17    one leg to GPIO17, the other to GND (internal pull-up)
+PIR sensor (optional)    4     OUT to GPIO4, VCC to 5 V, GND to GND
+recording LED            27    GPIO27 → 330 Ω → LED anode; cathode to GND
+chime relay (optional)   22    the relay module's IN to GPIO22, VCC 5 V, GND
+=======================  ====  =================================================
+
+    pins = DoorbellPins(GpioSettings(), on_press=pipeline.press_bell)
+    pins.set_indicator(recording=True, viewers=0)   # law 8: the LED tells the truth
+
+Presses are debounced in software (``bounce`` seconds of the injected clock):
+a real button chatters, and gpiozero's mock pins, used in tests, do not
+emulate bounce. Off a Pi, ``GPIOZERO_PIN_FACTORY=mock`` (or passing
+``pin_factory=MockFactory()``) gives gpiozero's own mock pins.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GpioSettings:
+    bell_pin: int = 17
+    bounce: float = 0.3  # seconds: presses closer than this are one press
+    pir_pin: int | None = None
+    led_pin: int | None = 27
+    chime_pin: int | None = None
+    chime_seconds: float = 0.5
+
+
+def indicator_on(recording: bool, viewers: int) -> bool:
+    """Law 8: the LED is on whenever video is recorded or anyone watches live."""
+    return recording or viewers > 0
+
+
+def _later(seconds: float, action: Callable[[], None]) -> None:
+    timer = threading.Timer(seconds, action)
+    timer.daemon = True
+    timer.start()
+
+
+class DoorbellPins:
+    """The GPIO devices of one doorbell. Callbacks run on gpiozero's threads:
+    ``on_press`` and ``on_pir`` must hand over to the event loop themselves."""
+
+    def __init__(
+        self,
+        settings: GpioSettings,
+        *,
+        on_press: Callable[[float], None],
+        on_pir: Callable[[bool, float], None] = lambda active, at: None,
+        clock: Callable[[], float] = time.monotonic,
+        later: Callable[[float, Callable[[], None]], None] = _later,
+        pin_factory: object = None,
+    ) -> None:
+        from gpiozero import LED, Button, MotionSensor, OutputDevice
+
+        self.settings = settings
+        self._on_press, self._on_pir = on_press, on_pir
+        self._clock, self._later = clock, later
+        self._last_press = -float("inf")
+        self._lock = threading.Lock()  # guards _last_press: gpiozero may call from several threads
+        self.presses = 0
+        self.button = Button(settings.bell_pin, pull_up=True, pin_factory=pin_factory)
+        self.button.when_pressed = self._pressed
+        self.pir = None
+        if settings.pir_pin is not None:
+            # queue_len=1: the PIR module smooths its own output (its hold time).
+            self.pir = MotionSensor(settings.pir_pin, queue_len=1, pin_factory=pin_factory)
+            self.pir.when_motion = lambda: self._on_pir(True, self._clock())
+            self.pir.when_no_motion = lambda: self._on_pir(False, self._clock())
+        self.led = (
+            LED(settings.led_pin, pin_factory=pin_factory) if settings.led_pin is not None else None
+        )
+        self.chime = (
+            OutputDevice(settings.chime_pin, pin_factory=pin_factory)
+            if settings.chime_pin is not None
+            else None
+        )
+
+    def _pressed(self) -> None:
+        now = self._clock()
+        with self._lock:
+            if now - self._last_press < self.settings.bounce:
+                return
+            self._last_press = now
+            self.presses += 1
+        self.ring_chime()
+        self._on_press(now)
+
+    def ring_chime(self) -> None:
+        """Pulse the chime relay for ``chime_seconds`` (if there is one)."""
+        if self.chime is None:
+            return
+        self.chime.on()
+        self._later(self.settings.chime_seconds, self.chime.off)
+
+    def set_indicator(self, *, recording: bool, viewers: int) -> None:
+        if self.led is not None:
+            self.led.value = indicator_on(recording, viewers)
+
+    def close(self) -> None:
+        for device in (self.button, self.pir, self.led, self.chime):
+            if device is not None:
+                device.close()

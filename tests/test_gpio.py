@@ -1,0 +1,101 @@
+"""The wires, with gpiozero's own MockFactory: no home-made GPIO fake, no sleeping."""
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from doorbell.gpio import DoorbellPins, GpioSettings, indicator_on
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def rig():
+    r = SimpleNamespace(factory=MockFactory(), clock=Clock(), presses=[], pir=[], scheduled=[])
+    r.pir_seen = threading.Event()
+
+    def on_pir(active, at):
+        r.pir.append((active, at))
+        r.pir_seen.set()
+
+    r.pins = DoorbellPins(
+        GpioSettings(pir_pin=4, chime_pin=22),
+        on_press=r.presses.append,
+        on_pir=on_pir,
+        clock=r.clock,
+        later=lambda seconds, action: r.scheduled.append((seconds, action)),
+        pin_factory=r.factory,
+    )
+    yield r
+    r.pins.close()
+    r.factory.reset()
+
+
+def press(factory, pin=17):
+    factory.pin(pin).drive_low()
+    factory.pin(pin).drive_high()
+
+
+def test_a_press_reaches_the_pipeline_with_its_time(rig):
+    press(rig.factory)
+    assert rig.presses == [100.0]
+
+
+def test_chatter_within_the_bounce_time_is_one_press(rig):
+    press(rig.factory)
+    rig.clock.now += 0.01
+    press(rig.factory)
+    rig.clock.now += 0.1
+    press(rig.factory)
+    assert rig.presses == [100.0]
+    rig.clock.now += 1.0
+    press(rig.factory)
+    assert rig.presses == [100.0, 101.11]
+
+
+def test_a_press_pulses_the_chime_relay(rig):
+    chime = rig.factory.pin(22)
+    assert chime.state == 0
+    press(rig.factory)
+    assert chime.state == 1
+    [(seconds, release)] = rig.scheduled
+    assert seconds == 0.5
+    release()
+    assert chime.state == 0
+
+
+def test_pir_changes_are_reported_with_their_time(rig):
+    """gpiozero samples a MotionSensor on its own thread: wait for its callback."""
+    assert rig.pins.pir.value == 0  # nobody there; this also waits for the first sample
+    rig.factory.pin(4).drive_high()
+    assert rig.pir_seen.wait(5), "no PIR callback"
+    rig.pir_seen.clear()
+    rig.clock.now += 3
+    rig.factory.pin(4).drive_low()
+    assert rig.pir_seen.wait(5), "no PIR callback"
+    assert rig.pir == [(True, 100.0), (False, 103.0)]
+
+
+def test_the_led_is_honest(rig):
+    led = rig.factory.pin(27)
+    rig.pins.set_indicator(recording=True, viewers=0)
+    assert led.state == 1
+    rig.pins.set_indicator(recording=False, viewers=2)
+    assert led.state == 1
+    rig.pins.set_indicator(recording=False, viewers=0)
+    assert led.state == 0
+
+
+@pytest.mark.parametrize(
+    ("recording", "viewers", "on"), [(False, 0, False), (True, 0, True), (False, 1, True)]
+)
+def test_indicator_rule(recording, viewers, on):
+    assert indicator_on(recording, viewers) is on
