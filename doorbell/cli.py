@@ -367,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"doorbell: {err}", file=sys.stderr)
         return 2
     except DoorbellError as err:
-        print(f"doorbell: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"doorbell: {line}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

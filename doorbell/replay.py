@@ -25,8 +25,12 @@ def replay(
     progress: Callable[[float, int], None] | None = None,
 ) -> dict:
     """Run ``video`` through the pipeline into the store of ``data_dir``; the summary."""
-    store = ClipStore.open(data_dir)
     camera = OpenCVCamera(video, realtime=realtime)
+    try:
+        store = ClipStore.open(data_dir)
+    except BaseException:
+        camera.close()
+        raise
     origin = time.time()
     pipeline = Pipeline(
         store, settings, camera.width, camera.height, camera.fps, wall_time=lambda t: origin + t
