@@ -37,13 +37,15 @@ def replay(
     )
     presses = sorted(bell_at)
     try:
-        for frame in camera.frames():
-            while presses and presses[0] <= frame.at + 1e-9:
-                pipeline.press_bell(presses.pop(0))
-            pipeline.process(frame)
-            if progress is not None and frame.index % 25 == 0:
-                progress(frame.at, frame.index)
-        recorded = pipeline.finish()
+        try:
+            for frame in camera.frames():
+                while presses and presses[0] <= frame.at + 1e-9:
+                    pipeline.press_bell(presses.pop(0))
+                pipeline.process(frame)
+                if progress is not None and frame.index % 25 == 0:
+                    progress(frame.at, frame.index)
+        finally:  # Ctrl-C too: the clip being recorded is finished, not left as .part
+            recorded = pipeline.finish()
     finally:
         camera.close()
         store.close()
