@@ -25,6 +25,7 @@ from doorbell.vault.errors import (
     NoIdentityMatchError,
     PayloadError,
     TruncatedError,
+    UnfinishedFileError,
     VaultError,
 )
 from doorbell.vault.header import VERSION_LINE
@@ -61,6 +62,7 @@ __all__ = [
     "ScryptRecipient",
     "StreamSink",
     "TruncatedError",
+    "UnfinishedFileError",
     "VaultError",
     "Writer",
     "X25519Identity",

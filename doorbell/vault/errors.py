@@ -36,6 +36,15 @@ class VaultError(DoorbellError):
         return f"{where}{self.kind}: {self.detail}"
 
 
+class UnfinishedFileError(VaultError, FileExistsError):
+    """A ``.part`` of the file is already there: an earlier write did not finish.
+
+    It may hold recoverable video, so it is never overwritten.
+    """
+
+    kind = "unfinished file in the way"
+
+
 class KeyFormatError(VaultError, ValueError):
     """A recipient or identity string is not a valid age key."""
 
@@ -73,8 +82,10 @@ class PayloadError(VaultError, ValueError):
 class TruncatedError(PayloadError):
     """The payload stops before its final chunk: the file was cut short.
 
-    ``authenticated`` is how many plaintext bytes before the cut are intact;
-    ``doorbell decrypt --recover`` gives them back.
+    ``authenticated`` is how many plaintext bytes before the cut were checked
+    and found intact, when the reader went through them all (streaming), and
+    None when it did not (random access checks only the end); ``doorbell
+    decrypt --recover`` gives the intact prefix back.
     """
 
     kind = "truncated"

@@ -111,22 +111,23 @@ class Reader(io.RawIOBase):
     def _check_final_chunk(self) -> None:
         layout = self._layout
         index = layout.last_index
-        if layout.problem is not None:
-            raise TruncatedError(
-                f"{layout.problem}: the file was cut short or damaged",
-                chunk=index,
-                authenticated=index * CHUNK_SIZE,
-            )
-        sealed = self._sealed(index, layout.last_sealed)
-        plain = self._cipher.open(index, sealed, last=True)
+        sealed = b"" if layout.problem else self._sealed(index, layout.last_sealed)
+        plain = None if layout.problem else self._cipher.open(index, sealed, last=True)
         if plain is not None:
             self._cached = (index, plain)
             return
+        if index > 0 and self._cipher.open(
+            index - 1, self._sealed(index - 1, SEALED_CHUNK_SIZE), last=True
+        ):
+            raise PayloadError(f"data follows the final chunk {index - 1}", chunk=index)
+        if layout.problem is not None:
+            raise TruncatedError(
+                f"{layout.problem}: the file was cut short or damaged", chunk=index
+            )
         if len(sealed) == SEALED_CHUNK_SIZE and self._cipher.open(index, sealed, last=False):
             raise TruncatedError(
                 f"the file ends after chunk {index} without its final chunk: it was cut short",
                 chunk=index + 1,
-                authenticated=(index + 1) * CHUNK_SIZE,
             )
         raise PayloadError(
             f"chunk {index} (the last) fails authentication: damaged, or cut short", chunk=index
@@ -150,16 +151,21 @@ class Reader(io.RawIOBase):
         return True
 
     def tell(self) -> int:
+        self._checkClosed()
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._checkClosed()
+        if whence not in (io.SEEK_SET, io.SEEK_CUR, io.SEEK_END):
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        base = (0, self._pos, self.size)[whence]
         if base + offset < 0:
             raise ValueError(f"negative seek position {base + offset}")
         self._pos = base + offset
         return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        self._checkClosed()
         out = memoryview(buffer).cast("B")
         done = 0
         while done < len(out) and self._pos < self.size:
@@ -171,6 +177,7 @@ class Reader(io.RawIOBase):
         return done
 
     def read(self, size: int = -1) -> bytes:
+        self._checkClosed()
         if size is None or size < 0:
             size = max(0, self.size - self._pos)
         buffer = bytearray(min(size, max(0, self.size - self._pos)))
@@ -180,6 +187,7 @@ class Reader(io.RawIOBase):
         return self.read(-1)
 
     def close(self) -> None:
+        self._cached = (-1, b"")
         if self._close_stream and not self._stream.closed:
             self._stream.close()
         super().close()

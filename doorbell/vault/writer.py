@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from doorbell.errors import UsageError
+from doorbell.vault.errors import UnfinishedFileError
 from doorbell.vault.header import FILE_KEY_SIZE, encode_header
 from doorbell.vault.keys import Recipient, ScryptRecipient
 from doorbell.vault.stream import CHUNK_SIZE, NONCE_SIZE, ChunkCipher, payload_key
@@ -102,7 +103,12 @@ class AtomicFileSink:
         self._idle = threading.Event()
         self._idle.set()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self._fd: int | None = os.open(self.part, flags, 0o600)
+        try:
+            self._fd: int | None = os.open(self.part, flags, 0o600)
+        except FileExistsError:
+            raise UnfinishedFileError(
+                "an earlier write left it; recover or remove it first", self.part
+            ) from None
         self._synced_at = clock()
         if durable:
             _fsync_dir(self.part)  # the .part itself survives a power cut
