@@ -19,32 +19,14 @@ cannot seek. No byte of it touches the disk in plaintext.
 
 import fractions
 import io
-from dataclasses import dataclass
 
 import av
 import numpy as np
 
+from doorbell.camera import EncodedPacket, StreamInfo
+
 TIME_BASE = fractions.Fraction(1, 90_000)  # the MPEG clock: exact for any frame rate
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
-
-
-@dataclass(frozen=True)
-class EncodedPacket:
-    """One encoded frame: presentation time in seconds, keyframe flag, bytes."""
-
-    at: float
-    keyframe: bool
-    data: bytes
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What a muxer needs to know about an H.264 stream."""
-
-    width: int
-    height: int
-    fps: float
-    extradata: bytes | None  # avcC (SPS/PPS); None if they are in-band
 
 
 class H264Encoder:

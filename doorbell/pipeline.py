@@ -13,21 +13,19 @@ serves ``doorbell replay`` (a file, as fast as it decodes) and the service.
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from doorbell import trigger
-from doorbell.camera import Frame
+from doorbell.camera import EncodedPacket, Frame, StreamInfo, lores_size
 from doorbell.encoder import H264Encoder
 from doorbell.motion import MotionDetector, MotionSettings
 from doorbell.privacy import PrivacyMask, polygon_mask
 from doorbell.recorder import Recorded, Recorder
 from doorbell.store import ClipStore
-
-LORES_WIDTH = 320
 
 
 @dataclass(frozen=True)
@@ -62,17 +60,23 @@ class Pipeline:
         *,
         wall_time: Callable[[float], float],
         on_clip: Callable[[str, object], None] = lambda kind, clip: None,
+        encoded: StreamInfo | None = None,
     ) -> None:
         self.settings = settings
         self.mask = PrivacyMask(settings.masks)
-        self.lores = (LORES_WIDTH, max(2, round(LORES_WIDTH * height / width / 2) * 2))
+        self.lores = lores_size(width, height)
         zone = polygon_mask(settings.zones, *self.lores) if settings.zones else None
         self.detector = MotionDetector(*self.lores, settings.motion, zone)
-        self.encoder = H264Encoder(width, height, fps, keyframe_interval=settings.keyframe_interval)
-        self._frame: np.ndarray | None = None
+        # A camera that encodes itself (``encoded``) sends packets with its frames.
+        self.encoder = (
+            None
+            if encoded
+            else H264Encoder(width, height, fps, keyframe_interval=settings.keyframe_interval)
+        )
+        self._frame: Frame | None = None
         self.recorder = Recorder(
             store,
-            self.encoder.stream_info(),
+            encoded or self.encoder.stream_info(),
             pre_roll=settings.policy.pre_roll,
             wall_time=wall_time,
             thumbnail=self._thumbnail,
@@ -97,17 +101,24 @@ class Pipeline:
         if self._frame is None:
             return None
         ok, jpeg = cv2.imencode(
-            ".jpg", self._frame, [cv2.IMWRITE_JPEG_QUALITY, self.settings.thumbnail_quality]
+            ".jpg", self._frame.image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.thumbnail_quality]
         )
         return jpeg.tobytes() if ok else None
 
+    def _grey(self, frame: Frame) -> np.ndarray:
+        grey = frame.grey
+        if grey is None:
+            small = cv2.resize(frame.image, self.lores, interpolation=cv2.INTER_AREA)
+            return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        if grey.shape[::-1] != self.lores:
+            return cv2.resize(grey, self.lores, interpolation=cv2.INTER_AREA)
+        return grey
+
     def process(self, frame: Frame) -> None:
-        image = self.mask.apply(frame.image)  # in place: nothing downstream sees the masked area
-        self._frame = image
-        grey = cv2.cvtColor(
-            cv2.resize(image, self.lores, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
-        )
-        result = self.detector.update(grey)
+        if not frame.masked:  # in place: nothing downstream sees the masked area
+            self.mask.apply(frame.image)
+        self._frame = frame
+        result = self.detector.update(self._grey(frame))
         with self._lock:
             inputs, self._pending = sorted(self._pending, key=lambda e: e.at), []
         if result.started:
@@ -124,7 +135,10 @@ class Pipeline:
         for item in inputs:
             self._state, more = trigger.step(self._state, item, self.settings.policy)
             actions.extend(more)
-        self.recorder.add(self.encoder.encode(image, frame.at))
+        if self.encoder is not None:
+            self.recorder.add(self.encoder.encode(frame.image, frame.at))
+        else:
+            self.recorder.add(frame.packets or ())
         self.recorder.apply(actions)
         self.frames += 1
         self.last_at = frame.at
@@ -136,9 +150,12 @@ class Pipeline:
                 self.events[i] = Event("motion", event.start, at)
                 return
 
-    def finish(self) -> list[Recorded]:
-        """End of input: close the clip being recorded (with every frame so far)."""
-        self.recorder.add(self.encoder.flush())
+    def finish(self, tail: Sequence[EncodedPacket] = ()) -> list[Recorded]:
+        """End of input: close the clip being recorded (with every frame so far).
+
+        ``tail`` is what a camera that encodes itself still had in its encoder.
+        """
+        self.recorder.add(self.encoder.flush() if self.encoder is not None else tail)
         self.recorder.stop(self.last_at)
         self._end_motion(self.last_at)
         return self.recorder.finished

@@ -74,25 +74,27 @@ class PrivacyMask:
             frame[self.region(frame.shape[1], frame.shape[0])] = self.fill
         return frame
 
-    def apply_i420(self, buffer: np.ndarray, width: int, height: int) -> np.ndarray:
+    def apply_i420(
+        self, buffer: np.ndarray, width: int, height: int, stride: int | None = None
+    ) -> np.ndarray:
         """Paint a planar YUV 4:2:0 buffer (Y, then U, then V at half size) in place.
 
-        Luma takes ``fill``; chroma takes 128 (no colour) wherever a chroma
-        sample touches a masked pixel, so not even a tint of a masked area
-        survives.
+        ``stride`` is the bytes per luma row (a camera pads rows; chroma rows
+        take half). Luma takes ``fill``; chroma takes 128 (no colour) wherever
+        a chroma sample touches a masked pixel, so not even a tint of a masked
+        area survives.
         """
         if not self.polygons:
             return buffer
+        stride = stride or width
         flat = buffer.reshape(-1)
-        y_size = width * height
-        luma = flat[:y_size].reshape(height, width)
-        luma[self.region(width, height)] = self.fill
-        cw, ch = width // 2, height // 2
+        y_size = stride * height
+        region = self.region(width, height)
+        flat[:y_size].reshape(height, stride)[:, :width][region] = self.fill
+        cw, ch, cstride = width // 2, height // 2, stride // 2
         # A chroma sample covers 2x2 pixels: mask it if any of them is masked.
-        small = (
-            self.region(width, height)[: ch * 2, : cw * 2].reshape(ch, 2, cw, 2).any(axis=(1, 3))
-        )
+        small = region[: ch * 2, : cw * 2].reshape(ch, 2, cw, 2).any(axis=(1, 3))
         for plane in range(2):
-            start = y_size + plane * cw * ch
-            flat[start : start + cw * ch].reshape(ch, cw)[small] = 128
+            start = y_size + plane * cstride * ch
+            flat[start : start + cstride * ch].reshape(ch, cstride)[:, :cw][small] = 128
         return buffer

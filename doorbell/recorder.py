@@ -18,7 +18,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from doorbell.encoder import EncodedPacket, Mp4Writer, StreamInfo
+from doorbell.camera import EncodedPacket, StreamInfo
+from doorbell.encoder import Mp4Writer
 from doorbell.store import Clip, ClipRecording, ClipStore
 from doorbell.trigger import Action, Start, Stop
 

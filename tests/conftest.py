@@ -3,6 +3,7 @@
 import os
 import pty
 import select
+import termios
 import time
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def find_plaintext(root: Path, plaintext: bytes, window: int = 32, step: int = 9
 
 def on_a_terminal(argv: list[str], answers: list[str], timeout: float = 30.0) -> tuple[int, str]:
     """Run ``argv`` with a pty as its controlling terminal; type the next answer at
-    each passphrase prompt. Returns the exit code and what the terminal showed."""
+    each passphrase prompt, once the program has turned echo off for it (typing
+    earlier would echo the secret). Returns the exit code and what the terminal showed."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: /dev/tty is the pty
         os.execv(argv[0], argv)
@@ -55,24 +57,30 @@ def on_a_terminal(argv: list[str], answers: list[str], timeout: float = 30.0) ->
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                data = os.read(fd, 1024)
-            except OSError:  # the child closed the terminal: it is done
-                break
-            if not data:
-                break
-            seen += data
+            ready, _, _ = select.select([fd], [], [], 0.01)
+            if ready:
+                try:
+                    data = os.read(fd, 1024)
+                except OSError:  # the child closed the terminal: it is done
+                    break
+                if not data:
+                    break
+                seen += data
             prompts = seen.lower().count(b"passphrase")
-            while answered < min(prompts, len(answers)):
+            if answered < min(prompts, len(answers)) and not echoing(fd):
                 os.write(fd, answers[answered].encode() + b"\n")
                 answered += 1
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
     return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def echoing(fd: int) -> bool:
+    try:
+        return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+    except termios.error:  # the terminal is gone
+        return True
 
 
 FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"

@@ -1,6 +1,6 @@
 """The pre-roll ring buffer: whole GOPs, always from a keyframe."""
 
-from doorbell.encoder import EncodedPacket
+from doorbell.camera import EncodedPacket
 from doorbell.recorder import PacketRing
 
 

@@ -1,0 +1,221 @@
+"""The Raspberry Pi camera through picamera2: the only module that imports it.
+
+    camera = PiCamera(size=(1280, 720), fps=15, masks=polygons)
+    for frame in camera.frames():
+        frame.grey      # the 320-wide lores stream's luma, for motion
+        frame.packets   # H.264 the Pi encoded since the previous frame
+
+Two streams from one sensor: ``main`` (YUV 4:2:0, to the encoder) and
+``lores`` (YUV 4:2:0, 320 wide, for motion). The privacy masks are painted
+into both in picamera2's ``pre_callback``, which runs on each completed
+request before its encoder or this module sees it (law 7), so masked pixels
+never reach the H.264 stream, the thumbnail, the live view or the motion
+detector.
+
+The encoder is the Pi's own H.264 block (``H264Encoder``, over V4L2) where
+there is one: Pi 4, Pi 3, Zero 2 W. The Pi 5 has none, so there it is
+picamera2's ``LibavH264Encoder`` (libx264 on the CPU). Both repeat SPS/PPS
+before every keyframe, so a clip can start at any keyframe. Their packets
+arrive on picamera2's threads through :class:`PacketOutput` and go out with
+the next frame.
+
+This module is imported only when the ``picamera2`` backend is chosen.
+"""
+
+import fractions
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+from picamera2 import MappedArray, Picamera2
+from picamera2.encoders import H264Encoder, LibavH264Encoder
+from picamera2.outputs import Output
+from picamera2.platform import get_platform
+
+from doorbell.camera import CameraError, EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.privacy import Polygon, PrivacyMask
+
+ENCODERS = ("auto", "hardware", "libav")
+
+
+def choose_encoder(requested: str, platform: str) -> str:
+    """``hardware`` or ``libav`` for the ``requested`` choice on ``platform`` (VC4 or PISP).
+
+    VC4 (Pi 4, Pi 3, Zero 2 W) has an H.264 block; PISP (Pi 5) has none.
+    """
+    if requested not in ENCODERS:
+        raise CameraError(f"unknown encoder {requested!r} ({', '.join(ENCODERS)})")
+    if requested == "hardware" and platform != "VC4":
+        raise CameraError("this Pi has no hardware H.264 encoder (a Pi 5?): use encoder = libav")
+    if requested != "auto":
+        return requested
+    return "hardware" if platform == "VC4" else "libav"
+
+
+class PacketOutput(Output):
+    """A picamera2 output that keeps the encoder's packets until :meth:`take`.
+
+    ``outputframe`` runs on picamera2's threads (the encoder's, or the
+    camera's for libav); ``take`` on the frame loop's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._packets: list[EncodedPacket] = []
+
+    def outputframe(
+        self,
+        frame: bytes,
+        keyframe: bool = True,
+        timestamp: int | None = None,
+        packet: object = None,
+        audio: bool = False,
+    ) -> None:
+        if audio or timestamp is None:
+            return
+        encoded = EncodedPacket(timestamp / 1e6, bool(keyframe), bytes(frame))
+        with self._lock:
+            self._packets.append(encoded)
+
+    def take(self) -> list[EncodedPacket]:
+        with self._lock:
+            packets, self._packets = self._packets, []
+        return packets
+
+
+def _plane(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The luma of a (height*3/2, stride) YUV 4:2:0 array, as a height x width copy."""
+    return np.ascontiguousarray(array[:height, :width])
+
+
+def _i420(array: np.ndarray, width: int, height: int, stride: int) -> np.ndarray:
+    """A tightly packed (height*3/2, width) I420 copy of a padded camera buffer."""
+    if stride == width:
+        return np.ascontiguousarray(array.reshape(height * 3 // 2, width))
+    flat = array.reshape(-1)
+    luma = flat[: stride * height].reshape(height, stride)[:, :width]
+    ch, cstride = height // 2, stride // 2
+    planes = [
+        flat[stride * height + p * cstride * ch :][: cstride * ch].reshape(ch, cstride)[
+            :, : width // 2
+        ]
+        for p in range(2)
+    ]
+    return np.concatenate([luma.reshape(-1), *(p.reshape(-1) for p in planes)]).reshape(
+        height * 3 // 2, width
+    )
+
+
+class PiCamera:
+    """The Pi camera: masked, encoded on the Pi, with a lores stream for motion."""
+
+    def __init__(
+        self,
+        *,
+        size: tuple[int, int] = (1280, 720),
+        fps: float = 15.0,
+        masks: Sequence[Polygon] = (),
+        keyframe_interval: float = 1.0,
+        bitrate: int | None = None,
+        encoder: str = "auto",
+        camera_num: int = 0,
+        picamera2: Callable[[int], Picamera2] = Picamera2,
+    ) -> None:
+        self.width, self.height = size
+        self.fps = float(fps)
+        self.mask = PrivacyMask(masks)
+        kind = choose_encoder(encoder, get_platform().name)
+        try:
+            self._camera = picamera2(camera_num)
+        except (RuntimeError, IndexError, OSError) as err:
+            raise CameraError(f"Pi camera {camera_num}: cannot open it ({err})") from None
+        try:
+            self._configure(lores_size(*size))
+            gop = max(1, round(self.fps * keyframe_interval))
+            if kind == "hardware":
+                self._encoder = H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop)
+            else:
+                # a Fraction: newer PyAV refuses a float frame rate
+                rate = fractions.Fraction(self.fps).limit_denominator(1001)
+                self._encoder = LibavH264Encoder(
+                    bitrate=bitrate, repeat=True, iperiod=gop, framerate=rate
+                )
+            self.output = PacketOutput()
+            self.stream_info = StreamInfo(self.width, self.height, self.fps, None)
+            self._origin: int | None = None  # the first frame's sensor timestamp, ns
+            self._camera.pre_callback = self._mask_request
+            self._camera.start_encoder(self._encoder, self.output, name="main")
+            self._camera.start()
+        except (RuntimeError, OSError, ValueError) as err:
+            self._camera.close()
+            raise CameraError(f"Pi camera {camera_num}: cannot start it ({err})") from None
+        self.encoder_kind = kind
+
+    def _configure(self, lores: tuple[int, int]) -> None:
+        camera = self._camera
+        config = camera.create_video_configuration(
+            main={"size": (self.width, self.height), "format": "YUV420"},
+            lores={"size": lores, "format": "YUV420"},
+            controls={"FrameRate": self.fps},
+            display=None,
+            encode="main",
+        )
+        camera.configure(config)
+        streams = camera.camera_configuration()
+        self.width, self.height = streams["main"]["size"]
+        self._stride = streams["main"]["stride"]
+        self.lores = streams["lores"]["size"]
+        self._lores_stride = streams["lores"]["stride"]
+
+    def _mask_request(self, request: object) -> None:
+        """picamera2's pre_callback: runs before any encoder or reader sees the request."""
+        if self._origin is None:
+            self._origin = request.get_metadata()["SensorTimestamp"]
+        if not self.mask:
+            return
+        for name, (width, height), stride in (
+            ("main", (self.width, self.height), self._stride),
+            ("lores", self.lores, self._lores_stride),
+        ):
+            with MappedArray(request, name) as mapped:
+                self.mask.apply_i420(mapped.array, width, height, stride)
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            try:
+                request = self._camera.capture_request()
+            except (RuntimeError, OSError) as err:
+                raise CameraError(f"Pi camera: no more frames ({err})") from None
+            try:
+                stamp = request.get_metadata()["SensorTimestamp"]
+                main = request.make_array("main")
+                lores = request.make_array("lores")
+            finally:
+                request.release()
+            origin = self._origin if self._origin is not None else stamp
+            yield Frame(
+                None,
+                (stamp - origin) / 1e9,
+                index,
+                i420=_i420(main, self.width, self.height, self._stride),
+                grey=_plane(lores, *self.lores),
+                packets=self.output.take(),
+                masked=True,
+            )
+            index += 1
+
+    def stop_encoder(self) -> list[EncodedPacket]:
+        """Stop encoding; the packets the encoder still held (the end of a clip)."""
+        if self._encoder is not None:
+            encoder, self._encoder = self._encoder, None
+            self._camera.stop_encoder(encoder)
+        return self.output.take()
+
+    def close(self) -> None:
+        try:
+            self.stop_encoder()
+            self._camera.stop()
+        finally:
+            self._camera.close()
