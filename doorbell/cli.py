@@ -4,6 +4,9 @@
     doorbell keys export           print the identity, for ``age -d -i`` elsewhere
     doorbell keys add-recipient    encrypt new clips to one more public key
     doorbell encrypt / decrypt     the vault as a tool, with age's flags
+    doorbell replay VIDEO          the pipeline over a video file, as if it were the camera
+    doorbell run                   the service: camera, clips, GPIO, web interface
+    doorbell demo                  the same on a fresh data dir, a synthetic camera, mock pins
 
 Exit status: 0 success; 1 a key, crypto or format problem, one line on stderr
 naming the file and the failure; 2 a usage problem. Subcommands import what
@@ -260,6 +263,112 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(service: object) -> int:
+    """Run ``service`` until SIGINT or SIGTERM; the clip being recorded is finished."""
+    import asyncio
+    import logging
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="doorbell: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop, ready=_announce)  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+    return 0
+
+
+def _announce(service: object) -> None:
+    lines = [f"doorbell: open {service.url}"]  # type: ignore[attr-defined]
+    if service.tls_fingerprint:  # type: ignore[attr-defined]
+        lines.append(f"doorbell: TLS certificate SHA-256 {service.tls_fingerprint}")  # type: ignore[attr-defined]
+    extra = getattr(service, "announce", None)
+    if extra:
+        lines.extend(extra)
+    print("\n".join(lines), flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from doorbell.config import load_config
+    from doorbell.service import Service
+
+    config = load_config(args.config)
+    return _serve(Service(config))
+
+
+DEMO_WORDS = [
+    "amber",
+    "badge",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "grove",
+    "harbor",
+    "island",
+    "jasper",
+    "kettle",
+    "lantern",
+    "meadow",
+    "nectar",
+    "orbit",
+    "pepper",
+    "quartz",
+    "ribbon",
+    "saddle",
+    "timber",
+    "umber",
+    "velvet",
+    "willow",
+    "yonder",
+]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import dataclasses
+    import secrets
+    import tempfile
+
+    from doorbell.config import CameraSettings, Config, StorageSettings, WebSettings
+    from doorbell.service import Service
+    from doorbell.store import Keyring
+
+    data_dir = args.data_dir or tempfile.mkdtemp(prefix="doorbell-demo-")
+    keyring = Keyring.in_data_dir(data_dir)
+    if args.passphrase_file:
+        passphrase = _read_passphrase_file(args.passphrase_file)
+    else:
+        passphrase = "-".join(secrets.choice(DEMO_WORDS) for _ in range(4))
+    if not keyring.has_identity():
+        keyring.init(passphrase, work_factor=14)  # a demo: quick to unlock
+        shown = passphrase if not args.passphrase_file else f"the one in {args.passphrase_file}"
+    else:
+        shown = "the one this data dir was made with"
+    camera = (
+        CameraSettings(backend="opencv", source=args.source, loop=True)
+        if args.source
+        else CameraSettings(backend="synthetic", width=960, height=540, fps=15.0)
+    )
+    config = dataclasses.replace(
+        Config(),
+        storage=StorageSettings(data_dir=str(data_dir)),
+        camera=camera,
+        web=WebSettings(listen=f"127.0.0.1:{args.port}", tls="off"),
+    )
+    service = Service(config, demo=True)
+    service.announce = [  # type: ignore[attr-defined]
+        f"doorbell: demo passphrase: {shown}",
+        f"doorbell: data dir: {data_dir}",
+        "doorbell: press Ctrl-C to stop",
+    ]
+    return _serve(service)
+
+
 # -- the parser -----------------------------------------------------------
 
 
@@ -356,6 +465,21 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--realtime", action="store_true", help="play at the video's own speed")
     rep.add_argument("--json", action="store_true", help="one JSON object on stdout")
     rep.set_defaults(func=cmd_replay)
+
+    run = commands.add_parser("run", help="run the doorbell service")
+    run.add_argument("--config", metavar="FILE", help="doorbell.toml (default: built-in defaults)")
+    run.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="the service on a fresh data dir with a synthetic camera and mock pins"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    demo.add_argument("--data-dir", metavar="D", help="data folder (default: a new temporary one)")
+    demo.add_argument("--source", metavar="VIDEO", help="play this video in a loop as the camera")
+    demo.add_argument(
+        "--passphrase-file", metavar="F", help="use the passphrase in F (default: a new one)"
+    )
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -60,9 +60,11 @@ class Pipeline:
         *,
         wall_time: Callable[[float], float],
         on_clip: Callable[[str, object], None] = lambda kind, clip: None,
+        on_motion: Callable[[bool, float], None] = lambda active, at: None,
         encoded: StreamInfo | None = None,
     ) -> None:
         self.settings = settings
+        self._on_motion = on_motion
         self.mask = PrivacyMask(settings.masks)
         self.lores = lores_size(width, height)
         zone = polygon_mask(settings.zones, *self.lores) if settings.zones else None
@@ -124,9 +126,11 @@ class Pipeline:
         if result.started:
             inputs.append(trigger.Motion(frame.at, True))
             self.events.append(Event("motion", frame.at))
+            self._on_motion(True, frame.at)
         if result.stopped:
             inputs.append(trigger.Motion(frame.at, False))
             self._end_motion(frame.at)
+            self._on_motion(False, frame.at)
         for item in inputs:
             if isinstance(item, trigger.Bell):
                 self.events.append(Event("bell", item.at, item.at))

@@ -9,8 +9,9 @@ every new packet until Stop. Plaintext exists only in RAM (law 1); the
 recorder holds recipients only, through the store (law 2).
 
 Thread ownership: one thread (the camera's) calls ``add`` and ``apply``; the
-``on_clip`` callback runs on that thread and must hand over to the event loop
-itself (``loop.call_soon_threadsafe``).
+``on_clip`` callback ("started" with the trigger, "finished" with the Clip)
+runs on that thread and must hand over to the event loop itself
+(``loop.call_soon_threadsafe``).
 """
 
 import collections
@@ -87,7 +88,7 @@ class Recorder:
         pre_roll: float,
         wall_time: Callable[[float], float],
         thumbnail: Callable[[], bytes | None] = lambda: None,
-        on_clip: Callable[[str, Clip | None], None] = lambda kind, clip: None,
+        on_clip: Callable[[str, object], None] = lambda kind, clip: None,
     ) -> None:
         self.store = store
         self.info = info
@@ -134,7 +135,7 @@ class Recorder:
             recording.abort()
             raise
         self._open = _Open(recording, mp4, action.at)
-        self._on_clip("started", None)
+        self._on_clip("started", action.trigger)
 
     def stop(self, at: float) -> Recorded | None:
         """Finish the clip being recorded (if any) with its last packet so far."""

@@ -48,6 +48,10 @@ min_area = 2.0
 masks = [[[0, 0], [2, 0], [1, 1]]]
 [camera]
 backend = "x"
+[kamera]
+backend = "opencv"
+[web]
+listen = "everywhere"
 """,
     )
     with pytest.raises(config.ConfigError) as info:
@@ -57,7 +61,9 @@ backend = "x"
     assert f"{path}: [motion] treshold: unknown key" in problems
     assert f"{path}: [motion]: motion settings out of range: min_area" in problems
     assert f"{path}: [privacy] masks: polygon 1: point (2.0, 0.0) is outside 0.0-1.0" in problems
-    assert f"{path}: [camera]: unknown section" in problems
+    assert f"{path}: [camera]: backend must be one of synthetic, opencv, picamera2" in problems
+    assert f"{path}: [kamera]: unknown section" in problems
+    assert f"{path}: [web]: listen must be host:port, not 'everywhere'" in problems
 
 
 def test_not_toml(tmp_path):
