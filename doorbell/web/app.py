@@ -117,7 +117,7 @@ def make_app(
     context: WebContext, *, cache_factory: Callable[[], object] | None = None
 ) -> web.Application:
     """The aiohttp application for ``context``: routes, guards, templates, static files."""
-    from doorbell.web.media import PayloadCache
+    from doorbell.web.playback import PayloadCache
 
     app = web.Application(middlewares=[security_headers, plain_errors, access])
     app[CONTEXT] = context

@@ -40,7 +40,7 @@ CONTEXT = web.AppKey("context", WebContext)
 SESSIONS = web.AppKey("sessions", Sessions)
 THROTTLE = web.AppKey("throttle", Throttle)
 ACCESS = web.AppKey("access", dict)
-SESSION = "doorbell.session"  # request key: the caller's unlocked Session
+SESSION = web.RequestKey("session", Session)  # the caller's unlocked Session
 
 
 def session_of(request: web.Request) -> Session:

@@ -22,7 +22,8 @@ from doorbell.errors import DoorbellError
 from doorbell.events import BellPressed, ClipFinished, MotionChanged, PirChanged
 from doorbell.store import VIDEO, Clip, ClipNotFound
 from doorbell.store.keyring import check_passphrase
-from doorbell.web.context import CONTEXT, SESSIONS, THROTTLE, session_of
+from doorbell.vault.payload import OpenedPayload
+from doorbell.web.context import CONTEXT, SESSION, SESSIONS, THROTTLE, session_of
 from doorbell.web.sessions import COOKIE
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ async def setup(request: web.Request) -> web.Response:
 
 def _page(request: web.Request, **values: object) -> dict:
     context = request.app[CONTEXT]
-    session = request.get("doorbell.session")
+    session = request.get(SESSION)
     return {
         "csrf": session.csrf if session else "",
         "demo": context.press_bell is not None,
@@ -244,7 +245,7 @@ async def status_page(request: web.Request) -> web.StreamResponse:
 
 
 async def video(request: web.Request) -> web.StreamResponse:
-    from doorbell.web.media import etag_for, send_plaintext
+    from doorbell.web.playback import etag_for, send_plaintext
 
     clip = _clip(request)
     if clip.state != "complete":
@@ -254,7 +255,7 @@ async def video(request: web.Request) -> web.StreamResponse:
     path = context.store.path(clip.id, VIDEO)
 
     def opened() -> object:
-        return session.cache.get(clip.id, lambda: vault.OpenedPayload(path, session.identities))
+        return session.cache.get(clip.id, lambda: OpenedPayload(path, session.identities))
 
     try:
         payload = await _run(opened)

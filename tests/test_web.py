@@ -1,0 +1,393 @@
+"""The web interface's handlers and guards, through aiohttp's test client.
+
+A real store with real encrypted clips, the real keyring (scrypt at work
+factor 10), the real event bus; the clock is injected, so idle locking and
+unlock throttling are tested without waiting.
+"""
+
+import asyncio
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+from aiohttp import web
+
+from doorbell.events import BellPressed, ClipFinished, EventBus, MotionChanged
+from doorbell.store import ClipStore, Keyring
+from doorbell.web import routes
+from doorbell.web.app import SECURITY_HEADERS, make_app
+from doorbell.web.context import WebContext
+from doorbell.web.sessions import COOKIE, FREE_FAILURES, unlock_delay
+from tests.conftest import PASSPHRASE
+
+JPEG = cv2.imencode(".jpg", np.full((90, 160, 3), 128, np.uint8))[1].tobytes()
+VIDEO_BYTES = bytes(range(256)) * 1000  # 256 kB: five chunks of the vault
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def add_clip(store: ClipStore, trigger: str, start: float, body: bytes = VIDEO_BYTES) -> str:
+    recording = store.new_clip(trigger, start=start)
+    recording.write_thumbnail(JPEG)
+    recording.video.write(body)
+    return recording.finish(end=start + 12).id
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def store(data_dir):
+    store = ClipStore.open(data_dir)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def context(store, data_dir, clock):
+    return WebContext(
+        store=store,
+        keyring=Keyring.in_data_dir(data_dir),
+        clock=clock,
+        press_bell=lambda: None,
+        work_factor=10,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client, context):
+    context.bus = EventBus(asyncio.get_running_loop())
+    return await aiohttp_client(make_app(context))
+
+
+async def unlock(client, passphrase: str = PASSPHRASE) -> str:
+    response = await client.post("/api/unlock", json={"passphrase": passphrase})
+    assert response.status == 200, await response.text()
+    return (await response.json())["csrf_token"]
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "0123456789abcdef", path)
+
+
+# --- the guards -----------------------------------------------------------------------------
+
+
+async def test_every_route_but_the_public_ones_needs_an_unlocked_session(client):
+    """Walks the router itself, so a route added later cannot be left open."""
+    public = {("GET", "/health"), ("GET", "/unlock"), ("POST", "/api/unlock")}
+    setup = {("GET", "/setup"), ("POST", "/api/setup")}
+    seen = set()
+    for route in client.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix")
+        if route.method == "HEAD" or path is None:
+            continue
+        if "prefix" in info:  # the static files: public, and nothing but files
+            assert path == "/static"
+            continue
+        seen.add((route.method, path))
+        if (route.method, path) in public:
+            continue
+        response = await client.request(route.method, concrete(path), allow_redirects=False)
+        if (route.method, path) in setup:  # there is an owner already: setup is closed
+            assert response.status in (303, 409), (route.method, path)
+        elif response.status == 303:
+            assert response.headers["Location"] == "/unlock", (route.method, path)
+        else:
+            assert response.status == 401, (route.method, path, response.status)
+    assert public | setup <= seen
+    table = {(r.method, r.path) for r in routes.ROUTES if r.access == routes.PUBLIC}
+    assert table == public
+
+
+async def test_a_route_left_out_of_the_table_needs_the_owner(aiohttp_client, context):
+    app = make_app(context)
+
+    async def forgotten(request: web.Request) -> web.Response:
+        return web.Response(text="secret")
+
+    app.router.add_get("/forgotten", forgotten)
+    client = await aiohttp_client(app)
+    assert (await client.get("/forgotten")).status == 401
+    await unlock(client)
+    assert await (await client.get("/forgotten")).text() == "secret"
+
+
+async def test_security_headers_on_every_response_errors_too(client):
+    for path in ("/health", "/unlock", "/nowhere", "/api/clips"):
+        response = await client.get(path, allow_redirects=False)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (path, name)
+    csp = SECURITY_HEADERS["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+
+
+async def test_health_says_nothing(client, store):
+    add_clip(store, "bell", 1_700_000_000)
+    response = await client.get("/health")
+    assert response.status == 200 and await response.json() == {"ok": True}
+
+
+# --- unlock, lock, CSRF, idle ---------------------------------------------------------------
+
+
+async def test_unlock_gives_a_strict_httponly_cookie_and_a_csrf_token(client):
+    response = await client.post("/api/unlock", json={"passphrase": PASSPHRASE})
+    assert response.status == 200
+    body = await response.json()
+    assert set(body) == {"csrf_token"} and len(body["csrf_token"]) >= 32
+    cookie = response.cookies[COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+    assert PASSPHRASE not in json.dumps(body)
+
+
+async def test_changes_need_the_csrf_token(client, store):
+    clip = add_clip(store, "bell", 1_700_000_000)
+    csrf = await unlock(client)
+    assert (await client.post("/api/lock")).status == 403
+    assert (await client.delete(f"/api/clips/{clip}")).status == 403
+    bad = {"X-CSRF-Token": "x" * len(csrf)}
+    assert (await client.delete(f"/api/clips/{clip}", headers=bad)).status == 403
+    assert store.get(clip)  # nothing happened
+    response = await client.delete(f"/api/clips/{clip}", headers={"X-CSRF-Token": csrf})
+    assert response.status == 200 and store.list() == []
+
+
+async def test_unlock_wants_json(client):
+    response = await client.post("/api/unlock", data={"passphrase": PASSPHRASE})
+    assert response.status == 415  # a cross-site form cannot send JSON
+    response = await client.post(
+        "/api/unlock", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400 and "Traceback" not in await response.text()
+
+
+async def test_wrong_passphrases_wait_longer_and_longer(client, clock):
+    for _ in range(FREE_FAILURES):
+        response = await client.post("/api/unlock", json={"passphrase": "not it at all"})
+        assert response.status == 401
+    assert "not it at all" not in await response.text()
+    response = await client.post("/api/unlock", json={"passphrase": PASSPHRASE})
+    assert response.status == 429 and response.headers["Retry-After"] == "1"
+    clock.now += unlock_delay(FREE_FAILURES)
+    assert (await client.post("/api/unlock", json={"passphrase": "wrong"})).status == 401
+    response = await client.post("/api/unlock", json={"passphrase": PASSPHRASE})
+    assert response.status == 429 and response.headers["Retry-After"] == "2"
+    clock.now += unlock_delay(FREE_FAILURES + 1)
+    await unlock(client)  # the right one after the wait; the count starts again
+
+
+def test_the_waits_grow_and_stop_at_five_minutes():
+    waits = [unlock_delay(n) for n in range(20)]
+    assert waits[:FREE_FAILURES] == [0.0] * FREE_FAILURES
+    assert waits[FREE_FAILURES : FREE_FAILURES + 4] == [1.0, 2.0, 4.0, 8.0]
+    assert waits == sorted(waits) and max(waits) == 300.0
+
+
+async def test_lock_now_and_idle_lock(client, store, clock):
+    clip = add_clip(store, "bell", 1_700_000_000)
+    csrf = await unlock(client)
+    assert (await client.get(f"/clips/{clip}/thumbnail")).status == 200
+    response = await client.post("/api/lock", headers={"X-CSRF-Token": csrf})
+    assert response.status == 200
+    assert (await client.get(f"/clips/{clip}/thumbnail")).status == 401
+    await unlock(client)
+    clock.now += 14 * 60  # in use: each request restarts the idle time
+    assert (await client.get("/api/clips")).status == 200
+    clock.now += 14 * 60
+    assert (await client.get("/api/clips")).status == 200
+    clock.now += 15 * 60 + 1
+    assert (await client.get("/api/clips")).status == 401
+    response = await client.get("/", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/unlock"
+
+
+# --- first run ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fresh_client(aiohttp_client, tmp_path, clock):
+    data = tmp_path / "fresh"
+    keyring = Keyring.in_data_dir(data)
+    store = ClipStore(data, keyring.recipients)
+    context = WebContext(store=store, keyring=keyring, clock=clock, work_factor=10)
+    yield await aiohttp_client(make_app(context)), keyring
+    store.close()
+
+
+async def test_first_run_makes_the_identity_once(fresh_client):
+    client, keyring = fresh_client
+    for page in ("/", "/unlock"):
+        response = await client.get(page, allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"] == "/setup"
+    assert "passphrase" in (await (await client.get("/setup")).text()).lower()
+    response = await client.post("/api/setup", json={"passphrase": "a b c d e", "confirm": "x"})
+    assert response.status == 400 and "differ" in await response.text()
+    response = await client.post("/api/setup", json={"passphrase": "short", "confirm": "short"})
+    assert response.status == 400 and not keyring.has_identity()
+    good = "correct horse battery staple"
+    response = await client.post("/api/setup", json={"passphrase": good, "confirm": good})
+    assert response.status == 200
+    body = await response.json()
+    assert body["recipient"].startswith("age1") and body["csrf_token"]
+    assert keyring.has_identity() and str(keyring.recipients()[0]) == body["recipient"]
+    assert (await client.get("/api/clips")).status == 200  # unlocked by setup
+    again = await client.post("/api/setup", json={"passphrase": good, "confirm": good})
+    assert again.status == 409
+    response = await client.get("/setup", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/unlock"
+
+
+# --- clips ----------------------------------------------------------------------------------
+
+
+async def test_clip_list_newest_first(client, store):
+    old = add_clip(store, "motion", 1_700_000_000)
+    new = add_clip(store, "bell", 1_700_000_100)
+    await unlock(client)
+    body = await (await client.get("/api/clips")).json()
+    assert [c["id"] for c in body["clips"]] == [new, old]
+    first = body["clips"][0]
+    assert set(first) == {"id", "start", "end", "trigger", "bytes", "keep"}
+    assert first["trigger"] == "bell" and first["end"] == 1_700_000_112 and not first["keep"]
+    only = await (await client.get("/api/clips?trigger=motion")).json()
+    assert [c["id"] for c in only["clips"]] == [old]
+    assert (await client.get("/api/clips?trigger=cat")).status == 400
+    page = await (await client.get("/")).text()
+    assert new in page and old in page and page.index(new) < page.index(old)
+
+
+async def test_keep_and_delete(client, store):
+    clip = add_clip(store, "bell", 1_700_000_000)
+    csrf = {"X-CSRF-Token": await unlock(client)}
+    response = await client.post(f"/api/clips/{clip}/keep", json={"keep": True}, headers=csrf)
+    assert response.status == 200 and (await response.json())["keep"] is True
+    assert store.get(clip).keep
+    response = await client.post(f"/api/clips/{clip}/keep", json={"keep": "yes"}, headers=csrf)
+    assert response.status == 400
+    assert (await client.delete(f"/api/clips/{clip}", headers=csrf)).status == 200
+    assert (await client.get(f"/clips/{clip}/thumbnail")).status == 404
+    assert (await client.delete(f"/api/clips/{clip}", headers=csrf)).status == 404
+
+
+async def test_clip_ids_are_looked_up_never_used_as_paths(client, store):
+    add_clip(store, "bell", 1_700_000_000)
+    await unlock(client)
+    for bad in ("..%2Fkeys%2Fidentity.age", "0123456789abcdef", "%2E%2E", "ABCDEF0123456789"):
+        response = await client.get(f"/clips/{bad}/thumbnail")
+        assert response.status == 404, bad
+        assert "Traceback" not in await response.text()
+
+
+async def test_thumbnail_is_the_decrypted_jpeg(client, store):
+    clip = add_clip(store, "bell", 1_700_000_000)
+    await unlock(client)
+    response = await client.get(f"/clips/{clip}/thumbnail")
+    assert response.status == 200 and response.content_type == "image/jpeg"
+    assert await response.read() == JPEG
+    assert "no-store" in response.headers["Cache-Control"]
+
+
+async def test_video_plays_and_seeks(client, store):
+    clip = add_clip(store, "bell", 1_700_000_000)
+    await unlock(client)
+    whole = await client.get(f"/clips/{clip}/video")
+    assert whole.status == 200 and await whole.read() == VIDEO_BYTES
+    part = await client.get(f"/clips/{clip}/video", headers={"Range": "bytes=200000-"})
+    assert part.status == 206 and await part.read() == VIDEO_BYTES[200000:]
+    etag = part.headers["ETag"]
+    same = await client.get(
+        f"/clips/{clip}/video", headers={"Range": "bytes=0-9", "If-Range": etag}
+    )
+    assert same.status == 206 and await same.read() == VIDEO_BYTES[:10]
+    download = await client.get(f"/clips/{clip}/video?download")
+    assert "attachment" in download.headers["Content-Disposition"]
+
+
+async def test_a_damaged_clip_is_a_clear_error(client, store):
+    clip = add_clip(store, "bell", 1_700_000_000)
+    path = store.path(clip, ".mp4.age")
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 1  # the final chunk
+    path.write_bytes(bytes(data))
+    await unlock(client)
+    response = await client.get(f"/clips/{clip}/video")
+    text = await response.text()
+    assert 400 <= response.status < 600 and clip in text and "Traceback" not in text
+
+
+# --- the demo's bell, events, status --------------------------------------------------------
+
+
+async def test_events_reach_an_unlocked_tab(client, context, store):
+    await unlock(client)
+    response = await client.get("/api/events")
+    assert response.headers["Content-Type"] == "text/event-stream"
+    await response.content.readuntil(b"\n\n")  # connected
+    context.bus.publish(BellPressed(at=1.5))
+    context.bus.publish(MotionChanged(at=2.0, active=True))
+    clip = store.get(add_clip(store, "bell", 1_700_000_000))
+    context.bus.publish(ClipFinished(clip))
+    messages = []
+    while len(messages) < 3:
+        block = (await response.content.readuntil(b"\n\n")).decode()
+        if not block.startswith(":") and not block.startswith("retry"):
+            messages.append(block)
+    assert messages[0] == 'event: bell\ndata: {"at": 1.5}\n\n'
+    assert messages[1].startswith("event: motion\n") and '"active": true' in messages[1]
+    assert messages[2].startswith("event: clip\n") and clip.id in messages[2]
+    response.close()
+
+
+async def test_the_demo_bell(aiohttp_client, context):
+    pressed = []
+    context.press_bell = lambda: pressed.append(1)
+    client = await aiohttp_client(make_app(context))
+    csrf = await unlock(client)
+    response = await client.post("/api/bell", headers={"X-CSRF-Token": csrf})
+    assert response.status == 202 and pressed == [1]
+
+
+async def test_no_bell_route_outside_the_demo(aiohttp_client, context):
+    context.press_bell = None
+    client = await aiohttp_client(make_app(context))
+    csrf = await unlock(client)
+    assert (await client.post("/api/bell", headers={"X-CSRF-Token": csrf})).status == 404
+
+
+async def test_status(client, store, context):
+    add_clip(store, "bell", 1_700_000_000)
+    context.tls_fingerprint = "AB:CD"
+    context.status = lambda: {"camera": "running", "recording": False}
+    await unlock(client)
+    body = await (await client.get("/api/status")).json()
+    assert body["clips"] == 1 and body["camera"] == "running" and body["tls_fingerprint"] == "AB:CD"
+    assert body["recipients"][0].startswith("age1") and body["disk_free"] > 0
+    page = await (await client.get("/status")).text()
+    assert "AB:CD" in page and "running" in page
+
+
+async def test_an_internal_error_is_a_plain_500(aiohttp_client, context):
+    app = make_app(context)
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret detail /var/lib/doorbell/keys")
+
+    app.router.add_get("/broken", broken)
+    client = await aiohttp_client(app)
+    await unlock(client)
+    response = await client.get("/broken")
+    text = await response.text()
+    assert response.status == 500 and "secret detail" not in text and "Traceback" not in text
