@@ -150,21 +150,28 @@ async def send_plaintext(
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     response.content_length = end - start
-    await response.prepare(request)
-    if request.method == "HEAD":
-        return response
+    position = start + len(first)
+    ahead = None
     try:
-        await response.write(first)
-        position = start + len(first)
-        while position < end:
-            piece = await loop.run_in_executor(
-                None, payload.read_at, position, min(PIECE, end - position)
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        piece = first
+        while True:
+            # decrypt the next piece while this one goes out: cipher and socket overlap
+            ahead = (
+                loop.run_in_executor(None, payload.read_at, position, min(PIECE, end - position))
+                if position < end
+                else None
             )
             await response.write(piece)
+            if ahead is None:
+                break
+            piece = await ahead
             position += len(piece)
         await response.write_eof()
-    except ConnectionResetError:
-        pass  # the browser moved on (a seek): nothing to report
+    except ConnectionError:
+        pass  # the browser moved on (a seek aborts the request): nothing to report
     except vault.PayloadError as err:
         log.warning("clip playback stopped mid-way: %s", err)
         if request.transport is not None:

@@ -379,7 +379,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
                 head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                 await response.write(head.encode() + jpeg + b"\r\n")
             await asyncio.sleep(period)
-    except ConnectionResetError:
+    except ConnectionError:  # the tab went away
         pass
     finally:
         context.live.watching(-1)
@@ -430,7 +430,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             message = sse_message(event) if event is not None else b": keep-alive\n\n"
             if message:
                 await response.write(message)
-    except ConnectionResetError:
+    except ConnectionError:  # the tab went away
         pass
     finally:
         subscription.close()
