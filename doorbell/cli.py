@@ -7,6 +7,8 @@
     doorbell replay VIDEO          the pipeline over a video file, as if it were the camera
     doorbell run                   the service: camera, clips, GPIO, web interface
     doorbell demo                  the same on a fresh data dir, a synthetic camera, mock pins
+    doorbell config check [FILE]   every problem in a config file, one a line
+    doorbell config default        print the annotated default config
 
 Exit status: 0 success; 1 a key, crypto or format problem, one line on stderr
 naming the file and the failure; 2 a usage problem. Subcommands import what
@@ -283,6 +285,22 @@ def _serve(service: object) -> int:
     return 0
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from doorbell.config import DEFAULT_PATH, load_config
+
+    path = args.file or os.environ.get("DOORBELL_CONFIG") or DEFAULT_PATH
+    load_config(path)  # ConfigError: one line a problem, each naming the file and the key
+    print(f"{path}: ok")
+    return 0
+
+
+def cmd_config_default(args: argparse.Namespace) -> int:
+    from doorbell.config import default_text
+
+    sys.stdout.write(default_text())
+    return 0
+
+
 def _announce(service: object) -> None:
     lines = [f"doorbell: open {service.url}"]  # type: ignore[attr-defined]
     if service.tls_fingerprint:  # type: ignore[attr-defined]
@@ -469,6 +487,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the doorbell service")
     run.add_argument("--config", metavar="FILE", help="doorbell.toml (default: built-in defaults)")
     run.set_defaults(func=cmd_run)
+
+    conf = commands.add_parser("config", help="the config file").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    check = conf.add_parser("check", help="check a config file; exit 1 and name every problem")
+    check.add_argument(
+        "file", nargs="?", metavar="FILE", help="default: $DOORBELL_CONFIG or /etc/doorbell/doorbell.toml"
+    )
+    check.set_defaults(func=cmd_config_check)
+    conf.add_parser("default", help="print the annotated default config").set_defaults(
+        func=cmd_config_default
+    )
 
     demo = commands.add_parser(
         "demo", help="the service on a fresh data dir with a synthetic camera and mock pins"

@@ -1,80 +1,157 @@
 """Configuration: a TOML file into frozen, validated settings.
 
-    [trigger]
-    pre_roll = 5.0          # seconds of video before the event
-    post_roll = 10.0        # seconds after the last activity
-    max_clip = 120.0
+The annotated ``default.toml`` beside this module is both the documentation
+and the schema: its keys are the only keys, its values the defaults (and so
+the types), and the comment at the end of each key's line gives the range
+("0 to 30 seconds"), the choices ("one of off, trigger, confirm"), or the kind
+("polygons", "host:port"). A key commented out there is optional: not set
+unless the owner sets it.
 
-    [motion]
-    threshold = 25
-    min_area = 0.005
-    zones = [[[0.0, 0.4], [1.0, 0.4], [1.0, 1.0], [0.0, 1.0]]]   # only here counts
-
-    [privacy]
-    masks = [[[0.0, 0.0], [1.0, 0.0], [1.0, 0.2], [0.0, 0.2]]]   # never recorded
-
-    [storage]
-    data_dir = "/var/lib/doorbell"
-
-    [camera]
-    backend = "picamera2"   # synthetic | opencv | picamera2
-    source = ""             # opencv: a file, a webcam index, a URL
-    width = 1280
-    height = 720
-    fps = 15.0
-
-    [web]
-    listen = "0.0.0.0:8443" # beyond loopback: TLS with a self-signed certificate
-    idle_lock_minutes = 15.0
-    live_fps = 2.0
-
-    [gpio]
-    bell_pin = 17
-    led_pin = 27
+    config = load_config("/etc/doorbell/doorbell.toml")   # or ConfigError
+    config.pipeline.policy.pre_roll, config.storage.data_dir, config.web.listen
 
 Unknown sections and keys, wrong types and out-of-range values are errors that
-name the file, the key and what is wrong; nothing is silently ignored.
+name the file, the key and what is wrong (``doorbell.toml: [motion] threshold:
+must be 1 to 254, got 300``); nothing is silently ignored. The settings
+classes live here, so every part depends on this module and it on none.
 """
 
+import re
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from doorbell.errors import DoorbellError
-from doorbell.gpio import GpioSettings
-from doorbell.motion import MotionSettings
-from doorbell.pipeline import PipelineSettings
-from doorbell.privacy import check_polygons
-from doorbell.trigger import Policy
 
-CAMERA_BACKENDS = ("synthetic", "opencv", "picamera2")
+DEFAULT_PATH = "/etc/doorbell/doorbell.toml"
+
+# -- the schema, read from default.toml -------------------------------------
 
 
 @dataclass(frozen=True)
-class StorageSettings:
-    data_dir: str = "/var/lib/doorbell"
+class Spec:
+    """What one key may hold."""
+
+    section: str
+    key: str
+    default: Any  # None for an optional key
+    kind: type  # bool, int, float, str or list
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    shape: str = ""  # "polygons" | "host:port" | ""
+
+    @property
+    def name(self) -> str:
+        return f"[{self.section}] {self.key}"
 
 
-@dataclass(frozen=True)
-class CameraSettings:
-    backend: str = "synthetic"
-    source: str = ""  # opencv: a video file, a webcam index or a URL
-    width: int = 1280
-    height: int = 720
-    fps: float = 15.0
-    encoder: str = "auto"  # picamera2: auto | hardware | libav
-    loop: bool = True  # opencv: play a file again from the start when it ends
+_KEY = re.compile(r"^(?P<off>#\s*)?(?P<key>[a-z_]+)\s*=\s*(?P<value>.+?)\s*#\s*(?P<note>.*)$")
+_RANGE = re.compile(r"^(-?\d+(?:\.\d+)?) to (-?\d+(?:\.\d+)?)\b")
+_CHOICES = re.compile(r"^one of ([a-z0-9_]+(?:, [a-z0-9_]+)*)")
 
-    def __post_init__(self) -> None:
-        if self.backend not in CAMERA_BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(CAMERA_BACKENDS)}")
-        if self.backend == "opencv" and not self.source:
-            raise ValueError("the opencv backend needs a source (a file, webcam index or URL)")
-        if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
-            raise ValueError("width and height must be 16-4096")
-        if not 1.0 <= self.fps <= 60.0:
-            raise ValueError("fps must be 1-60")
+
+def parse_schema(text: str) -> dict[tuple[str, str], Spec]:
+    """The specs of an annotated TOML file such as default.toml."""
+    specs: dict[tuple[str, str], Spec] = {}
+    section = ""
+    for line in text.splitlines():
+        header = re.match(r"^\[([a-z_]+)\]\s*$", line)
+        if header:
+            section = header[1]
+            continue
+        match = _KEY.match(line)
+        if not match or not section:
+            continue
+        value = tomllib.loads(f"v = {match['value']}")["v"]
+        note = match["note"]
+        spec = Spec(section, match["key"], None if match["off"] else value, type(value))
+        if found := _RANGE.match(note):
+            spec = replace(spec, low=float(found[1]), high=float(found[2]))
+        elif found := _CHOICES.match(note):
+            spec = replace(spec, choices=tuple(found[1].split(", ")))
+        elif note.startswith(("polygons", "host:port")):
+            spec = replace(spec, shape=note.split(";")[0].split()[0])
+        specs[(section, spec.key)] = spec
+    return specs
+
+
+@cache
+def default_text() -> str:
+    """The annotated default config shipped with the package."""
+    return resources.files("doorbell").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+@cache
+def schema() -> dict[tuple[str, str], Spec]:
+    return parse_schema(default_text())
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def check_value(spec: Spec, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``spec``, or None."""
+    kind = spec.kind
+    if kind is bool and not isinstance(value, bool):
+        return f"expected true or false, got {value!r}"
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"expected a whole number, got {value!r}"
+    if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return f"expected a number, got {value!r}"
+    if kind is str and not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    if kind is list and not isinstance(value, list | tuple):
+        return f"expected a list, got {value!r}"
+    if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
+        return f"must be {_number(spec.low)} to {_number(spec.high)}, got {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"must be one of {', '.join(spec.choices)}, got {value!r}"
+    if spec.shape == "polygons":
+        return check_polygons(value)
+    if spec.shape == "host:port":
+        try:
+            split_listen(value)
+        except ValueError as err:
+            return str(err)
+    return None
+
+
+def check_polygons(polygons: Any) -> str | None:
+    """What is wrong with a list of polygons (relative [x, y] points), or None."""
+    problems = []
+    for n, poly in enumerate(polygons, 1):
+        try:
+            points = [(float(x), float(y)) for x, y in poly]
+        except (TypeError, ValueError):
+            return "expected a list of polygons, each a list of [x, y] points"
+        if len(points) < 3:
+            problems.append(f"polygon {n} has {len(points)} points; it needs at least 3")
+        outside = [p for p in points if not (0.0 <= p[0] <= 1.0 and 0.0 <= p[1] <= 1.0)]
+        if outside:
+            problems.append(f"polygon {n}: point {outside[0]} is outside 0.0 to 1.0")
+    return "; ".join(problems) or None
+
+
+def _validate(settings: object, section: str) -> None:
+    """Check a settings object's fields against the schema; ValueError names each bad key."""
+    specs = schema()
+    problems = []
+    for f in fields(settings):  # type: ignore[arg-type]
+        spec = specs.get((section, f.name))
+        value = getattr(settings, f.name)
+        if spec is None or (value is None and spec.default is None):
+            continue
+        problem = check_value(spec, value)
+        if problem:
+            problems.append(f"{spec.name}: {problem}")
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -85,21 +162,111 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+# -- the settings ------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class WebSettings:
-    listen: str = "127.0.0.1:8080"
-    idle_lock_minutes: float = 15.0
-    live_fps: float = 2.0
-    tls: str = "auto"  # auto: TLS unless listening on loopback only | on | off
+class Policy:
+    """[trigger]: when to record (see ``doorbell.trigger``)."""
+
+    pre_roll: float = 5.0
+    post_roll: float = 10.0
+    max_clip: float = 120.0
+    motion_starts: bool = True
+    pir: Literal["off", "trigger", "confirm"] = "off"
 
     def __post_init__(self) -> None:
-        split_listen(self.listen)
-        if not 0 < self.idle_lock_minutes <= 24 * 60:
-            raise ValueError("idle_lock_minutes must be more than 0 and at most 1440")
-        if not 0.2 <= self.live_fps <= 15:
-            raise ValueError("live_fps must be 0.2-15")
-        if self.tls not in ("auto", "on", "off"):
-            raise ValueError("tls must be auto, on or off")
+        _validate(self, "trigger")
+        if self.max_clip <= self.pre_roll:
+            raise ValueError("max_clip must be longer than pre_roll")
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    """[motion]: the detector's tuning (see ``doorbell.motion``)."""
+
+    threshold: int = 25  # grey levels a pixel must differ from the background
+    background_rate: float = 0.05  # how fast still pixels update the background
+    ghost_rate: float = 0.005  # how fast moving pixels fade into it
+    nuisance_rate: float = 0.02  # how fast the nuisance map learns
+    nuisance_level: float = 0.1  # pixels moving more often than this are ignored
+    min_area: float = 0.005  # the largest blob, as a fraction of the frame
+    min_frames: int = 2  # frames running with motion before it starts
+    quiet_frames: int = 10  # frames running without before it stops
+    lighting_change: float = 0.6  # fraction of the frame changed at once: a lighting change
+    warmup_frames: int = 30  # after a start or reset, frames spent learning before any motion
+
+    def __post_init__(self) -> None:
+        _validate(self, "motion")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    policy: Policy = field(default_factory=Policy)
+    motion: MotionSettings = field(default_factory=MotionSettings)
+    masks: tuple = ()  # [privacy] masks: polygons, relative coordinates
+    zones: tuple = ()  # [motion] zones (empty: the whole frame)
+    keyframe_interval: float = 1.0
+    thumbnail_quality: int = 80
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: str = "/var/lib/doorbell"
+    max_age_days: int = 30
+    quota_gb: float = 0.0  # 0: no quota
+    min_free_mb: int = 500
+
+    def __post_init__(self) -> None:
+        _validate(self, "storage")
+
+
+CAMERA_BACKENDS = ("picamera2", "opencv", "synthetic")
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    backend: str = "picamera2"
+    source: str = ""  # opencv: a video file, a webcam index or a URL
+    width: int = 1280
+    height: int = 720
+    fps: float = 15.0
+    encoder: str = "auto"  # picamera2: auto | hardware | libav
+    loop: bool = True  # opencv: play a file again from the start when it ends
+
+    def __post_init__(self) -> None:
+        _validate(self, "camera")
+        if self.backend == "opencv" and not self.source:
+            raise ValueError("the opencv backend needs a source (a file, webcam index or URL)")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    listen: str = "0.0.0.0:8443"
+    tls: str = "auto"  # auto: TLS unless listening on loopback only | on | off
+    idle_lock_minutes: float = 15.0
+    live_fps: float = 2.0
+
+    def __post_init__(self) -> None:
+        _validate(self, "web")
+
+
+@dataclass(frozen=True)
+class GpioSettings:
+    bell_pin: int = 17
+    bounce: float = 0.3  # seconds: presses closer than this are one press
+    led_pin: int | None = 27
+    pir_pin: int | None = None
+    chime_pin: int | None = None
+    chime_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        _validate(self, "gpio")
+        pins = [
+            p for p in (self.bell_pin, self.led_pin, self.pir_pin, self.chime_pin) if p is not None
+        ]
+        if len(pins) != len(set(pins)):
+            raise ValueError("two devices share a pin: each needs its own")
 
 
 @dataclass(frozen=True)
@@ -111,6 +278,19 @@ class Config:
     gpio: GpioSettings = field(default_factory=GpioSettings)
 
 
+SECTIONS: dict[str, type] = {
+    "trigger": Policy,
+    "motion": MotionSettings,
+    "privacy": type(None),  # masks only: they go to the pipeline
+    "storage": StorageSettings,
+    "camera": CameraSettings,
+    "web": WebSettings,
+    "gpio": GpioSettings,
+}
+
+# -- loading -------------------------------------------------------------------
+
+
 class ConfigError(DoorbellError, ValueError):
     """The configuration file has problems; ``problems`` lists them, one a line."""
 
@@ -119,56 +299,53 @@ class ConfigError(DoorbellError, ValueError):
         super().__init__("\n".join(problems))
 
 
-def _typed(value: Any, default: Any) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, type(default))
+def _polygons(value: Sequence) -> tuple:
+    return tuple(tuple((float(x), float(y)) for x, y in poly) for poly in value)
 
 
-def _section(name: str, table: dict, cls: type, where: str, problems: list[str]) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    values = {}
-    for key, value in table.items():
-        field = known.get(key)
-        if field is None:
-            problems.append(f"{where}: [{name}] {key}: unknown key")
+def parse(data: dict, where: str) -> Config:
+    """Settings from parsed TOML ``data``; ConfigError lists every problem, each
+    starting with ``where`` (the file's name)."""
+    specs = schema()
+    problems: list[str] = []
+    tables: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for section, table in data.items():
+        if section not in SECTIONS:
+            problems.append(f"{where}: [{section}]: unknown section")
             continue
-        default = field.default if field.default is not MISSING else None
-        if default is not None and not _typed(value, default):
-            kind = type(default).__name__
-            problems.append(f"{where}: [{name}] {key}: expected {kind}, got {value!r}")
+        if not isinstance(table, dict):
+            problems.append(f"{where}: [{section}]: expected a table of keys, got {table!r}")
             continue
-        values[key] = float(value) if isinstance(default, float) else value
-    try:
-        return cls(**values)
-    except (ValueError, TypeError) as err:
-        problems.append(f"{where}: [{name}]: {err}")
-        return cls()
-
-
-def _polygons(value: Any, key: str, where: str, problems: list[str]) -> tuple:
-    try:
-        polygons = tuple(tuple((float(x), float(y)) for x, y in poly) for poly in value)
-    except (TypeError, ValueError):
-        problems.append(f"{where}: {key}: expected a list of polygons, each a list of [x, y]")
-        return ()
-    problems.extend(f"{where}: {key}: {p}" for p in check_polygons(polygons))
-    return polygons
-
-
-SECTIONS = {
-    "storage": StorageSettings,
-    "camera": CameraSettings,
-    "web": WebSettings,
-    "gpio": GpioSettings,
-}
-
-
-def load(path: str | Path | None) -> PipelineSettings:
-    """The pipeline's settings from the TOML file at ``path``."""
-    return load_config(path).pipeline
+        for key, value in table.items():
+            spec = specs.get((section, key))
+            if spec is None:
+                problems.append(f"{where}: [{section}] {key}: unknown key")
+            elif problem := check_value(spec, value):
+                problems.append(f"{where}: {spec.name}: {problem}")
+            else:
+                tables[section][key] = float(value) if spec.kind is float else value
+    zones = _polygons(tables["motion"].pop("zones", []))
+    masks = _polygons(tables["privacy"].pop("masks", []))
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        if cls is type(None):
+            continue
+        try:
+            built[section] = cls(**tables[section])
+        except (ValueError, TypeError) as err:
+            problems.append(f"{where}: [{section}]: {err}")
+    if problems:
+        raise ConfigError(problems)
+    pipeline = PipelineSettings(
+        policy=built["trigger"], motion=built["motion"], masks=masks, zones=zones
+    )
+    return Config(
+        pipeline=pipeline,
+        storage=built["storage"],
+        camera=built["camera"],
+        web=built["web"],
+        gpio=built["gpio"],
+    )
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -183,26 +360,9 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError([f"{where}: cannot read ({err.strerror})"]) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([f"{where}: not valid TOML ({err})"]) from None
-    problems: list[str] = []
-    for section in data:
-        if section not in {"trigger", "motion", "privacy", *SECTIONS}:
-            problems.append(f"{where}: [{section}]: unknown section")
-    motion_table = dict(data.get("motion", {}))
-    zones = _polygons(motion_table.pop("zones", []), "[motion] zones", where, problems)
-    privacy = dict(data.get("privacy", {}))
-    masks = _polygons(privacy.pop("masks", []), "[privacy] masks", where, problems)
-    problems.extend(f"{where}: [privacy] {key}: unknown key" for key in privacy)
-    pipeline = replace(
-        PipelineSettings(),
-        policy=_section("trigger", data.get("trigger", {}), Policy, where, problems),
-        motion=_section("motion", motion_table, MotionSettings, where, problems),
-        masks=masks,
-        zones=zones,
-    )
-    parts = {
-        name: _section(name, data.get(name, {}), cls, where, problems)
-        for name, cls in SECTIONS.items()
-    }
-    if problems:
-        raise ConfigError(problems)
-    return Config(pipeline=pipeline, **parts)
+    return parse(data, where)
+
+
+def load(path: str | Path | None) -> PipelineSettings:
+    """The pipeline's settings from the TOML file at ``path``."""
+    return load_config(path).pipeline

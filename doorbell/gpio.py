@@ -23,17 +23,8 @@ emulate bounce. Off a Pi, ``GPIOZERO_PIN_FACTORY=mock`` (or passing
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class GpioSettings:
-    bell_pin: int = 17
-    bounce: float = 0.3  # seconds: presses closer than this are one press
-    pir_pin: int | None = None
-    led_pin: int | None = 27
-    chime_pin: int | None = None
-    chime_seconds: float = 0.5
+from doorbell.config import GpioSettings
 
 
 def indicator_on(recording: bool, viewers: int) -> bool:

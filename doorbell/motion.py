@@ -28,36 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class MotionSettings:
-    threshold: int = 25  # grey levels a pixel must differ from the background
-    background_rate: float = 0.05  # how fast still pixels update the background
-    ghost_rate: float = 0.005  # how fast moving pixels fade into it
-    nuisance_rate: float = 0.02  # how fast the nuisance map learns
-    nuisance_level: float = 0.1  # pixels moving more often than this are ignored
-    min_area: float = 0.005  # the largest blob, as a fraction of the frame
-    min_frames: int = 2  # frames running with motion before it starts
-    quiet_frames: int = 10  # frames running without before it stops
-    lighting_change: float = 0.6  # fraction of the frame changed at once: a lighting change
-    warmup_frames: int = 30  # after a start or reset, frames spent learning before any motion
-
-    def __post_init__(self) -> None:
-        checks = {
-            "threshold": 1 <= self.threshold <= 254,
-            "background_rate": 0 < self.background_rate <= 1,
-            "ghost_rate": 0 <= self.ghost_rate <= 1,
-            "nuisance_rate": 0 <= self.nuisance_rate <= 1,
-            "nuisance_level": 0 < self.nuisance_level <= 1,
-            "min_area": 0 < self.min_area < 1,
-            "min_frames": self.min_frames >= 1,
-            "quiet_frames": self.quiet_frames >= 1,
-            "lighting_change": 0 < self.lighting_change <= 1,
-            "warmup_frames": self.warmup_frames >= 0,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"motion settings out of range: {', '.join(bad)}")
+from doorbell.config import MotionSettings
 
 
 @dataclass(frozen=True)

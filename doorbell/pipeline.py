@@ -14,28 +14,19 @@ serves ``doorbell replay`` (a file, as fast as it decodes) and the service.
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from doorbell import trigger
 from doorbell.camera import EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.config import PipelineSettings
 from doorbell.encoder import H264Encoder
-from doorbell.motion import MotionDetector, MotionSettings
+from doorbell.motion import MotionDetector
 from doorbell.privacy import PrivacyMask, polygon_mask
 from doorbell.recorder import Recorded, Recorder
 from doorbell.store import ClipStore
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    policy: trigger.Policy = field(default_factory=trigger.Policy)
-    motion: MotionSettings = field(default_factory=MotionSettings)
-    masks: tuple = ()  # privacy polygons, relative coordinates
-    zones: tuple = ()  # motion zones (empty: the whole frame)
-    keyframe_interval: float = 1.0
-    thumbnail_quality: int = 80
 
 
 @dataclass(frozen=True)

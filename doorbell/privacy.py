@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from doorbell.config import check_polygons
+
 Point = tuple[float, float]
 Polygon = Sequence[Point]
 
@@ -34,26 +36,13 @@ def polygon_mask(polygons: Sequence[Polygon], width: int, height: int) -> np.nda
     return out
 
 
-def check_polygons(polygons: Sequence[Polygon]) -> list[str]:
-    """Problems with ``polygons`` as a config would state them (empty: fine)."""
-    problems = []
-    for n, poly in enumerate(polygons, 1):
-        if len(poly) < 3:
-            problems.append(f"polygon {n} has {len(poly)} points; a mask needs at least 3")
-        for x, y in poly:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                problems.append(f"polygon {n}: point ({x}, {y}) is outside 0.0-1.0")
-                break
-    return problems
-
-
 class PrivacyMask:
     """The masked regions of one camera. Masks are cached per frame size."""
 
     def __init__(self, polygons: Sequence[Polygon] = (), fill: int = 0) -> None:
-        problems = check_polygons(polygons)
-        if problems:
-            raise ValueError("; ".join(problems))
+        problem = check_polygons(polygons)
+        if problem:
+            raise ValueError(problem)
         self.polygons = [tuple((float(x), float(y)) for x, y in p) for p in polygons]
         self.fill = fill
         self._cache: dict[tuple[int, int], np.ndarray] = {}

@@ -29,22 +29,9 @@ Rules:
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from doorbell.config import Policy
+
 Trigger = Literal["bell", "motion", "pir"]
-
-
-@dataclass(frozen=True)
-class Policy:
-    pre_roll: float = 5.0
-    post_roll: float = 10.0
-    max_clip: float = 120.0
-    motion_starts: bool = True
-    pir: Literal["off", "trigger", "confirm"] = "off"
-
-    def __post_init__(self) -> None:
-        if self.pre_roll < 0 or self.post_roll < 0:
-            raise ValueError("pre_roll and post_roll must not be negative")
-        if self.max_clip <= self.pre_roll:
-            raise ValueError("max_clip must be longer than pre_roll")
 
 
 # -- inputs ----------------------------------------------------------------

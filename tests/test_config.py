@@ -1,4 +1,10 @@
-"""The config file: every problem named with file, section and key; nothing ignored."""
+"""The config file: default.toml is the schema; every problem is named with file,
+section and key; nothing is ignored."""
+
+import dataclasses
+import subprocess
+import sys
+import tomllib
 
 import pytest
 
@@ -12,6 +18,7 @@ def write(tmp_path, text):
 
 
 def test_a_good_file_sets_what_it_says(tmp_path):
+    """Values in the file reach the settings, converted to their types."""
     path = write(
         tmp_path,
         """
@@ -26,16 +33,26 @@ zones = [[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]]
 
 [privacy]
 masks = [[[0, 0], [1, 0], [1, 0.2], [0, 0.2]]]
+
+[storage]
+quota_gb = 4
+
+[gpio]
+pir_pin = 4
 """,
     )
-    settings = config.load(path)
+    loaded = config.load_config(path)
+    settings = loaded.pipeline
     assert settings.policy.pre_roll == 3.0 and settings.policy.pir == "confirm"
     assert settings.motion.threshold == 30
     assert settings.zones == (((0.0, 0.5), (1.0, 0.5), (1.0, 1.0)),)
     assert len(settings.masks) == 1
+    assert loaded.storage.quota_gb == 4.0 and isinstance(loaded.storage.quota_gb, float)
+    assert loaded.gpio.pir_pin == 4 and loaded.gpio.chime_pin is None
 
 
 def test_every_problem_is_named(tmp_path):
+    """Each bad key gets its own line: the file, [section] key, and what is wrong."""
     path = write(
         tmp_path,
         """
@@ -44,6 +61,8 @@ pre_roll = "five"
 [motion]
 treshold = 30
 min_area = 2.0
+threshold = 300
+min_frames = 2.5
 [privacy]
 masks = [[[0, 0], [2, 0], [1, 1]]]
 [camera]
@@ -52,37 +71,164 @@ backend = "x"
 backend = "opencv"
 [web]
 listen = "everywhere"
+[gpio]
+led_pin = 17
 """,
     )
     with pytest.raises(config.ConfigError) as info:
-        config.load(path)
-    problems = info.value.problems
-    assert f"{path}: [trigger] pre_roll: expected float, got 'five'" in problems
-    assert f"{path}: [motion] treshold: unknown key" in problems
-    assert f"{path}: [motion]: motion settings out of range: min_area" in problems
-    assert f"{path}: [privacy] masks: polygon 1: point (2.0, 0.0) is outside 0.0-1.0" in problems
-    assert f"{path}: [camera]: backend must be one of synthetic, opencv, picamera2" in problems
-    assert f"{path}: [kamera]: unknown section" in problems
-    assert f"{path}: [web]: listen must be host:port, not 'everywhere'" in problems
+        config.load_config(path)
+    assert info.value.problems == [
+        f"{path}: [trigger] pre_roll: expected a number, got 'five'",
+        f"{path}: [motion] treshold: unknown key",
+        f"{path}: [motion] min_area: must be 0.0001 to 0.5, got 2.0",
+        f"{path}: [motion] threshold: must be 1 to 254, got 300",
+        f"{path}: [motion] min_frames: expected a whole number, got 2.5",
+        f"{path}: [privacy] masks: polygon 1: point (2.0, 0.0) is outside 0.0 to 1.0",
+        f"{path}: [camera] backend: must be one of picamera2, opencv, synthetic, got 'x'",
+        f"{path}: [kamera]: unknown section",
+        f"{path}: [web] listen: listen must be host:port, not 'everywhere'",
+        f"{path}: [gpio]: two devices share a pin: each needs its own",
+    ]
+
+
+def test_cross_key_rules_are_named_by_section(tmp_path):
+    """Rules between keys (max_clip after pre_roll, opencv needs a source) name the section."""
+    path = write(tmp_path, '[trigger]\npre_roll = 20\nmax_clip = 10\n[camera]\nbackend = "opencv"\n')
+    with pytest.raises(config.ConfigError) as info:
+        config.load_config(path)
+    assert info.value.problems == [
+        f"{path}: [trigger]: max_clip must be longer than pre_roll",
+        f"{path}: [camera]: the opencv backend needs a source (a file, webcam index or URL)",
+    ]
 
 
 def test_not_toml(tmp_path):
+    """A file that is not TOML says so, with the parser's position."""
     with pytest.raises(config.ConfigError, match="not valid TOML"):
         config.load(write(tmp_path, "[trigger\n"))
 
 
+def test_a_section_that_is_not_a_table(tmp_path):
+    """`trigger = 5` at the top is named, not a crash."""
+    path = write(tmp_path, "trigger = 5\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load_config(path)
+    assert info.value.problems == [f"{path}: [trigger]: expected a table of keys, got 5"]
+
+
+# -- default.toml is the schema ---------------------------------------------------
+
+
+def test_the_default_file_is_the_defaults():
+    """default.toml loads to exactly the settings classes' defaults, and it is a valid config."""
+    assert config.parse(tomllib.loads(config.default_text()), "default.toml") == config.Config()
+
+
+def test_every_setting_is_in_the_default_file_and_nothing_else():
+    """Each field of each section's class has a documented key, and each key a field."""
+    keys = set(config.schema())
+    fields = {
+        (section, f.name)
+        for section, cls in config.SECTIONS.items()
+        if cls is not type(None)
+        for f in dataclasses.fields(cls)
+    } | {("motion", "zones"), ("privacy", "masks")}
+    assert keys == fields
+
+
+def test_every_key_states_what_it_may_hold():
+    """Numbers have a range; strings are a choice, an address or free text; lists are polygons."""
+    for spec in config.schema().values():
+        if spec.kind in (int, float):
+            assert spec.low is not None and spec.low <= (spec.default or spec.low) <= spec.high, (
+                spec
+            )
+        if spec.kind is list:
+            assert spec.shape == "polygons", spec
+        if spec.choices:
+            assert spec.default in spec.choices, spec
+
+
+def test_the_schema_grammar():
+    """Ranges, choices, shapes and commented-out optional keys are read from the comments."""
+    specs = config.parse_schema(
+        "[a]\nn = 3  # 1 to 10 things\n# opt = 4  # 0 to 27; a pin\n"
+        'w = "x"  # one of x, y\nl = "h:1"  # host:port\ns = ""  # anything\n'
+    )
+    assert specs[("a", "n")] == config.Spec("a", "n", 3, int, 1.0, 10.0)
+    assert specs[("a", "opt")] == config.Spec("a", "opt", None, int, 0.0, 27.0)
+    assert specs[("a", "w")].choices == ("x", "y")
+    assert specs[("a", "l")].shape == "host:port"
+    assert specs[("a", "s")] == config.Spec("a", "s", "", str)
+
+
+def test_settings_made_in_code_are_checked_too():
+    """The same ranges hold for settings built in code: ValueError names the key."""
+    with pytest.raises(ValueError, match=r"\[motion\] threshold: must be 1 to 254, got 0"):
+        config.MotionSettings(threshold=0)
+    with pytest.raises(ValueError, match=r"\[gpio\] pir_pin: must be 0 to 27, got 40"):
+        config.GpioSettings(pir_pin=40)
+
+
+def test_config_does_not_load_the_video_stack():
+    """`doorbell config check` imports no OpenCV, PyAV, numpy or gpiozero."""
+    code = (
+        "import sys, doorbell.cli as c; c.main(['config', 'default']);"
+        "sys.stderr.write(' '.join(m for m in ('cv2', 'av', 'numpy', 'gpiozero') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stderr == ""
+    assert out.stdout == config.default_text()
+
+
+# -- doorbell config check ----------------------------------------------------------
+
+
+def test_config_check_passes_a_good_file(tmp_path, capsys):
+    """Exit 0 and a one-line ok for a valid file, including the shipped default."""
+    path = write(tmp_path, config.default_text())
+    assert cli.main(["config", "check", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok\n"
+
+
+def test_config_check_names_each_problem(tmp_path, capsys):
+    """Exit 1 and one line per problem on stderr, in file order."""
+    path = write(tmp_path, "[motion]\nthreshold = 0\n[extra]\n[web]\nlive_fps = 99\n")
+    assert cli.main(["config", "check", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.splitlines() == [
+        f"doorbell: {path}: [motion] threshold: must be 1 to 254, got 0",
+        f"doorbell: {path}: [extra]: unknown section",
+        f"doorbell: {path}: [web] live_fps: must be 0.2 to 15, got 99",
+    ]
+
+
+def test_config_check_of_a_missing_file(tmp_path, capsys, monkeypatch):
+    """A missing file (here from $DOORBELL_CONFIG) is named with the reason."""
+    monkeypatch.setenv("DOORBELL_CONFIG", str(tmp_path / "none.toml"))
+    assert cli.main(["config", "check"]) == 1
+    assert capsys.readouterr().err == (
+        f"doorbell: {tmp_path / 'none.toml'}: cannot read (No such file or directory)\n"
+    )
+
+
 def test_replay_reports_config_problems_one_a_line(tmp_path, data_dir, capsys):
+    """Other commands that take --config report the same lines."""
     path = write(tmp_path, "[motion]\nthreshold = 0\n[extra]\n")
     code = cli.main(["replay", "nothing.mp4", "--data-dir", str(data_dir), "--config", str(path)])
     assert code == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
+        f"doorbell: {path}: [motion] threshold: must be 1 to 254, got 0",
         f"doorbell: {path}: [extra]: unknown section",
-        f"doorbell: {path}: [motion]: motion settings out of range: threshold",
     ]
 
 
 def test_replay_of_a_missing_file_says_so(tmp_path, data_dir, capsys):
+    """A missing video is one line naming it."""
     code = cli.main(["replay", str(tmp_path / "gone.mp4"), "--data-dir", str(data_dir)])
     assert code == 1
     assert (

@@ -49,7 +49,7 @@ def test_no_mask_changes_nothing():
 
 @pytest.mark.parametrize(
     ("polygons", "message"),
-    [([[(0, 0), (1, 1)]], "at least 3"), ([[(0, 0), (1.5, 0), (1, 1)]], "outside 0.0-1.0")],
+    [([[(0, 0), (1, 1)]], "at least 3"), ([[(0, 0), (1.5, 0), (1, 1)]], "outside 0.0 to 1.0")],
 )
 def test_bad_polygons_are_refused(polygons, message):
     with pytest.raises(ValueError, match=message):
