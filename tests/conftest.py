@@ -3,6 +3,7 @@
 import os
 import pty
 import select
+import subprocess
 import termios
 import time
 from pathlib import Path
@@ -32,6 +33,31 @@ def passphrase_file(tmp_path: Path) -> Path:
     path = tmp_path / "passphrase.txt"
     path.write_text(PASSPHRASE + "\n")
     return path
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A factory for a real, tiny file system (tmpfs of ``size`` bytes) that fills up:
+    writes past it fail with ENOSPC from the kernel, as on a full SD card."""
+    mounted: list[Path] = []
+
+    def make(size: int, name: str = "disk") -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def find_plaintext(root: Path, plaintext: bytes, window: int = 32, step: int = 997) -> list[str]:

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 
 from doorbell.vault.errors import (
+    DiskFullError,
     HeaderError,
     HeaderMacError,
     KeyFormatError,
@@ -42,13 +43,21 @@ from doorbell.vault.keys import (
 )
 from doorbell.vault.reader import Reader, Recovery, iter_plaintext, open_file, open_header, recover
 from doorbell.vault.stream import CHUNK_SIZE
-from doorbell.vault.writer import PART_SUFFIX, AtomicFileSink, StreamSink, Writer, create
+from doorbell.vault.writer import (
+    PART_SUFFIX,
+    AtomicFileSink,
+    StreamSink,
+    Writer,
+    create,
+    is_disk_full,
+)
 
 __all__ = [
     "CHUNK_SIZE",
     "MAX_WORK_FACTOR",
     "PART_SUFFIX",
     "AtomicFileSink",
+    "DiskFullError",
     "HeaderError",
     "HeaderMacError",
     "Identity",
@@ -71,6 +80,7 @@ __all__ = [
     "decrypt_bytes",
     "encrypt_bytes",
     "is_age_file",
+    "is_disk_full",
     "iter_plaintext",
     "load_identities",
     "open_file",

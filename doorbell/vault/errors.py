@@ -45,6 +45,32 @@ class UnfinishedFileError(VaultError, FileExistsError):
     kind = "unfinished file in the way"
 
 
+class DiskFullError(VaultError, OSError):
+    """The disk filled up while writing: the file was ended at its last whole chunk.
+
+    No byte beyond what the failed write freed was needed: the last chunk on
+    disk is sealed again, in place, as the final one. ``kept`` is how many
+    plaintext bytes the finished file holds; 0 means nothing whole had been
+    written and the file was removed. ``errno`` is ENOSPC, so code that
+    handles a full disk in general handles this too.
+    """
+
+    kind = "disk full"
+
+    def __init__(self, source: str, kept: int) -> None:
+        import errno
+
+        detail = (
+            f"ended early at its last whole chunk ({kept} bytes kept)"
+            if kept
+            else "nothing whole was written; removed"
+        )
+        VaultError.__init__(self, detail, source)
+        self.errno = errno.ENOSPC
+        self.filename = source
+        self.kept = kept
+
+
 class KeyFormatError(VaultError, ValueError):
     """A recipient or identity string is not a valid age key."""
 

@@ -11,9 +11,16 @@ to the OS at once (no user-space buffering). While open the file is
 cut loses at most that much and the authenticated prefix of a ``.part`` can be
 recovered (``reader.recover``). Only ``close()`` writes the final chunk and
 renames the file into place.
+
+A full disk (ENOSPC, EDQUOT) while writing a file does not leave it cut off:
+the writer keeps the plaintext of the last chunk it sealed (64 KiB, in RAM),
+truncates that chunk away and seals it again as the final one, in the space
+it just freed, then finishes the file and raises :class:`DiskFullError`. The
+result is a whole, valid age file of everything up to that chunk.
 """
 
 import contextlib
+import errno
 import io
 import os
 import threading
@@ -22,12 +29,18 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from doorbell.errors import UsageError
-from doorbell.vault.errors import UnfinishedFileError
+from doorbell.vault.errors import DiskFullError, UnfinishedFileError
 from doorbell.vault.header import FILE_KEY_SIZE, encode_header
 from doorbell.vault.keys import Recipient, ScryptRecipient
 from doorbell.vault.stream import CHUNK_SIZE, NONCE_SIZE, ChunkCipher, payload_key
 
 PART_SUFFIX = ".part"
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """A write failed because the disk (or the user's quota) is full."""
+    return isinstance(err, OSError) and err.errno in FULL_ERRNOS
 
 
 class Sink(Protocol):
@@ -99,6 +112,7 @@ class AtomicFileSink:
         self._sync_bytes = fsync_bytes
         self._durable = durable
         self._unsynced = 0
+        self.size = 0  # bytes in the file, as far as writes succeeded
         self._error: OSError | None = None
         self._idle = threading.Event()
         self._idle.set()
@@ -118,7 +132,9 @@ class AtomicFileSink:
         self._raise_sync_error()
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view) :]
+            written = os.write(self._fd, view)
+            self.size += written
+            view = view[written:]
         if not self._durable:
             return
         self._unsynced += len(data)
@@ -159,6 +175,13 @@ class AtomicFileSink:
 
     def flush(self) -> None:
         """Nothing to do: every write already went to the OS."""
+
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (to rewrite its last chunk)."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, size)
+        os.lseek(self._fd, size, os.SEEK_SET)  # the next write goes there, not past a hole
+        self.size = size
 
     def finish(self) -> None:
         assert self._fd is not None
@@ -223,7 +246,11 @@ class Writer(io.RawIOBase):
         self._index = 0
         self._written = 0
         self._ended = False
-        sink.write(header + nonce)
+        # Where the last sealed chunk starts in the file, and its plaintext: what
+        # a full disk needs to end the file there (sinks that can truncate only).
+        self._can_cut = hasattr(sink, "truncate")
+        self._last: tuple[int, bytes] | None = None
+        self._guarded(sink.write, header + nonce)
 
     def writable(self) -> bool:
         return True
@@ -259,17 +286,49 @@ class Writer(io.RawIOBase):
         return count
 
     def _seal(self, plaintext: bytes | bytearray | memoryview) -> None:
-        self._sink.write(self._cipher.seal(self._index, plaintext, last=False))
+        sealed = self._cipher.seal(self._index, plaintext, last=False)
+        start = self._sink.size if self._can_cut else 0  # type: ignore[attr-defined]
+        self._guarded(self._sink.write, sealed)
+        if self._can_cut:
+            self._last = (start, bytes(plaintext))
         self._index += 1
+
+    def _guarded(self, write: Callable[[bytes], None], data: bytes) -> None:
+        try:
+            write(data)
+        except OSError as err:
+            if not (self._can_cut and is_disk_full(err)):
+                raise
+            self._end_at_last_chunk()
+
+    def _end_at_last_chunk(self) -> None:
+        """The disk is full: finish the file at its last whole chunk, or remove it."""
+        self._ended = True
+        self._buffer.clear()
+        sink = self._sink
+        path = getattr(sink, "path", "")
+        if self._last is None:
+            sink.discard()
+            raise DiskFullError(path, 0)
+        start, plaintext = self._last
+        try:
+            sink.truncate(start)  # type: ignore[attr-defined]
+            sink.write(self._cipher.seal(self._index - 1, plaintext, last=True))
+            sink.finish()
+        except OSError:
+            with contextlib.suppress(OSError):  # what is there stays, recoverable
+                sink.abort()
+            raise
+        raise DiskFullError(path, (self._index - 1) * CHUNK_SIZE + len(plaintext))
 
     def close(self) -> None:
         """Write the final chunk and finish the file (for a file: fsync and rename)."""
         if not self._ended:
-            self._ended = True
             sealed = self._cipher.seal(self._index, self._buffer, last=True)
+            self._guarded(self._sink.write, sealed)  # a full disk ends it at the last chunk
+            self._ended = True
             self._buffer.clear()
             try:
-                self._sink.write(sealed)
                 self._sink.finish()
             except BaseException:
                 with contextlib.suppress(OSError):  # the first error is the one to report
