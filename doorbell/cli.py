@@ -493,7 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = conf.add_parser("check", help="check a config file; exit 1 and name every problem")
     check.add_argument(
-        "file", nargs="?", metavar="FILE", help="default: $DOORBELL_CONFIG or /etc/doorbell/doorbell.toml"
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="default: $DOORBELL_CONFIG or /etc/doorbell/doorbell.toml",
     )
     check.set_defaults(func=cmd_config_check)
     conf.add_parser("default", help="print the annotated default config").set_defaults(

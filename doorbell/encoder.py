@@ -17,6 +17,7 @@ back, so it can stream straight into the vault's encrypting writer, which
 cannot seek. No byte of it touches the disk in plaintext.
 """
 
+import contextlib
 import fractions
 import io
 
@@ -119,6 +120,11 @@ class Mp4Writer:
 
     def close(self) -> None:
         self._container.close()
+
+    def abandon(self) -> None:
+        """Drop the muxer after its output failed (a full disk): write nothing more."""
+        with contextlib.suppress(Exception):
+            self._container.close()
 
     def __enter__(self) -> "Mp4Writer":
         return self

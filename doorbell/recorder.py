@@ -8,6 +8,12 @@ pre-roll's start into fragmented MP4 straight into the vault writer, then
 every new packet until Stop. Plaintext exists only in RAM (law 1); the
 recorder holds recipients only, through the store (law 2).
 
+A full disk does not stop the doorbell: the vault ends the clip's file at its
+last whole chunk (``vault.DiskFullError``), the clip is closed with what it
+has, retention deletes the oldest unkept clips to make room, and recording
+goes on in a new clip from the last keyframe. If nothing can be deleted, the
+recorder says so (``disk_full``) and tries again at the next trigger.
+
 Thread ownership: one thread (the camera's) calls ``add`` and ``apply``; the
 ``on_clip`` callback ("started" with the trigger, "finished" with the Clip)
 runs on that thread and must hand over to the event loop itself
@@ -16,6 +22,7 @@ runs on that thread and must hand over to the event loop itself
 
 import collections
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -23,8 +30,15 @@ from doorbell.camera import EncodedPacket, StreamInfo
 from doorbell.encoder import Mp4Writer
 from doorbell.store import Clip, ClipRecording, ClipStore
 from doorbell.trigger import Action, Start, Stop
+from doorbell.vault import CHUNK_SIZE, is_disk_full
 
 log = logging.getLogger(__name__)
+RESUME_ROOM = 8 * CHUNK_SIZE  # free space retention makes when a full disk cuts a clip short
+
+
+def out_of_space(err: BaseException) -> bool:
+    """A write failed for want of space: the vault's, or SQLite's "database or disk is full"."""
+    return is_disk_full(err) or (isinstance(err, sqlite3.OperationalError) and "full" in str(err))
 
 
 class PacketRing:
@@ -98,6 +112,7 @@ class Recorder:
         self._on_clip = on_clip
         self._open: _Open | None = None
         self.finished: list[Recorded] = []
+        self.disk_full = False  # the last attempt to write found no room, even after retention
 
     @property
     def recording(self) -> bool:
@@ -107,16 +122,55 @@ class Recorder:
         for packet in packets:
             self.ring.add(packet)
             if self._open is not None:
-                self._open.mp4.write(packet)
+                try:
+                    self._open.mp4.write(packet)
+                except Exception as err:
+                    if not out_of_space(err):
+                        raise
+                    self._cut_short(packet.at)
 
     def apply(self, actions: Iterable[Action]) -> None:
         for action in actions:
             if isinstance(action, Start):
-                self._start(action)
+                self._start_with_room(action)
             elif isinstance(action, Stop):
                 self.stop(action.at)
 
-    def _start(self, action: Start) -> None:
+    def _start_with_room(self, action: Start, trigger_at: float | None = None) -> None:
+        """Start a clip; if the disk is full, free room by retention and try once more."""
+        for attempt in (1, 2):
+            try:
+                self._start(action, trigger_at)
+                self.disk_full = False
+                return
+            except Exception as err:
+                if not out_of_space(err):
+                    raise
+                if attempt == 1:
+                    self.store.prune(need=RESUME_ROOM)
+        self.disk_full = True
+        log.error("disk full and no unkept clip left to delete: not recording until there is room")
+
+    def _cut_short(self, at: float) -> None:
+        """The disk filled up mid-clip: close the clip with what reached the disk,
+        let retention make room, and go on recording in a new clip."""
+        current, self._open = self._open, None
+        assert current is not None
+        current.mp4.abandon()
+        log.warning(
+            "disk full: clip %s ended at its last whole chunk; freeing room", current.recording.id
+        )
+        self.store.prune(need=RESUME_ROOM)  # first: the index needs room to record the clip
+        last = current.mp4.last_at if current.mp4.last_at is not None else at
+        clip = current.recording.cut_short(end=self._wall(last))
+        if clip is not None:
+            first = current.mp4.first_at if current.mp4.first_at is not None else last
+            self.finished.append(Recorded(clip, first, last, current.trigger_at))
+            self._on_clip("finished", clip)
+        again = Start(at=at, since=at, trigger=current.recording.trigger)  # type: ignore[arg-type]
+        self._start_with_room(again, trigger_at=current.trigger_at)
+
+    def _start(self, action: Start, trigger_at: float | None = None) -> None:
         if self._open is not None:
             self.stop(action.at)
         backlog = self.ring.since(action.since)
@@ -131,10 +185,13 @@ class Recorder:
             mp4 = Mp4Writer(recording.video, self.info)
             for packet in backlog:
                 mp4.write(packet)
-        except BaseException:
-            recording.abort()
+        except BaseException as err:
+            if out_of_space(err):
+                recording.discard()  # a clip that could not begin leaves nothing behind
+            else:
+                recording.abort()
             raise
-        self._open = _Open(recording, mp4, action.at)
+        self._open = _Open(recording, mp4, action.at if trigger_at is None else trigger_at)
         self._on_clip("started", action.trigger)
 
     def stop(self, at: float) -> Recorded | None:
@@ -145,10 +202,17 @@ class Recorder:
         last = current.mp4.last_at if current.mp4.last_at is not None else at
         try:
             current.mp4.close()
-        except BaseException:
-            current.recording.abort()
-            raise
-        clip = current.recording.finish(end=self._wall(last))
+            clip = current.recording.finish(end=self._wall(last))  # the final chunk
+        except Exception as err:
+            if not out_of_space(err):
+                current.recording.abort()
+                raise
+            current.mp4.abandon()
+            self.store.prune(need=RESUME_ROOM)
+            cut = current.recording.cut_short(end=self._wall(last))
+            if cut is None:
+                return None
+            clip = cut
         first = current.mp4.first_at if current.mp4.first_at is not None else last
         recorded = Recorded(clip, first, last, current.trigger_at)
         self.finished.append(recorded)

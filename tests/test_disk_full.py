@@ -89,3 +89,93 @@ def test_other_write_errors_are_not_taken_for_a_full_disk(tmp_path, owner):
     assert vault.is_disk_full(OSError(122, "Disk quota exceeded"))
     assert not vault.is_disk_full(OSError(5, "Input/output error"))
     assert not vault.is_disk_full(ValueError())
+
+
+# -- the recorder on a full disk -------------------------------------------------------
+
+
+def noise_packets(count: int, fps: float = 15.0):
+    """H.264 packets of random pictures (they hardly compress: ~15 KB each), timed from 0."""
+    import numpy as np
+
+    from doorbell.encoder import H264Encoder
+
+    encoder = H264Encoder(160, 120, fps, keyframe_interval=1.0)
+    rng = np.random.default_rng(7)
+    packets = []
+    for i in range(count):
+        packets += encoder.encode(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), i / fps)
+    return encoder.stream_info(), packets + encoder.flush()
+
+
+def decodable_frames(mp4: bytes) -> int:
+    """Frames that decode; a clip cut at a chunk boundary may end inside its last packet."""
+    import io
+
+    import av
+
+    frames = 0
+    with av.open(io.BytesIO(mp4)) as container:
+        for packet in container.demux(video=0):
+            try:
+                frames += len(packet.decode())
+            except av.error.InvalidDataError:
+                break  # the cut: the last packet is incomplete
+    return frames
+
+
+def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goes_on(
+    small_disk,
+):
+    """4 MB disk, a kept and an old clip on it, then 2.3 MB of new video: the clip ends at
+    its last whole chunk, the old clip is deleted, a new clip carries on, the kept one is intact."""
+    from doorbell.recorder import Recorder
+    from doorbell.store import ClipStore, Keyring, Rules
+    from doorbell.trigger import Start
+    from tests.conftest import PASSPHRASE
+
+    data = small_disk(4 << 20)
+    keyring = Keyring.in_data_dir(data)
+    keyring.init(PASSPHRASE, work_factor=10)
+    identities = keyring.unlock(PASSPHRASE)
+    rules = Rules(max_age=30 * 86400, min_free=0)
+    store = ClipStore(data, keyring.recipients, retention=rules, clock=lambda: 5000.0)
+    old = {}
+    for name, start in (("kept", 100.0), ("old", 200.0)):
+        recording = store.new_clip("motion", start=start)
+        old[name] = os.urandom(1_000_000)
+        recording.video.write(old[name])
+        old[name + "_id"] = recording.finish(end=start + 10).id
+    store.set_keep(old["kept_id"], True)
+
+    info, packets = noise_packets(45)
+    per_pass = sum(len(p.data) for p in packets)
+    recorder = Recorder(store, info, pre_roll=1.0, wall_time=lambda t: 1000.0 + t)
+    recorder.add(packets[:1])
+    recorder.apply([Start(at=0.0, since=0.0, trigger="bell")])
+    fed = 0
+    offset = 0.0
+    while fed < 2_300_000:
+        recorder.add(
+            type(p)(p.at + offset, p.keyframe, p.data) for p in packets[1 if not fed else 0 :]
+        )
+        fed += per_pass
+        offset += len(packets) / info.fps
+    recorder.stop(offset)
+
+    assert [r.clip.trigger for r in recorder.finished] == ["bell", "bell"]
+    first, second = (r.clip for r in recorder.finished)
+    assert second.start >= first.end - 1.0  # it went on where the first stopped, from a keyframe
+    clips = {c.id: c for c in store.list()}
+    assert old["old_id"] not in clips  # retention made room: the oldest unkept clip went
+    assert set(clips) == {old["kept_id"], first.id, second.id}
+    assert all(c.state == "complete" for c in clips.values())
+    with store.open_video(old["kept_id"], identities) as reader:
+        assert reader.read() == old["kept"]  # nothing already stored is harmed
+    for clip in (first, second):
+        with store.open_video(clip.id, identities) as reader:
+            mp4 = reader.read()
+        assert decodable_frames(mp4) > 10
+    assert not [p for p in (data / "clips").iterdir() if p.name.endswith(".part")]
+    assert not recorder.disk_full
+    store.close()

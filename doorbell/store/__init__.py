@@ -13,6 +13,7 @@ from doorbell.store.clips import (
 )
 from doorbell.store.index import Clip
 from doorbell.store.keyring import Keyring, KeyringError
+from doorbell.store.retention import Plan, Rules, plan_retention
 
 __all__ = [
     "KEEP",
@@ -24,7 +25,10 @@ __all__ = [
     "ClipStore",
     "Keyring",
     "KeyringError",
+    "Plan",
     "Repaired",
+    "Rules",
     "StartupReport",
+    "plan_retention",
     "valid_id",
 ]

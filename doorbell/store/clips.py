@@ -17,9 +17,12 @@ its keep flag from the marker; only the trigger is lost ("unknown").
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +33,9 @@ from doorbell import vault
 from doorbell.errors import DoorbellError
 from doorbell.store.index import Clip, Index, IndexCorrupt
 from doorbell.store.keyring import Keyring
+from doorbell.store.retention import Plan, Rules, plan_retention
+
+log = logging.getLogger(__name__)
 
 VIDEO = ".mp4.age"
 THUMBNAIL = ".jpg.age"
@@ -90,6 +96,8 @@ class ClipStore:
         *,
         fsync_interval: float = 2.0,
         clock: Callable[[], float] = time.time,
+        retention: Rules | None = None,
+        disk_free: Callable[[], int] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.folder = self.data_dir / "clips"
@@ -97,6 +105,10 @@ class ClipStore:
         self._recipients = recipients
         self._fsync_interval = fsync_interval
         self._clock = clock
+        self.retention = retention
+        self._disk_free = disk_free or (lambda: shutil.disk_usage(self.folder).free)
+        self._prune_lock = threading.Lock()
+        self.last_prune: Plan | None = None
         self._active: set[str] = set()
         self._lock = threading.Lock()  # guards _active; the index locks itself
         self.index, rebuilt = self._open_index()
@@ -195,8 +207,10 @@ class ClipStore:
     # -- writing -----------------------------------------------------------
 
     def new_clip(self, trigger: str, start: float | None = None) -> ClipRecording:
-        """Start a clip: returns its recording, whose ``video`` takes the MP4 bytes."""
+        """Start a clip (retention runs first): returns its recording, whose ``video``
+        takes the MP4 bytes."""
         recipients = list(self._recipients())
+        self.prune()
         clip_id = secrets.token_hex(8)
         start = self._clock() if start is None else start
         self.index.put(Clip(clip_id, start, None, trigger, 0, False, "recording"))
@@ -210,9 +224,14 @@ class ClipStore:
         )
 
     def _finished(self, clip: Clip) -> None:
-        self.index.put(clip)
-        with self._lock:
-            self._active.discard(clip.id)
+        try:
+            self.index.put(clip)
+        except sqlite3.OperationalError as err:  # "database or disk is full"
+            # The files are whole; the next start finds the row stale and fixes it.
+            log.warning("index: clip %s not recorded as %s: %s", clip.id, clip.state, err)
+        finally:
+            with self._lock:
+                self._active.discard(clip.id)
 
     # -- reading -----------------------------------------------------------
 
@@ -260,6 +279,32 @@ class ClipStore:
         for suffix in (VIDEO, VIDEO + PART, THUMBNAIL, THUMBNAIL + PART, KEEP):
             self.path(clip_id, suffix).unlink(missing_ok=True)
         self.index.remove(clip_id)
+
+    def prune(self, need: int = 0) -> Plan | None:
+        """Apply the retention rules (if any): delete the oldest unkept clips that
+        are too old or over the quota, or while the disk has less than
+        ``min_free + need`` free. Clips being recorded and kept clips stay."""
+        if self.retention is None:
+            return None
+        with self._prune_lock:
+            plan = plan_retention(
+                self.list(),
+                now=self._clock(),
+                free=self._disk_free(),
+                rules=self.retention,
+                need=need,
+            )
+            for clip_id in plan.delete:
+                with contextlib.suppress(ClipNotFound):  # the owner deleted it meanwhile
+                    self.delete(clip_id)
+            if plan.delete:
+                log.info("retention deleted %d clip(s), %d bytes", len(plan.delete), plan.freed)
+            if plan.warning and (
+                self.last_prune is None or self.last_prune.warning != plan.warning
+            ):
+                log.warning("retention: %s", plan.warning)
+            self.last_prune = plan
+            return plan
 
     def repair(self, identities: Sequence[vault.Identity]) -> list[Repaired]:
         """Turn every clip cut off by a crash into a finished clip of its intact part.
@@ -353,6 +398,33 @@ class ClipRecording:
         )
         self.store._finished(clip)
         return clip
+
+    def cut_short(self, end: float) -> Clip | None:
+        """After a full disk stopped the writer (``vault.DiskFullError``, which already
+        ended the file at its last whole chunk, or removed it when nothing was whole):
+        record what is there. None: nothing of the clip was kept."""
+        with contextlib.suppress(OSError):
+            self.video.abort()  # a no-op when the writer already ended the file
+        video = self.store.path(self.id, VIDEO)
+        if video.exists():
+            return self.finish(end)
+        if self.store.path(self.id, VIDEO + PART).exists():  # recoverable after unlock
+            return self.abort()
+        self.discard()
+        return None
+
+    def discard(self) -> None:
+        """Remove every trace of this clip (it could not even begin: the disk is full)."""
+        with contextlib.suppress(OSError):
+            self.video.discard()
+        for suffix in (VIDEO, THUMBNAIL, THUMBNAIL + PART):
+            self.store.path(self.id, suffix).unlink(missing_ok=True)
+        with self.store._lock:
+            self.store._active.discard(self.id)
+        with contextlib.suppress(
+            Exception
+        ):  # sqlite may be out of space too: the next start tidies up
+            self.store.index.remove(self.id)
 
     def abort(self) -> Clip:
         """Stop without finishing: the clip stays as a crash would leave it (partial)."""
