@@ -93,7 +93,9 @@ led_pin = 17
 
 def test_cross_key_rules_are_named_by_section(tmp_path):
     """Rules between keys (max_clip after pre_roll, opencv needs a source) name the section."""
-    path = write(tmp_path, '[trigger]\npre_roll = 20\nmax_clip = 10\n[camera]\nbackend = "opencv"\n')
+    path = write(
+        tmp_path, '[trigger]\npre_roll = 20\nmax_clip = 10\n[camera]\nbackend = "opencv"\n'
+    )
     with pytest.raises(config.ConfigError) as info:
         config.load_config(path)
     assert info.value.problems == [
