@@ -12,6 +12,14 @@ recorded before the store closes (the camera thread ends with
 
 Before first-run setup there is no recipient to encrypt to, so frames are
 masked and dropped: nothing is recorded until the owner has a key.
+
+The camera may fail to open, die, or (a file) end: the clip being recorded is
+finished, and the camera is opened again after 0.5, 1, 2, 4 … seconds (at most
+30) while the web pages, the bell and the status keep working. systemd hears
+READY when the pages are up, STATUS whenever the camera or the disk changes,
+WATCHDOG only while frames arrive or a reconnect is under way (a camera thread
+stuck in a driver gets the service restarted), and STOPPING at the end.
+Retention runs at start, every hour and before each clip (``store``).
 """
 
 import asyncio
@@ -24,8 +32,8 @@ from pathlib import Path
 
 import cv2
 
-from doorbell.camera import Camera, CameraError, Frame, open_camera
-from doorbell.config import Config, split_listen
+from doorbell.camera import Camera, Frame, open_camera
+from doorbell.config import Config, StorageSettings, split_listen
 from doorbell.events import (
     BellPressed,
     CameraState,
@@ -37,10 +45,44 @@ from doorbell.events import (
 )
 from doorbell.gpio import DoorbellPins
 from doorbell.pipeline import Pipeline
-from doorbell.store import ClipStore, Keyring
+from doorbell.store import ClipStore, Keyring, Rules
+from doorbell.store.retention import DAY, GB, MB
+from doorbell.systemd import Notifier
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 30.0
+RETENTION_SECONDS = 3600.0
+RECONNECT_FIRST, RECONNECT_CAP = 0.5, 30.0
+STALE_SECONDS = 10.0  # no frame for this long, and no reconnect under way: stuck
+STOP_GRACE = 4.0  # seconds the camera thread gets to finish the clip on stop (systemd: 5)
+
+
+def reconnect_delay(attempt: int) -> float:
+    """Seconds before reopening the camera after ``attempt`` failures in a row (0-based)."""
+    return min(RECONNECT_CAP, RECONNECT_FIRST * 2 ** min(attempt, 16))
+
+
+def camera_healthy(now: float, last_frame: float, reconnecting: bool) -> bool:
+    """Whether to ping the watchdog: frames arriving, or a reconnect in progress."""
+    return reconnecting or now - last_frame < STALE_SECONDS
+
+
+def retention_rules(storage: StorageSettings) -> Rules:
+    return Rules(
+        max_age=storage.max_age_days * DAY,
+        quota=round(storage.quota_gb * GB),
+        min_free=storage.min_free_mb * MB,
+    )
+
+
+def describe_retention(storage: StorageSettings) -> str:
+    """The rules in words, for the status page."""
+    parts = [f"clips older than {storage.max_age_days} days are deleted"]
+    if storage.quota_gb:
+        parts.append(f"the oldest go when all clips pass {storage.quota_gb:g} GB")
+    if storage.min_free_mb:
+        parts.append(f"or when the disk has under {storage.min_free_mb} MB free")
+    return ", ".join(parts) + "; kept clips are never deleted"
 
 
 class LiveFrames:
@@ -110,6 +152,9 @@ class Service:
         pin_factory: object = None,
         work_factor: int | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], object] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.demo = demo
@@ -123,8 +168,14 @@ class Service:
         self._pin_factory = pin_factory
         self._work_factor = work_factor
         self._clock = clock
+        self._monotonic = monotonic
         self._stopping = threading.Event()
+        self._wait = wait or self._stopping.wait
+        self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self.camera_state = "starting"
+        self.reconnecting = True  # opening the camera counts as a reconnect under way
+        self._last_frame = monotonic()
+        self.store: ClipStore | None = None
         self.url: str | None = None
         self.tls_fingerprint: str | None = None
         self.pipeline: Pipeline | None = None
@@ -166,6 +217,7 @@ class Service:
 
     def _clip(self, kind: str, detail: object) -> None:
         self._update_led()
+        self.notifier.status(self.status_line())
         if kind == "started":
             self._publish(ClipStarted(self._clock(), str(detail)))
         else:
@@ -178,34 +230,110 @@ class Service:
         pin.drive_low()
         pin.drive_high()
 
+    def _warnings(self) -> list[str]:
+        found = []
+        plan = self.store.last_prune if self.store is not None else None
+        if plan is not None and plan.warning:
+            found.append(plan.warning)
+        if self.pipeline is not None and self.pipeline.recorder.disk_full:
+            found.append("the disk is full: nothing is being recorded")
+        return found
+
     def status(self) -> dict:
         recording = self.pipeline is not None and self.pipeline.recorder.recording
         return {
             "camera": self.camera_state,
             "recording": recording,
             "live_viewers": self.live.viewers,
-            "retention": "",
+            "retention": describe_retention(self.config.storage),
+            "warnings": self._warnings(),
             "demo": self.demo,
         }
 
+    def status_line(self) -> str:
+        """One line for systemd's STATUS= (``systemctl status doorbell``)."""
+        recording = self.pipeline is not None and self.pipeline.recorder.recording
+        parts = [f"camera {self.camera_state}"]
+        if recording:
+            parts.append("recording")
+        return "; ".join(parts + self._warnings())
+
+    def _set_camera_state(self, state: str, reconnecting: bool) -> None:
+        self.camera_state = state
+        self.reconnecting = reconnecting
+        self.notifier.status(self.status_line())
+        self._publish(CameraState(self._clock(), state))
+
+    def watchdog_tick(self) -> bool:
+        """Ping systemd's watchdog if the camera is healthy; True if it was pinged."""
+        if camera_healthy(self._monotonic(), self._last_frame, self.reconnecting):
+            self.notifier.watchdog()
+            return True
+        log.error("camera: no frame for %.0f s; not pinging the watchdog", STALE_SECONDS)
+        return False
+
     # -- the camera thread ---------------------------------------------------------------
 
-    def _frames(self, camera: Camera, pipeline: Pipeline, keyring: Keyring) -> None:
-        tail: list = []
+    def _camera_loop(self, store: ClipStore, keyring: Keyring) -> None:
+        """Open the camera, run it, and when it fails or ends open it again, until stop."""
+        attempt = 0
+        while not self._stopping.is_set():
+            self.reconnecting = True
+            try:
+                camera = self._open_cam()
+            except Exception as err:  # a camera that will not open is reported, not fatal
+                reason = str(err) or type(err).__name__
+            else:
+                frames, reason = self._session(camera, store, keyring)
+                if frames:
+                    attempt = 0
+            if self._stopping.is_set():
+                break
+            delay = reconnect_delay(attempt)
+            attempt += 1
+            log.warning("camera: %s; trying again in %g s", reason, delay)
+            self._set_camera_state(
+                f"reconnecting in {delay:g} s (attempt {attempt}): {reason}", reconnecting=True
+            )
+            self._wait(delay)
+        self._set_camera_state("stopped", reconnecting=False)
+
+    def _session(self, camera: Camera, store: ClipStore, keyring: Keyring) -> tuple[int, str]:
+        """Frames from one opened camera until it ends, fails or stop; the clip being
+        recorded is finished. Returns the frames seen and why it ended."""
+        origin_wall = time.time()
+        origin_cam: list[float] = []
+        pipeline = Pipeline(
+            store,
+            self.config.pipeline,
+            camera.width,
+            camera.height,
+            camera.fps,
+            wall_time=lambda t: origin_wall + (t - (origin_cam[0] if origin_cam else t)),
+            on_clip=self._clip,
+            on_motion=lambda active, at: self._publish(MotionChanged(self._clock(), active)),
+            encoded=getattr(camera, "stream_info", None),
+        )
+        self.pipeline = pipeline
+        self._set_camera_state("running", reconnecting=False)
+        count, reason, tail = 0, "the video ended", []
         try:
             for frame in camera.frames():
                 if self._stopping.is_set():
                     break
+                if not origin_cam:
+                    origin_cam.append(frame.at)
+                count += 1
                 self._camera_clock = (frame.at, time.monotonic())
+                self._last_frame = self._monotonic()
                 if keyring.recipients_file.exists():
                     pipeline.process(frame)  # masks it first
                 elif not frame.masked:
                     pipeline.mask.apply(frame.image)
                 self.live.offer(frame)
-            self.camera_state = "stopped" if self._stopping.is_set() else "ended"
-        except CameraError as err:
-            self.camera_state = f"failed: {err}"
-            log.error("camera: %s", err)
+        except Exception as err:  # the camera died: finish the clip, then reconnect
+            reason = str(err) or type(err).__name__
+            log.error("camera: %s", reason)
         finally:
             stop_encoder = getattr(camera, "stop_encoder", None)
             if stop_encoder is not None:
@@ -213,17 +341,20 @@ class Service:
                     tail = stop_encoder()
             try:
                 pipeline.finish(tail)  # the clip being recorded is finished, not cut
+            except Exception:
+                log.exception("finishing the clip failed; it stays partial, recovered at unlock")
             finally:
-                camera.close()
+                with contextlib.suppress(Exception):
+                    camera.close()
                 self._update_led()
-                self._publish(CameraState(self._clock(), self.camera_state))
+        return count, reason
 
     # -- run -----------------------------------------------------------------------------
 
     async def run(
         self, stop: asyncio.Event, ready: Callable[["Service"], None] = lambda s: None
     ) -> None:
-        """Run until ``stop`` is set or the camera ends; then shut down in order."""
+        """Run until ``stop`` is set; then finish the clip and shut down in order."""
         from aiohttp import web
 
         from doorbell.web import tls
@@ -233,82 +364,103 @@ class Service:
         loop = asyncio.get_running_loop()
         self.bus = EventBus(loop)
         keyring = Keyring.in_data_dir(self.data_dir)
-        store = ClipStore(self.data_dir, keyring.recipients)
+        store = ClipStore(
+            self.data_dir, keyring.recipients, retention=retention_rules(self.config.storage)
+        )
+        self.store = store
         for line in store.report.lines():
             log.warning("store: %s", line)
-        try:
-            camera = await asyncio.to_thread(self._open_cam)
-        except BaseException:
-            store.close()
-            raise
-        self.camera_state = "running"
-        origin_wall, origin_cam = time.time(), 0.0
-        self.pipeline = Pipeline(
-            store,
-            self.config.pipeline,
-            camera.width,
-            camera.height,
-            camera.fps,
-            wall_time=lambda t: origin_wall + (t - origin_cam),
-            on_clip=self._clip,
-            on_motion=lambda active, at: self._publish(MotionChanged(self._clock(), active)),
-            encoded=getattr(camera, "stream_info", None),
-        )
         self.pins = DoorbellPins(
             self.config.gpio,
             on_press=self._pressed,
             on_pir=self._pir,
             pin_factory=self._pin_factory,
         )
-        host, port = split_listen(self.config.web.listen)
-        ssl_context = None
-        if tls.use_tls(self.config.web.tls, host):
-            cert = tls.ensure_certificate(self.data_dir / "tls")
-            self.tls_fingerprint = tls.fingerprint(cert)
-            ssl_context = tls.server_context(cert)
-        context = WebContext(
-            store=store,
-            keyring=keyring,
-            settings=self.config.web,
-            bus=self.bus,
-            live=self.live,
-            status=self.status,
-            press_bell=self.press_mock_bell if self.demo else None,
-            work_factor=self._work_factor,
-            tls_fingerprint=self.tls_fingerprint,
-            secure_cookies=ssl_context is not None,
-            on_unlock=lambda identities: store.repair(identities),
-        )
-        app = make_app(context)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await runner.setup()
+        runner = None
+        thread: threading.Thread | None = None
         try:
+            await asyncio.to_thread(store.prune)
+            host, port = split_listen(self.config.web.listen)
+            ssl_context = None
+            if tls.use_tls(self.config.web.tls, host):
+                cert = tls.ensure_certificate(self.data_dir / "tls")
+                self.tls_fingerprint = tls.fingerprint(cert)
+                ssl_context = tls.server_context(cert)
+            context = WebContext(
+                store=store,
+                keyring=keyring,
+                settings=self.config.web,
+                bus=self.bus,
+                live=self.live,
+                status=self.status,
+                press_bell=self.press_mock_bell if self.demo else None,
+                work_factor=self._work_factor,
+                tls_fingerprint=self.tls_fingerprint,
+                secure_cookies=ssl_context is not None,
+                on_unlock=lambda identities: store.repair(identities),
+            )
+            app = make_app(context)
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            await runner.setup()
             site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
             await site.start()
             bound = runner.addresses[0]
             shown = "localhost" if tls.is_loopback(host) else host
             self.url = f"{'https' if ssl_context else 'http'}://{shown}:{bound[1]}/"
+            camera_done = loop.create_future()
+
+            def camera_thread() -> None:
+                try:
+                    self._camera_loop(store, keyring)
+                finally:
+                    loop.call_soon_threadsafe(
+                        lambda: camera_done.done() or camera_done.set_result(None)
+                    )
+
+            # A daemon thread: a camera stuck in its driver cannot keep the process alive.
+            thread = threading.Thread(target=camera_thread, name="camera", daemon=True)
+            thread.start()
             async with asyncio.TaskGroup() as group:
-                frames = group.create_task(
-                    asyncio.to_thread(self._frames, camera, self.pipeline, keyring)
-                )
-                housekeeping = group.create_task(self._housekeeping(app))
+                background = [
+                    group.create_task(self._housekeeping(app)),
+                    group.create_task(self._watchdog()),
+                ]
+                self.notifier.ready(self.status_line())
                 ready(self)
-                stopped = group.create_task(stop.wait())
-                await asyncio.wait({frames, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                await stop.wait()
+                self.notifier.stopping()
                 self._stopping.set()
-                await frames  # finishes the clip being recorded
-                housekeeping.cancel()
-                stopped.cancel()
+                try:  # the camera thread finishes the clip being recorded
+                    await asyncio.wait_for(asyncio.shield(camera_done), STOP_GRACE)
+                except TimeoutError:
+                    log.error("the camera did not stop in %g s; its clip stays partial", STOP_GRACE)
+                for task in background:
+                    task.cancel()
         finally:
             self._stopping.set()
-            await runner.cleanup()
+            if runner is not None:
+                await runner.cleanup()
             self.pins.close()
-            store.close()
+            if thread is None or not thread.is_alive():
+                store.close()  # else the process is about to end under a stuck camera
 
     async def _housekeeping(self, app: object) -> None:
         from doorbell.web.context import SESSIONS
 
+        since_prune = 0.0
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             app[SESSIONS].expire()  # type: ignore[index]
+            since_prune += HOUSEKEEPING_SECONDS
+            if since_prune >= RETENTION_SECONDS and self.store is not None:
+                since_prune = 0.0
+                await asyncio.to_thread(self.store.prune)
+                self.notifier.status(self.status_line())
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        while True:
+            self.watchdog_tick()
+            await asyncio.sleep(interval)

@@ -12,11 +12,13 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from doorbell import trigger, vault
+from doorbell.camera import CameraError
 from doorbell.camera.synthetic import SyntheticCamera
 from doorbell.config import Config, StorageSettings, WebSettings
 from doorbell.pipeline import PipelineSettings
-from doorbell.service import Service
+from doorbell.service import Service, camera_healthy, reconnect_delay
 from doorbell.store import VIDEO, ClipStore
+from doorbell.systemd import Notifier
 from tests.conftest import PASSPHRASE, find_plaintext
 
 
@@ -25,7 +27,7 @@ def config_for(data_dir, **policy) -> Config:
     return dataclasses.replace(
         Config(),
         pipeline=PipelineSettings(policy=rules),
-        storage=StorageSettings(data_dir=str(data_dir)),
+        storage=StorageSettings(data_dir=str(data_dir), min_free_mb=0),
         web=WebSettings(listen="127.0.0.1:0", tls="off"),
     )
 
@@ -106,3 +108,107 @@ def test_sigterm_stops_the_demo_cleanly(tmp_path, passphrase_file):
         process.kill()
         process.wait()
     assert "Traceback" not in process.stderr.read()
+
+
+class DyingCamera(ScriptedCamera):
+    """A camera that breaks after ``frames`` frames, as a USB camera pulled out does."""
+
+    def __init__(self, frames: int, script: dict | None = None) -> None:
+        super().__init__(script or {})
+        self.limit = frames
+
+    def frames(self):
+        for frame in super().frames():
+            if frame.index == self.limit:
+                raise CameraError("the camera stopped delivering frames")
+            yield frame
+
+
+def test_reconnect_backoff_doubles_to_a_30_second_cap():
+    """0.5, 1, 2 … seconds between attempts, never more than 30."""
+    assert [reconnect_delay(n) for n in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    assert reconnect_delay(10_000) == 30
+
+
+def test_the_watchdog_is_fed_only_while_frames_arrive_or_a_reconnect_is_under_way():
+    """Healthy: a frame in the last 10 s, or reconnecting; a camera stuck in its driver is not."""
+    assert camera_healthy(now=105.0, last_frame=100.0, reconnecting=False)
+    assert not camera_healthy(now=111.0, last_frame=100.0, reconnecting=False)
+    assert camera_healthy(now=500.0, last_frame=100.0, reconnecting=True)
+
+
+async def test_a_dying_camera_is_reopened_with_backoff_and_its_clip_finished(data_dir, identities):
+    """Opening fails twice, then the camera dies mid-clip: the clip is finished, the service
+    waits 0.5, 1, then 0.5 s again (frames had come), says so in STATUS=, and goes on."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    waits: list[float] = []
+    states: list[str] = []
+    opened = []
+
+    def open_cam():
+        opened.append(len(opened))
+        if len(opened) <= 2:
+            raise CameraError("no camera at /dev/video0")
+        if len(opened) == 3:
+            return DyingCamera(45, {15: lambda: service.press_mock_bell()})
+        return ScriptedCamera({5: lambda: loop.call_soon_threadsafe(stop.set)})
+
+    class Recording(Notifier):
+        def send(self, **fields):
+            if "STATUS" in fields:
+                states.append(fields["STATUS"])
+            return True
+
+    service = Service(
+        config_for(data_dir),
+        demo=True,
+        open_cam=open_cam,
+        pin_factory=MockFactory(),
+        wait=waits.append,
+        notifier=Recording("/run/systemd/notify"),
+    )
+    await asyncio.wait_for(service.run(stop), 60)
+    assert waits == [0.5, 1.0, 0.5]
+    assert states[0].startswith(
+        "camera reconnecting in 0.5 s (attempt 1): no camera at /dev/video0"
+    )
+    assert any(
+        s.startswith("camera reconnecting in 0.5 s (attempt 1): the camera stopped delivering")
+        for s in states
+    )
+    assert "camera running; recording" in states
+    store = ClipStore.open(data_dir)
+    [clip] = store.list()
+    assert clip.trigger == "bell" and clip.state == "complete"  # finished when the camera died
+    with store.open_video(clip.id, identities) as reader:
+        mp4 = reader.read()
+    with av.open(io.BytesIO(mp4)) as container:
+        assert sum(1 for _ in container.decode(video=0)) >= 30  # 1 s pre-roll, then to frame 44
+    store.close()
+
+
+def test_watchdog_tick_follows_the_camera(data_dir):
+    """With an injected clock: pinged while frames are fresh or a reconnect runs, not after."""
+    now = [1000.0]
+    pings = []
+
+    class Counting(Notifier):
+        def send(self, **fields):
+            pings.append(fields)
+            return True
+
+    service = Service(
+        config_for(data_dir),
+        monotonic=lambda: now[0],
+        notifier=Counting("/run/systemd/notify", watchdog=30.0),
+        open_cam=lambda: None,
+    )
+    assert service.watchdog_tick()  # starting: opening the camera counts as reconnecting
+    service.reconnecting = False
+    service._last_frame = 1000.0
+    now[0] = 1009.0
+    assert service.watchdog_tick()
+    now[0] = 1011.0
+    assert not service.watchdog_tick()  # stuck: systemd will restart the service
+    assert pings == [{"WATCHDOG": "1"}, {"WATCHDOG": "1"}]
