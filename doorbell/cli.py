@@ -356,9 +356,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from doorbell.service import Service
     from doorbell.store import Keyring
 
-    if args.source and not args.source.isdigit() and "://" not in args.source:
-        if not os.path.isfile(args.source):
-            raise UsageError(f"{args.source}: no such video file")
+    local = args.source and not args.source.isdigit() and "://" not in args.source
+    if local and not os.path.isfile(args.source):
+        raise UsageError(f"{args.source}: no such video file")
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="doorbell-demo-")
     keyring = Keyring.in_data_dir(data_dir)
     if args.passphrase_file:
