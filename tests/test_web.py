@@ -370,13 +370,15 @@ async def test_no_bell_route_outside_the_demo(aiohttp_client, context):
 async def test_status(client, store, context):
     add_clip(store, "bell", 1_700_000_000)
     context.tls_fingerprint = "AB:CD"
-    context.status = lambda: {"camera": "running", "recording": False}
+    warning = "kept clips alone use 9.0 GB, more than the 8.0 GB quota"
+    context.status = lambda: {"camera": "running", "recording": False, "warnings": [warning]}
     await unlock(client)
     body = await (await client.get("/api/status")).json()
     assert body["clips"] == 1 and body["camera"] == "running" and body["tls_fingerprint"] == "AB:CD"
     assert body["recipients"][0].startswith("age1") and body["disk_free"] > 0
     page = await (await client.get("/status")).text()
     assert "AB:CD" in page and "running" in page
+    assert f'<p class="warning" role="alert">{warning}</p>' in page  # the owner sees it
 
 
 async def test_an_internal_error_is_a_plain_500(aiohttp_client, context):
