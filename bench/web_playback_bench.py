@@ -244,7 +244,7 @@ async def bell_latency(folder: Path, presses: int) -> None:
     Keyring.in_data_dir(data).init("bench passphrase words", work_factor=10)
     config = dataclasses.replace(
         Config(),
-        storage=StorageSettings(data_dir=str(data)),
+        storage=StorageSettings(data_dir=str(data), min_free_mb=0),
         camera=CameraSettings(backend="synthetic", width=640, height=360),
         web=WebSettings(listen="127.0.0.1:0", tls="off"),
         gpio=GpioSettings(bounce=0.001),

@@ -377,7 +377,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     config = dataclasses.replace(
         Config(),
-        storage=StorageSettings(data_dir=str(data_dir)),
+        # A demo on a laptop: no free-space floor (a full disk is still handled).
+        storage=StorageSettings(data_dir=str(data_dir), min_free_mb=0),
         camera=camera,
         web=WebSettings(listen=f"127.0.0.1:{args.port}", tls="off"),
     )

@@ -42,7 +42,7 @@ async def service(tmp_path):
     config = dataclasses.replace(
         Config(),
         pipeline=PipelineSettings(policy=policy, masks=(((0.0, 0.0), (0.3, 0.0), (0.3, 0.3)),)),
-        storage=StorageSettings(data_dir=str(tmp_path / "data")),
+        storage=StorageSettings(data_dir=str(tmp_path / "data"), min_free_mb=0),
         camera=CameraSettings(backend="synthetic", width=640, height=360, fps=15.0),
         web=WebSettings(listen="127.0.0.1:0", tls="off", live_fps=5.0),
     )
