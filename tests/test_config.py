@@ -2,6 +2,7 @@
 section and key; nothing is ignored."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 import tomllib
@@ -236,3 +237,12 @@ def test_replay_of_a_missing_file_says_so(tmp_path, data_dir, capsys):
     assert (
         capsys.readouterr().err.strip() == f"doorbell: {tmp_path / 'gone.mp4'}: no such video file"
     )
+
+
+def test_the_readme_documents_every_key():
+    """The README's config reference has a row for each key of the schema, and no other."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = set(re.findall(r"^\| `\[(\w+)\] (\w+)` \|", readme, re.MULTILINE))
+    assert rows == set(config.schema())
