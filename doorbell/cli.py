@@ -265,12 +265,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_core_dumps() -> None:
+    """Law 1: the owner's identity, held in memory while unlocked, must never reach a
+    core dump. No core file at all (RLIMIT_CORE 0), and not dumpable (which also keeps
+    other processes of the same user from attaching to read its memory)."""
+    import ctypes
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):  # not Linux: the rlimit is what there is
+        pass
+
+
 def _serve(service: object) -> int:
     """Run ``service`` until SIGINT or SIGTERM; the clip being recorded is finished."""
     import asyncio
     import logging
     import signal
 
+    _no_core_dumps()
     logging.basicConfig(level=logging.INFO, format="doorbell: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

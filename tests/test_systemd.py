@@ -2,6 +2,7 @@
 `doorbell run` as systemd would start it (NOTIFY_SOCKET, WATCHDOG_USEC, SIGTERM)."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -125,6 +126,8 @@ def test_doorbell_run_under_systemd(notify_socket, tmp_path):
         receive(sock, "WATCHDOG=1")
         receive(sock, "STATUS=camera running")
         receive(sock, "WATCHDOG=1")  # still fed while the camera runs
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        assert re.search(r"Max core file size\s+0\s+0", limits)  # law 1: no core dumps
         process.send_signal(signal.SIGTERM)
         receive(sock, "STOPPING=1")
         assert process.wait(timeout=5) == 0  # systemd's TimeoutStopSec is longer
