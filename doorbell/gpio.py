@@ -20,11 +20,20 @@ emulate bounce. Off a Pi, ``GPIOZERO_PIN_FACTORY=mock`` (or passing
 ``pin_factory=MockFactory()``) gives gpiozero's own mock pins.
 """
 
+import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 from doorbell.config import GpioSettings
+from doorbell.errors import DoorbellError
+
+log = logging.getLogger(__name__)
+
+
+class GpioError(DoorbellError):
+    """The pins cannot be used: no pin library, a pin in use, a bad pin number."""
 
 
 def indicator_on(recording: bool, viewers: int) -> bool:
@@ -52,14 +61,33 @@ class DoorbellPins:
         later: Callable[[float, Callable[[], None]], None] = _later,
         pin_factory: object = None,
     ) -> None:
-        from gpiozero import LED, Button, MotionSensor, OutputDevice
+        from gpiozero import GPIOZeroError
 
-        self.settings = settings
         self._on_press, self._on_pir = on_press, on_pir
         self._clock, self._later = clock, later
         self._last_press = -float("inf")
         self._lock = threading.Lock()  # guards _last_press: gpiozero may call from several threads
         self.presses = 0
+        try:
+            with warnings.catch_warnings(record=True) as fallbacks:
+                warnings.simplefilter("always")
+                self._open(settings, pin_factory)
+        except GPIOZeroError as err:
+            self.close()
+            raise GpioError(
+                f"GPIO: {str(err).rstrip('.!')}. On a Raspberry Pi, install python3-lgpio "
+                "(scripts/install.sh does); elsewhere set GPIOZERO_PIN_FACTORY=mock for "
+                "gpiozero's mock pins, or try `doorbell demo`"
+            ) from None
+        finally:
+            for warning in fallbacks:  # gpiozero's "falling back from lgpio: …"
+                log.info("gpiozero: %s", warning.message)
+
+    def _open(self, settings: GpioSettings, pin_factory: object) -> None:
+        from gpiozero import LED, Button, MotionSensor, OutputDevice
+
+        self.button = self.pir = self.led = self.chime = None
+        self.settings = settings
         self.button = Button(settings.bell_pin, pull_up=True, pin_factory=pin_factory)
         self.button.when_pressed = self._pressed
         self.pir = None

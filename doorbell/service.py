@@ -370,15 +370,15 @@ class Service:
         self.store = store
         for line in store.report.lines():
             log.warning("store: %s", line)
-        self.pins = DoorbellPins(
-            self.config.gpio,
-            on_press=self._pressed,
-            on_pir=self._pir,
-            pin_factory=self._pin_factory,
-        )
         runner = None
         thread: threading.Thread | None = None
         try:
+            self.pins = DoorbellPins(
+                self.config.gpio,
+                on_press=self._pressed,
+                on_pir=self._pir,
+                pin_factory=self._pin_factory,
+            )
             await asyncio.to_thread(store.prune)
             host, port = split_listen(self.config.web.listen)
             ssl_context = None
@@ -440,7 +440,8 @@ class Service:
             self._stopping.set()
             if runner is not None:
                 await runner.cleanup()
-            self.pins.close()
+            if self.pins is not None:
+                self.pins.close()
             if thread is None or not thread.is_alive():
                 store.close()  # else the process is about to end under a stuck camera
 

@@ -99,3 +99,17 @@ def test_the_led_is_honest(rig):
 )
 def test_indicator_rule(recording, viewers, on):
     assert indicator_on(recording, viewers) is on
+
+
+def test_pins_that_cannot_be_had_are_a_clear_error():
+    """A pin already in use (or no pin library at all) is a DoorbellError with the fix, not
+    gpiozero's traceback; whatever was opened is closed again."""
+    from doorbell.gpio import GpioError
+
+    factory = MockFactory()
+    first = DoorbellPins(GpioSettings(), on_press=lambda at: None, pin_factory=factory)
+    with pytest.raises(GpioError, match=r"^GPIO: .*GPIOZERO_PIN_FACTORY=mock"):
+        DoorbellPins(GpioSettings(bell_pin=5), on_press=lambda at: None, pin_factory=factory)
+    first.close()
+    again = DoorbellPins(GpioSettings(bell_pin=5), on_press=lambda at: None, pin_factory=factory)
+    again.close()  # pin 5 was released by the failed attempt
