@@ -18,7 +18,7 @@ from doorbell.camera.synthetic import SyntheticCamera
 from doorbell.config import Config, StorageSettings, WebSettings
 from doorbell.pipeline import PipelineSettings
 from doorbell.service import Service, camera_healthy, reconnect_delay
-from doorbell.store import VIDEO, ClipStore
+from doorbell.store import VIDEO, ClipStore, Keyring
 from doorbell.systemd import Notifier
 from tests.conftest import PASSPHRASE, find_plaintext
 
@@ -229,18 +229,15 @@ def test_watchdog_tick_follows_the_camera(data_dir):
     assert pings == [{"WATCHDOG": "1"}, {"WATCHDOG": "1"}]
 
 
-@pytest.mark.cli
-def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passphrase_file):
-    """`doorbell demo` killed with SIGKILL while recording: on the next start every whole
-    chunk on disk comes back (after unlock), and the clip plays."""
+def demo_recording(data: Path, passphrase_file: Path) -> tuple[subprocess.Popen, Path]:
+    """`doorbell demo` as a process, unlocked over HTTP, the bell pressed, and its clip grown
+    to three chunks on disk (in real time). Returns the process and the clip's ``.part``."""
     import http.cookiejar
     import json
     import urllib.request
 
-    from doorbell.store import Keyring
-    from doorbell.vault.stream import CHUNK_SIZE, SEALED_CHUNK_SIZE
+    from doorbell.vault.stream import SEALED_CHUNK_SIZE
 
-    data = tmp_path / "data"
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "doorbell", "demo", "--port", "0", "--data-dir", str(data)),
@@ -266,6 +263,12 @@ def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passph
                 return json.loads(response.read() or b"{}")
 
         csrf = post("/api/unlock", {"passphrase": PASSPHRASE})["csrf_token"]
+
+        def camera_running() -> bool:
+            with opener.open(url + "api/status", timeout=30) as response:
+                return json.loads(response.read())["camera"] == "running"
+
+        poll(camera_running, deadline=60)
         post("/api/bell", {}, {"X-CSRF-Token": csrf})
         folder = data / "clips"
 
@@ -273,7 +276,59 @@ def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passph
             parts = list(folder.glob("*.mp4.age.part"))
             return parts[0] if parts and parts[0].stat().st_size > 3 * SEALED_CHUNK_SIZE else None
 
-        part = poll(grown, deadline=60)  # the clip grows in real time: three chunks on disk
+        return process, poll(grown, deadline=60)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+
+
+def decoded_frames(mp4: bytes) -> int:
+    """Frames that decode, up to a cut inside the last packet (a killed writer's)."""
+    frames = 0
+    with av.open(io.BytesIO(mp4)) as container:
+        for packet in container.demux(video=0):
+            try:
+                frames += len(packet.decode())
+            except av.error.InvalidDataError:
+                break
+    return frames
+
+
+@pytest.mark.cli
+def test_sigterm_while_recording_finishes_the_clip_and_exits_0_within_5_s(
+    tmp_path, passphrase_file
+):
+    """SIGTERM mid-clip: the clip is finished (a whole age file, nothing partial) and the
+    process exits 0 within systemd's 5 s."""
+    data = tmp_path / "data"
+    process, _ = demo_recording(data, passphrase_file)
+    try:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        process.kill()
+        process.wait()
+    assert "Traceback" not in process.stderr.read()
+    store = ClipStore.open(data)
+    assert store.report.partial == []
+    clips = store.list()
+    assert [c.state for c in clips] == ["complete"] * len(clips)
+    [clip] = [c for c in clips if c.trigger == "bell"]
+    with store.open_video(clip.id, Keyring.in_data_dir(data).unlock(PASSPHRASE)) as reader:
+        assert decoded_frames(reader.read()) > 10
+    store.close()
+
+
+@pytest.mark.cli
+def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passphrase_file):
+    """`doorbell demo` killed with SIGKILL while recording: on the next start every whole
+    chunk on disk comes back (after unlock), and the clip plays."""
+    from doorbell.vault.stream import CHUNK_SIZE, SEALED_CHUNK_SIZE
+
+    data = tmp_path / "data"
+    process, part = demo_recording(data, passphrase_file)
+    try:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         on_disk = part.stat().st_size
@@ -282,18 +337,10 @@ def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passph
         process.wait()
     store = ClipStore.open(data)
     [clip_id] = store.report.partial
-    [repaired] = store.repair(Keyring.in_data_dir(data).unlock(PASSPHRASE))
+    identities = Keyring.in_data_dir(data).unlock(PASSPHRASE)
+    [repaired] = store.repair(identities)
     whole_chunks = (on_disk - 200) // SEALED_CHUNK_SIZE  # the header is under 200 bytes
     assert repaired.recovery.plaintext_bytes >= whole_chunks * CHUNK_SIZE
-    identities = Keyring.in_data_dir(data).unlock(PASSPHRASE)
     with store.open_video(clip_id, identities) as reader:
-        mp4 = reader.read()
-    frames = 0
-    with av.open(io.BytesIO(mp4)) as container:
-        for packet in container.demux(video=0):
-            try:
-                frames += len(packet.decode())
-            except av.error.InvalidDataError:
-                break  # the kill: the last packet is incomplete
-    assert frames > 10
+        assert decoded_frames(reader.read()) > 10
     store.close()
