@@ -54,6 +54,7 @@ HOUSEKEEPING_SECONDS = 30.0
 RETENTION_SECONDS = 3600.0
 RECONNECT_FIRST, RECONNECT_CAP = 0.5, 30.0
 STALE_SECONDS = 10.0  # no frame for this long, and no reconnect under way: stuck
+BELL_WAIT = 30.0  # a press while the camera (re)starts is recorded if it is back within this
 STOP_GRACE = 4.0  # seconds the camera thread gets to finish the clip on stop (systemd: 5)
 
 
@@ -182,12 +183,17 @@ class Service:
         self.pins: DoorbellPins | None = None
         self.bus: EventBus | None = None
         self.live = LiveFrames(self._viewers_changed)
-        self._camera_clock = (0.0, time.monotonic())  # (frame time, monotonic) of the last frame
+        # (frame time, monotonic) of this camera session's last frame; None before its first
+        self._camera_clock: tuple[float, float] | None = None
+        self._bell_waiting: float | None = None  # monotonic time of a press before a first frame
 
     # -- wiring --------------------------------------------------------------------------
 
-    def _now_on_camera(self) -> float:
-        """Camera time now: the last frame's time plus what has passed since it came."""
+    def _now_on_camera(self) -> float | None:
+        """Camera time now: the last frame's time plus what has passed since it came;
+        None while the camera has not delivered a frame (each session has its own clock)."""
+        if self._camera_clock is None:
+            return None
         at, seen = self._camera_clock
         return at + (time.monotonic() - seen)
 
@@ -206,13 +212,17 @@ class Service:
 
     def _pressed(self, _at: float) -> None:
         """gpiozero's thread: the bell. The clip and the browsers both hear of it."""
-        if self.pipeline is not None:
-            self.pipeline.press_bell(self._now_on_camera())
+        at = self._now_on_camera()
+        if at is None:
+            self._bell_waiting = time.monotonic()  # the camera is (re)starting: see _session
+        elif self.pipeline is not None:
+            self.pipeline.press_bell(at)
         self._publish(BellPressed(self._clock()))
 
     def _pir(self, active: bool, _at: float) -> None:
-        if self.pipeline is not None:
-            self.pipeline.pir(active, self._now_on_camera())
+        at = self._now_on_camera()
+        if self.pipeline is not None and at is not None:
+            self.pipeline.pir(active, at)
         self._publish(PirChanged(self._clock(), active))
 
     def _clip(self, kind: str, detail: object) -> None:
@@ -314,6 +324,7 @@ class Service:
             on_motion=lambda active, at: self._publish(MotionChanged(self._clock(), active)),
             encoded=getattr(camera, "stream_info", None),
         )
+        self._camera_clock = None
         self.pipeline = pipeline
         self._set_camera_state("running", reconnecting=False)
         count, reason, tail = 0, "the video ended", []
@@ -326,6 +337,9 @@ class Service:
                 count += 1
                 self._camera_clock = (frame.at, time.monotonic())
                 self._last_frame = self._monotonic()
+                waiting, self._bell_waiting = self._bell_waiting, None
+                if waiting is not None and time.monotonic() - waiting < BELL_WAIT:
+                    pipeline.press_bell(frame.at)  # pressed while the camera was starting
                 if keyring.recipients_file.exists():
                     pipeline.process(frame)  # masks it first
                 elif not frame.masked:
@@ -335,6 +349,7 @@ class Service:
             reason = str(err) or type(err).__name__
             log.error("camera: %s", reason)
         finally:
+            self._camera_clock = None  # presses until the next session's first frame wait
             stop_encoder = getattr(camera, "stop_encoder", None)
             if stop_encoder is not None:
                 with contextlib.suppress(Exception):

@@ -344,3 +344,36 @@ def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passph
     with store.open_video(clip_id, identities) as reader:
         assert decoded_frames(reader.read()) > 10
     store.close()
+
+
+async def test_a_bell_pressed_while_the_camera_restarts_is_recorded_when_it_is_back(
+    data_dir, identities
+):
+    """The camera is down when the bell is pressed: the press waits for the first frame and
+    the clip begins there (no pre-roll exists), instead of being lost."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    opened = []
+
+    def open_cam():
+        opened.append(1)
+        if len(opened) == 1:
+            raise CameraError("no camera at /dev/video0")
+        return ScriptedCamera({40: lambda: loop.call_soon_threadsafe(stop.set)})
+
+    def wait(seconds: float) -> None:
+        service.press_mock_bell()  # while the service waits to reopen the camera
+
+    service = Service(
+        config_for(data_dir),
+        demo=True,
+        open_cam=open_cam,
+        pin_factory=MockFactory(),
+        wait=wait,
+        notifier=Notifier(None),
+    )
+    await asyncio.wait_for(service.run(stop), 60)
+    store = ClipStore.open(data_dir)
+    [clip] = store.list()
+    assert clip.trigger == "bell" and clip.state == "complete"
+    store.close()
