@@ -229,9 +229,12 @@ def test_watchdog_tick_follows_the_camera(data_dir):
     assert pings == [{"WATCHDOG": "1"}, {"WATCHDOG": "1"}]
 
 
-def demo_recording(data: Path, passphrase_file: Path) -> tuple[subprocess.Popen, Path]:
-    """`doorbell demo` as a process, unlocked over HTTP, the bell pressed, and its clip grown
-    to three chunks on disk (in real time). Returns the process and the clip's ``.part``."""
+def demo_recording(
+    data: Path, passphrase_file: Path, bell: bool = True
+) -> tuple[subprocess.Popen, Path | None]:
+    """`doorbell demo` as a process, unlocked over HTTP, the camera running, the bell
+    pressed, and its clip grown to three chunks on disk (in real time). Returns the
+    process and the clip's ``.part`` (None with ``bell=False``: idle, camera running)."""
     import http.cookiejar
     import json
     import urllib.request
@@ -269,6 +272,8 @@ def demo_recording(data: Path, passphrase_file: Path) -> tuple[subprocess.Popen,
                 return json.loads(response.read())["camera"] == "running"
 
         poll(camera_running, deadline=60)
+        if not bell:
+            return process, None
         post("/api/bell", {}, {"X-CSRF-Token": csrf})
         folder = data / "clips"
 
