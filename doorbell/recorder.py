@@ -11,7 +11,8 @@ recorder holds recipients only, through the store (law 2).
 A full disk does not stop the doorbell: the vault ends the clip's file at its
 last whole chunk (``vault.DiskFullError``), the clip is closed with what it
 has, retention deletes the oldest unkept clips to make room, and recording
-goes on in a new clip from the last keyframe. If nothing can be deleted, the
+goes on in a new clip with its own pre-roll, which overlaps what the cut clip
+lost (its chunk in flight). If nothing can be deleted, the
 recorder says so (``disk_full``) and tries again at the next trigger.
 
 Thread ownership: one thread (the camera's) calls ``add`` and ``apply``; the
@@ -167,7 +168,10 @@ class Recorder:
             first = current.mp4.first_at if current.mp4.first_at is not None else last
             self.finished.append(Recorded(clip, first, last, current.trigger_at))
             self._on_clip("finished", clip)
-        again = Start(at=at, since=at, trigger=current.recording.trigger)  # type: ignore[arg-type]
+        # The new clip has its own pre-roll: it overlaps what the cut clip lost (its last
+        # chunk in flight, the muxer's buffer), so no moment goes unrecorded.
+        since = at - max(self.ring.seconds - 2.0, 1.0)
+        again = Start(at=at, since=since, trigger=current.recording.trigger)  # type: ignore[arg-type]
         self._start_with_room(again, trigger_at=current.trigger_at)
 
     def _start(self, action: Start, trigger_at: float | None = None) -> None:
