@@ -227,3 +227,21 @@ def test_only_the_pi_backend_imports_picamera2():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_off_a_pi_the_backend_says_what_to_install_or_choose():
+    """Without libcamera (any computer but a Pi), opening the Pi camera is a CameraError that
+    names the missing library and the fix, not an ImportError."""
+    import subprocess
+    import sys
+
+    code = (
+        "from doorbell.camera import CameraError, open_camera\n"
+        "try:\n    open_camera('picamera2')\n"
+        "except CameraError as err:\n    print(err)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.startswith("the Pi camera backend cannot load libcamera: ")
+    assert "apt install python3-picamera2" in out and 'backend = "opencv"' in out

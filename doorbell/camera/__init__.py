@@ -116,7 +116,13 @@ def open_camera(backend: str, **options: object) -> Camera:
 
         return OpenCVCamera(**options)  # type: ignore[arg-type]
     if backend == "picamera2":
-        from doorbell.camera.picam import PiCamera
-
+        try:
+            from doorbell.camera.picam import PiCamera
+        except ImportError as err:
+            raise CameraError(
+                f"the Pi camera backend cannot load {err.name or 'picamera2'}: on Raspberry Pi "
+                "OS, apt install python3-picamera2 (scripts/install.sh does); on another "
+                'computer, set [camera] backend = "opencv" or "synthetic"'
+            ) from None
         return PiCamera(**options)  # type: ignore[arg-type]
     raise ValueError(f"unknown camera backend {backend!r} ({', '.join(BACKENDS)})")
