@@ -195,7 +195,7 @@ class Service:
         if self._camera_clock is None:
             return None
         at, seen = self._camera_clock
-        return at + (time.monotonic() - seen)
+        return at + (self._monotonic() - seen)
 
     def _viewers_changed(self, viewers: int) -> None:
         self._update_led()
@@ -214,7 +214,7 @@ class Service:
         """gpiozero's thread: the bell. The clip and the browsers both hear of it."""
         at = self._now_on_camera()
         if at is None:
-            self._bell_waiting = time.monotonic()  # the camera is (re)starting: see _session
+            self._bell_waiting = self._monotonic()  # the camera is (re)starting: see _session
         elif self.pipeline is not None:
             self.pipeline.press_bell(at)
         self._publish(BellPressed(self._clock()))
@@ -335,11 +335,13 @@ class Service:
                 if not origin_cam:
                     origin_cam.append(frame.at)
                 count += 1
-                self._camera_clock = (frame.at, time.monotonic())
-                self._last_frame = self._monotonic()
-                waiting, self._bell_waiting = self._bell_waiting, None
-                if waiting is not None and time.monotonic() - waiting < BELL_WAIT:
-                    pipeline.press_bell(frame.at)  # pressed while the camera was starting
+                now = self._monotonic()
+                self._camera_clock = (frame.at, now)
+                self._last_frame = now
+                if count == 1:  # a press while the camera was (re)starting begins here
+                    waiting, self._bell_waiting = self._bell_waiting, None
+                    if waiting is not None and now - waiting < BELL_WAIT:
+                        pipeline.press_bell(frame.at)
                 if keyring.recipients_file.exists():
                     pipeline.process(frame)  # masks it first
                 elif not frame.masked:
