@@ -63,9 +63,14 @@ def reconnect_delay(attempt: int) -> float:
     return min(RECONNECT_CAP, RECONNECT_FIRST * 2 ** min(attempt, 16))
 
 
-def camera_healthy(now: float, last_frame: float, reconnecting: bool) -> bool:
-    """Whether to ping the watchdog: frames arriving, or a reconnect in progress."""
-    return reconnecting or now - last_frame < STALE_SECONDS
+def camera_healthy(now: float, alive_at: float, reconnecting: bool) -> bool:
+    """Whether to ping the watchdog: frames arriving, or a reconnect in progress.
+
+    ``alive_at`` is the last frame, or the start of the last attempt to open the
+    camera. Attempts come at most 30 s apart, so a reconnect silent for longer
+    than that (an open hung in the driver) is stuck too."""
+    limit = RECONNECT_CAP + STALE_SECONDS if reconnecting else STALE_SECONDS
+    return now - alive_at < limit
 
 
 def retention_rules(storage: StorageSettings) -> Rules:
@@ -175,7 +180,7 @@ class Service:
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self.camera_state = "starting"
         self.reconnecting = True  # opening the camera counts as a reconnect under way
-        self._last_frame = monotonic()
+        self._alive_at = monotonic()  # the last frame, or the last attempt to open the camera
         self.store: ClipStore | None = None
         self.url: str | None = None
         self.tls_fingerprint: str | None = None
@@ -276,10 +281,10 @@ class Service:
 
     def watchdog_tick(self) -> bool:
         """Ping systemd's watchdog if the camera is healthy; True if it was pinged."""
-        if camera_healthy(self._monotonic(), self._last_frame, self.reconnecting):
+        if camera_healthy(self._monotonic(), self._alive_at, self.reconnecting):
             self.notifier.watchdog()
             return True
-        log.error("camera: no frame for %.0f s; not pinging the watchdog", STALE_SECONDS)
+        log.error("camera: stuck (no frame, no reconnect attempt); not pinging the watchdog")
         return False
 
     # -- the camera thread ---------------------------------------------------------------
@@ -289,6 +294,7 @@ class Service:
         attempt = 0
         while not self._stopping.is_set():
             self.reconnecting = True
+            self._alive_at = self._monotonic()
             try:
                 camera = self._open_cam()
             except Exception as err:  # a camera that will not open is reported, not fatal
@@ -337,7 +343,7 @@ class Service:
                 count += 1
                 now = self._monotonic()
                 self._camera_clock = (frame.at, now)
-                self._last_frame = now
+                self._alive_at = now
                 if count == 1:  # a press while the camera was (re)starting begins here
                     waiting, self._bell_waiting = self._bell_waiting, None
                     if waiting is not None and now - waiting < BELL_WAIT:

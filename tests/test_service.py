@@ -146,10 +146,12 @@ def test_reconnect_backoff_doubles_to_a_30_second_cap():
 
 
 def test_the_watchdog_is_fed_only_while_frames_arrive_or_a_reconnect_is_under_way():
-    """Healthy: a frame in the last 10 s, or reconnecting; a camera stuck in its driver is not."""
-    assert camera_healthy(now=105.0, last_frame=100.0, reconnecting=False)
-    assert not camera_healthy(now=111.0, last_frame=100.0, reconnecting=False)
-    assert camera_healthy(now=500.0, last_frame=100.0, reconnecting=True)
+    """Healthy: a frame in the last 10 s, or a reconnect attempt in the last 40 s (attempts
+    come at most 30 s apart); a camera stuck in its driver, frames or opening, is not."""
+    assert camera_healthy(now=105.0, alive_at=100.0, reconnecting=False)
+    assert not camera_healthy(now=111.0, alive_at=100.0, reconnecting=False)
+    assert camera_healthy(now=139.0, alive_at=100.0, reconnecting=True)
+    assert not camera_healthy(now=141.0, alive_at=100.0, reconnecting=True)
 
 
 async def test_a_dying_camera_is_reopened_with_backoff_and_its_clip_finished(data_dir, identities):
@@ -221,7 +223,7 @@ def test_watchdog_tick_follows_the_camera(data_dir):
     )
     assert service.watchdog_tick()  # starting: opening the camera counts as reconnecting
     service.reconnecting = False
-    service._last_frame = 1000.0
+    service._alive_at = 1000.0
     now[0] = 1009.0
     assert service.watchdog_tick()
     now[0] = 1011.0
