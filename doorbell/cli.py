@@ -302,9 +302,9 @@ def _serve(service: object) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from doorbell.config import DEFAULT_PATH, load_config
+    from doorbell.config import load_config
 
-    path = args.file or os.environ.get("DOORBELL_CONFIG") or DEFAULT_PATH
+    path = _config_path(args.file)
     load_config(path)  # ConfigError: one line a problem, each naming the file and the key
     print(f"{path}: ok")
     return 0
@@ -327,12 +327,21 @@ def _announce(service: object) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _config_path(given: str | None) -> str:
+    from doorbell.config import DEFAULT_PATH
+
+    return given or os.environ.get("DOORBELL_CONFIG") or DEFAULT_PATH
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from doorbell.config import load_config
     from doorbell.service import Service
 
-    config = load_config(args.config)
-    return _serve(Service(config))
+    path = _config_path(args.config)
+    if args.config is None and not os.path.exists(path):
+        print(f"doorbell: no {path}: running with the built-in defaults", file=sys.stderr)
+        path = None
+    return _serve(Service(load_config(path)))
 
 
 DEMO_WORDS = [
@@ -505,7 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replay)
 
     run = commands.add_parser("run", help="run the doorbell service")
-    run.add_argument("--config", metavar="FILE", help="doorbell.toml (default: built-in defaults)")
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="default: $DOORBELL_CONFIG or /etc/doorbell/doorbell.toml, else built-in defaults",
+    )
     run.set_defaults(func=cmd_run)
 
     conf = commands.add_parser("config", help="the config file").add_subparsers(

@@ -132,7 +132,7 @@ def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goe
     from doorbell.recorder import Recorder
     from doorbell.store import ClipStore, Keyring, Rules
     from doorbell.trigger import Start
-    from tests.conftest import PASSPHRASE
+    from tests.conftest import PASSPHRASE, find_plaintext
 
     data = small_disk(4 << 20)
     keyring = Keyring.in_data_dir(data)
@@ -176,6 +176,7 @@ def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goe
         with store.open_video(clip.id, identities) as reader:
             mp4 = reader.read()
         assert decodable_frames(mp4) > 10
+        assert find_plaintext(data, mp4) == []  # law 1 holds on a full disk too
     assert not [p for p in (data / "clips").iterdir() if p.name.endswith(".part")]
     assert not recorder.disk_full
     store.close()
