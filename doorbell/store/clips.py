@@ -167,7 +167,9 @@ class ClipStore:
                 if old.exists():
                     old.replace(Path(f"{aside}{suffix}"))
             return Index(path), f"{err}; the old file was moved to {aside.name}"
-        return index, None if existed else "no index file"
+        if existed or not any(self.folder.iterdir()):
+            return index, None  # a new data dir has nothing to rebuild: nothing to say
+        return index, "no index file"
 
     def _row_from_files(self, clip_id: str, kinds: set[str]) -> Clip:
         video = self.path(clip_id, VIDEO if VIDEO in kinds else VIDEO + PART).stat()
