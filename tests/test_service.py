@@ -384,3 +384,36 @@ async def test_a_bell_pressed_while_the_camera_restarts_is_recorded_when_it_is_b
     [clip] = store.list()
     assert clip.trigger == "bell" and clip.state == "complete"
     store.close()
+
+
+async def test_retention_runs_at_start(data_dir):
+    """A clip past max_age_days is gone once the service has started; a kept one stays."""
+    import time
+
+    store = ClipStore.open(data_dir)
+    ids = []
+    for _ in range(2):
+        recording = store.new_clip("motion", start=time.time() - 40 * 86400)
+        recording.video.write(b"x" * 100)
+        ids.append(recording.finish(end=time.time() - 40 * 86400 + 5).id)
+    store.set_keep(ids[0], True)
+    store.close()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    seen = {}
+
+    def look() -> None:
+        seen["clips"] = {c.id for c in service.store.list()}
+        seen["status"] = service.status()["retention"]
+        loop.call_soon_threadsafe(stop.set)
+
+    service = Service(
+        config_for(data_dir),
+        demo=True,
+        open_cam=lambda: ScriptedCamera({2: look}),
+        pin_factory=MockFactory(),
+        notifier=Notifier(None),
+    )
+    await asyncio.wait_for(service.run(stop), 60)
+    assert seen["clips"] == {ids[0]}
+    assert seen["status"].startswith("clips older than 30 days are deleted")
