@@ -8,7 +8,8 @@ Each figure against a baseline in the same run:
   mock pins), against start → exit of `python -c "import doorbell.service"`
   (the imports alone);
 - SIGTERM → exit 0 while a bell clip is being recorded, against SIGTERM → exit
-  while idle (the clip's finishing is the difference; systemd allows 5 s);
+  while idle (the clip's finishing is the difference; systemd allows 5 s), and
+  the recording process's peak RSS against the imports' alone;
 - a clip cut short by a full disk (a real 8 MB tmpfs; needs root): the time
   from the ENOSPC to the next clip recording, against starting a clip on a disk
   with room, and the plaintext the cut clip kept out of what reached its writer.
@@ -59,12 +60,20 @@ def start_service(folder: Path, sock_path: str) -> subprocess.Popen:
     )
 
 
-def start_to_ready() -> tuple[float, float]:
+IMPORTS = (
+    "import resource, doorbell.service;"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"  # KiB on Linux
+)
+
+
+def start_to_ready() -> tuple[float, float, float]:
+    """Seconds to import the service alone, to READY=1; the imports' peak RSS in MB."""
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import doorbell.service"], check=True)
+        out = subprocess.run([sys.executable, "-c", IMPORTS], check=True, capture_output=True)
         imports = time.perf_counter() - t0
+        imports_rss = int(out.stdout) / 1024
         sock, path = notify_socket(folder)
         t0 = time.perf_counter()
         process = start_service(folder, path)
@@ -73,10 +82,15 @@ def start_to_ready() -> tuple[float, float]:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
         sock.close()
-    return imports, ready
+    return imports, ready, imports_rss
 
 
-def sigterm_to_exit(recording: bool) -> float:
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def sigterm_to_exit(recording: bool) -> tuple[float, float]:
     """SIGTERM → exit of `doorbell demo`, camera running: idle, or three chunks into a bell clip."""
     sys.path.insert(0, str(ROOT))
     from tests.test_service import demo_recording  # the same steps the tests take
@@ -86,12 +100,13 @@ def sigterm_to_exit(recording: bool) -> float:
         passphrase = folder / "pass.txt"
         passphrase.write_text("correct horse battery staple\n")
         process, _ = demo_recording(folder / "data", passphrase, bell=recording)
+        rss = peak_rss_mb(process.pid)
         t0 = time.perf_counter()
         process.send_signal(signal.SIGTERM)
         code = process.wait(30)
         elapsed = time.perf_counter() - t0
         assert code == 0, code
-    return elapsed
+    return elapsed, rss
 
 
 def full_disk() -> dict | None:
@@ -164,11 +179,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
-    imports, ready = zip(*(start_to_ready() for _ in range(args.repeat)), strict=True)
-    idle, busy = [], []
+    imports, ready, imports_rss = zip(*(start_to_ready() for _ in range(args.repeat)), strict=True)
+    idle, busy, rss = [], [], []
     for _ in range(args.repeat):
-        idle.append(sigterm_to_exit(recording=False))
-        busy.append(sigterm_to_exit(recording=True))
+        idle.append(sigterm_to_exit(recording=False)[0])
+        elapsed, peak = sigterm_to_exit(recording=True)
+        busy.append(elapsed)
+        rss.append(peak)
     rows = [
         ("start → READY=1 vs imports alone", statistics.median(imports), statistics.median(ready)),
         ("SIGTERM → exit 0: recording vs idle", statistics.median(idle), statistics.median(busy)),
@@ -180,6 +197,11 @@ def main() -> None:
         print(f"| {name} | {base * 1000:.0f} ms | {ours * 1000:.0f} ms | {ours / base:.2f} |")
     print(
         f"| SIGTERM → exit 0 while recording, worst of {args.repeat} | | {max(busy) * 1000:.0f} ms | |"
+    )
+    base, ours = statistics.median(imports_rss), statistics.median(rss)
+    print(
+        f"| peak RSS: `doorbell demo` recording 960x540 vs the imports alone "
+        f"| {base:.0f} MB | {ours:.0f} MB | {ours / base:.2f} |"
     )
     disk = full_disk()
     if disk is None:

@@ -43,8 +43,12 @@ class SyntheticCamera:
         self._rng = np.random.default_rng(seed)
         self._background = self._scene(np.random.default_rng(seed + 1000))
         # Sensor noise: a bank of noise frames, one picked per frame (cheap, still random).
-        bank = np.random.default_rng(seed + 2000).normal(0, 3, (8, height, width, 3))
-        self._noise = bank.round().astype(np.int16)
+        # Drawn a frame at a time into int8: a float64 bank at once would briefly take
+        # 200 MB at 960x540 (more than a Zero 2 W has to spare).
+        noise_rng = np.random.default_rng(seed + 2000)
+        self._noise = np.empty((8, height, width, 3), np.int8)
+        for plane in self._noise:
+            plane[...] = noise_rng.normal(0, 3, (height, width, 3)).round().clip(-127, 127)
 
     def _scene(self, rng: np.random.Generator) -> np.ndarray:
         w, h = self.width, self.height
@@ -86,7 +90,7 @@ class SyntheticCamera:
             )
             cv2.circle(frame, (cx, top - body_w // 2), body_w // 2, (120, 150, 200), -1)
         noise = self._noise[self._rng.integers(len(self._noise))]
-        return (frame + noise).clip(0, 255).astype(np.uint8)
+        return (frame + noise.astype(np.int16)).clip(0, 255).astype(np.uint8)
 
     def frames(self) -> Iterator[Frame]:
         start = self._clock()
