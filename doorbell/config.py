@@ -278,10 +278,11 @@ class Config:
     gpio: GpioSettings = field(default_factory=GpioSettings)
 
 
+# Each section's settings class. [privacy] masks and [motion] zones are polygons that
+# go to the pipeline's settings instead; [privacy] has no class of its own.
 SECTIONS: dict[str, type] = {
     "trigger": Policy,
     "motion": MotionSettings,
-    "privacy": type(None),  # masks only: they go to the pipeline
     "storage": StorageSettings,
     "camera": CameraSettings,
     "web": WebSettings,
@@ -308,9 +309,9 @@ def parse(data: dict, where: str) -> Config:
     starting with ``where`` (the file's name)."""
     specs = schema()
     problems: list[str] = []
-    tables: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    tables: dict[str, dict[str, Any]] = {name: {} for name in (*SECTIONS, "privacy")}
     for section, table in data.items():
-        if section not in SECTIONS:
+        if section not in tables:
             problems.append(f"{where}: [{section}]: unknown section")
             continue
         if not isinstance(table, dict):
@@ -328,8 +329,6 @@ def parse(data: dict, where: str) -> Config:
     masks = _polygons(tables["privacy"].pop("masks", []))
     built: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
-        if cls is type(None):
-            continue
         try:
             built[section] = cls(**tables[section])
         except (ValueError, TypeError) as err:
