@@ -60,6 +60,23 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(point)], check=False)
 
 
+def decodable_frames(mp4: bytes) -> int:
+    """Frames of an MP4 that decode. A clip cut at a chunk boundary (a full disk, a killed
+    writer) may end inside its last packet: decoding stops there."""
+    import io
+
+    import av
+
+    frames = 0
+    with av.open(io.BytesIO(mp4)) as container:
+        for packet in container.demux(video=0):
+            try:
+                frames += len(packet.decode())
+            except av.error.InvalidDataError:
+                break
+    return frames
+
+
 def find_plaintext(root: Path, plaintext: bytes, window: int = 32, step: int = 997) -> list[str]:
     """Files under ``root`` holding any ``window``-byte run of ``plaintext`` (sampled every ``step``)."""
     probes = {plaintext[i : i + window] for i in range(0, max(1, len(plaintext) - window), step)}

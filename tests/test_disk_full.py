@@ -108,22 +108,6 @@ def noise_packets(count: int, fps: float = 15.0):
     return encoder.stream_info(), packets + encoder.flush()
 
 
-def decodable_frames(mp4: bytes) -> int:
-    """Frames that decode; a clip cut at a chunk boundary may end inside its last packet."""
-    import io
-
-    import av
-
-    frames = 0
-    with av.open(io.BytesIO(mp4)) as container:
-        for packet in container.demux(video=0):
-            try:
-                frames += len(packet.decode())
-            except av.error.InvalidDataError:
-                break  # the cut: the last packet is incomplete
-    return frames
-
-
 def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goes_on(
     small_disk,
 ):
@@ -132,7 +116,7 @@ def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goe
     from doorbell.recorder import Recorder
     from doorbell.store import ClipStore, Keyring, Rules
     from doorbell.trigger import Start
-    from tests.conftest import PASSPHRASE, find_plaintext
+    from tests.conftest import PASSPHRASE, decodable_frames, find_plaintext
 
     data = small_disk(4 << 20)
     keyring = Keyring.in_data_dir(data)
