@@ -157,22 +157,33 @@ class Recorder:
         let retention make room, and go on recording in a new clip."""
         current, self._open = self._open, None
         assert current is not None
-        current.mp4.abandon()
         log.warning(
             "disk full: clip %s ended at its last whole chunk; freeing room", current.recording.id
         )
-        self.store.prune(need=RESUME_ROOM)  # first: the index needs room to record the clip
         last = current.mp4.last_at if current.mp4.last_at is not None else at
-        clip = current.recording.cut_short(end=self._wall(last))
+        clip = self._salvage(current, last)
         if clip is not None:
-            first = current.mp4.first_at if current.mp4.first_at is not None else last
-            self.finished.append(Recorded(clip, first, last, current.trigger_at))
-            self._on_clip("finished", clip)
+            self._recorded(current, clip, last)
         # The new clip has its own pre-roll: it overlaps what the cut clip lost (its last
         # chunk in flight, the muxer's buffer), so no moment goes unrecorded.
         since = at - max(self.ring.seconds - 2.0, 1.0)
         again = Start(at=at, since=since, trigger=current.recording.trigger)  # type: ignore[arg-type]
         self._start_with_room(again, trigger_at=current.trigger_at)
+
+    def _salvage(self, current: _Open, last: float) -> Clip | None:
+        """A full disk stopped the clip's writer, which ended the file at its last whole
+        chunk: make room first (the index needs some to record the clip), then record
+        what reached the disk. None if nothing did."""
+        current.mp4.abandon()
+        self.store.prune(need=RESUME_ROOM)
+        return current.recording.cut_short(end=self._wall(last))
+
+    def _recorded(self, current: _Open, clip: Clip, last: float) -> Recorded:
+        first = current.mp4.first_at if current.mp4.first_at is not None else last
+        recorded = Recorded(clip, first, last, current.trigger_at)
+        self.finished.append(recorded)
+        self._on_clip("finished", clip)
+        return recorded
 
     def _start(self, action: Start, trigger_at: float | None = None) -> None:
         if self._open is not None:
@@ -206,19 +217,10 @@ class Recorder:
         last = current.mp4.last_at if current.mp4.last_at is not None else at
         try:
             current.mp4.close()
-            clip = current.recording.finish(end=self._wall(last))  # the final chunk
+            clip: Clip | None = current.recording.finish(end=self._wall(last))  # final chunk
         except Exception as err:
             if not out_of_space(err):
                 current.recording.abort()
                 raise
-            current.mp4.abandon()
-            self.store.prune(need=RESUME_ROOM)
-            cut = current.recording.cut_short(end=self._wall(last))
-            if cut is None:
-                return None
-            clip = cut
-        first = current.mp4.first_at if current.mp4.first_at is not None else last
-        recorded = Recorded(clip, first, last, current.trigger_at)
-        self.finished.append(recorded)
-        self._on_clip("finished", clip)
-        return recorded
+            clip = self._salvage(current, last)
+        return None if clip is None else self._recorded(current, clip, last)

@@ -330,8 +330,7 @@ class Service:
             on_motion=lambda active, at: self._publish(MotionChanged(self._clock(), active)),
             encoded=getattr(camera, "stream_info", None),
         )
-        self._camera_clock = None
-        self.pipeline = pipeline
+        self.pipeline = pipeline  # its clock starts at its first frame (_camera_clock is None)
         self._set_camera_state("running", reconnecting=False)
         count, reason, tail = 0, "the video ended", []
         try:
