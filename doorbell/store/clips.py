@@ -228,7 +228,9 @@ class ClipStore:
     def _finished(self, clip: Clip) -> None:
         try:
             self.index.put(clip)
-        except sqlite3.OperationalError as err:  # "database or disk is full"
+        except sqlite3.OperationalError as err:
+            if "full" not in str(err):  # only "database or disk is full" is expected here
+                raise
             # The files are whole; the next start finds the row stale and fixes it.
             log.warning("index: clip %s not recorded as %s: %s", clip.id, clip.state, err)
         finally:
