@@ -24,7 +24,7 @@ import io
 import av
 import numpy as np
 
-from doorbell.camera import EncodedPacket, StreamInfo
+from doorbell.camera.frame import EncodedPacket, StreamInfo
 
 TIME_BASE = fractions.Fraction(1, 90_000)  # the MPEG clock: exact for any frame rate
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}

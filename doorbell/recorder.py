@@ -23,23 +23,23 @@ runs on that thread and must hand over to the event loop itself
 
 import collections
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from doorbell.camera import EncodedPacket, StreamInfo
+from doorbell.camera.frame import EncodedPacket, StreamInfo
 from doorbell.encoder import Mp4Writer
-from doorbell.store import Clip, ClipRecording, ClipStore
+from doorbell.store import Clip, ClipRecording, ClipStore, StoreFullError
 from doorbell.trigger import Action, Start, Stop
-from doorbell.vault import CHUNK_SIZE, is_disk_full
+from doorbell.vault import CHUNK_SIZE, DiskFullError, is_disk_full
 
 log = logging.getLogger(__name__)
 RESUME_ROOM = 8 * CHUNK_SIZE  # free space retention makes when a full disk cuts a clip short
 
 
 def out_of_space(err: BaseException) -> bool:
-    """A write failed for want of space: the vault's, or SQLite's "database or disk is full"."""
-    return is_disk_full(err) or (isinstance(err, sqlite3.OperationalError) and "full" in str(err))
+    """A write failed for want of space: the vault's ``DiskFullError``, the store's
+    ``StoreFullError`` (its index), or any other ENOSPC/EDQUOT from the disk."""
+    return isinstance(err, (DiskFullError, StoreFullError)) or is_disk_full(err)
 
 
 class PacketRing:

@@ -3,77 +3,54 @@
     service = Service(load_config("/etc/doorbell/doorbell.toml"))
     await service.run(stop)          # until ``stop`` is set (SIGINT/SIGTERM in the CLI)
 
-Threads: the camera's frame loop runs on a thread of its own (frames →
-pipeline → encrypted clips); gpiozero calls back on its threads; everything
-else runs on the asyncio loop, in one TaskGroup. Threads hand events to the
-loop's bus with ``call_soon_threadsafe``. Shutdown finishes the clip being
-recorded before the store closes (the camera thread ends with
-``pipeline.finish``).
+Wiring only: the parts do the work. The camera thread
+(:class:`~doorbell.camera_loop.CameraLoop`: frames → pipeline → encrypted
+clips, reconnects) runs on a thread of its own; gpiozero calls back on its
+threads; everything else runs on the asyncio loop, in one TaskGroup. Threads
+hand events to the loop's bus with ``call_soon_threadsafe``. Shutdown
+finishes the clip being recorded before the store closes.
 
-Before first-run setup there is no recipient to encrypt to, so frames are
-masked and dropped: nothing is recorded until the owner has a key.
-
-The camera may fail to open, die, or (a file) end: the clip being recorded is
-finished, and the camera is opened again after 0.5, 1, 2, 4 … seconds (at most
-30) while the web pages, the bell and the status keep working. systemd hears
-READY when the pages are up, STATUS whenever the camera or the disk changes,
-WATCHDOG only while frames arrive or a reconnect is under way (a camera thread
-stuck in a driver gets the service restarted), and STOPPING at the end.
-Retention runs at start, every hour and before each clip (``store``).
+systemd hears READY when the pages are up, STATUS whenever the camera or the
+disk changes, WATCHDOG only while frames arrive or a reconnect is under way (a
+camera thread stuck in a driver gets the service restarted), and STOPPING at
+the end. Retention runs at start, every hour and before each clip
+(``store``); idle web sessions are locked by the web app's own task.
 """
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-
-from doorbell.camera import Camera, Frame, open_camera
+from doorbell.camera import Camera, encoded_stream, open_camera
+from doorbell.camera_loop import CameraLoop, WallTime
 from doorbell.config import Config, StorageSettings, split_listen
 from doorbell.events import (
     BellPressed,
     CameraState,
     ClipFinished,
     ClipStarted,
+    Event,
     EventBus,
     MotionChanged,
     PirChanged,
 )
 from doorbell.gpio import DoorbellPins
+from doorbell.live import LiveFrames
 from doorbell.pipeline import Pipeline
-from doorbell.store import ClipStore, Keyring, Rules
+from doorbell.store import Clip, ClipStore, Keyring, Rules
 from doorbell.store.retention import DAY, GB, MB
 from doorbell.systemd import Notifier
 
 log = logging.getLogger(__name__)
-HOUSEKEEPING_SECONDS = 30.0
-RETENTION_SECONDS = 3600.0
-RECONNECT_FIRST, RECONNECT_CAP = 0.5, 30.0
-STALE_SECONDS = 10.0  # no frame for this long, and no reconnect under way: stuck
-BELL_WAIT = 30.0  # a press while the camera (re)starts is recorded if it is back within this
+RETENTION_SECONDS = 3600.0  # retention runs at start, every hour and before each clip
 STOP_GRACE = 4.0  # seconds the camera thread gets to finish the clip on stop (systemd: 5)
 
 
-def reconnect_delay(attempt: int) -> float:
-    """Seconds before reopening the camera after ``attempt`` failures in a row (0-based)."""
-    return min(RECONNECT_CAP, RECONNECT_FIRST * 2 ** min(attempt, 16))
-
-
-def camera_healthy(now: float, alive_at: float, reconnecting: bool) -> bool:
-    """Whether to ping the watchdog: frames arriving, or a reconnect in progress.
-
-    ``alive_at`` is the last frame, or the start of the last attempt to open the
-    camera. Attempts come at most 30 s apart, so a reconnect silent for longer
-    than that (an open hung in the driver) is stuck too."""
-    limit = RECONNECT_CAP + STALE_SECONDS if reconnecting else STALE_SECONDS
-    return now - alive_at < limit
-
-
 def retention_rules(storage: StorageSettings) -> Rules:
+    """The ``[storage]`` settings as retention rules (seconds and bytes)."""
     return Rules(
         max_age=storage.max_age_days * DAY,
         quota=round(storage.quota_gb * GB),
@@ -89,44 +66,6 @@ def describe_retention(storage: StorageSettings) -> str:
     if storage.min_free_mb:
         parts.append(f"or when the disk has under {storage.min_free_mb} MB free")
     return ", ".join(parts) + "; kept clips are never deleted"
-
-
-class LiveFrames:
-    """The latest masked frame, as JPEG for the live view; counts who watches."""
-
-    def __init__(self, on_viewers: Callable[[int], None], width: int = 640, quality: int = 70):
-        self._on_viewers = on_viewers
-        self._width, self._quality = width, quality
-        self._lock = threading.Lock()
-        self._frame: Frame | None = None
-        self._jpeg: tuple[int, bytes] | None = None
-        self.viewers = 0
-
-    def offer(self, frame: Frame) -> None:
-        """On the camera thread, after masking: keep a reference, encode only on demand."""
-        self._frame = frame
-
-    def latest_jpeg(self) -> tuple[int, bytes] | None:
-        frame = self._frame
-        if frame is None:
-            return None
-        with self._lock:
-            if self._jpeg is None or self._jpeg[0] != frame.index:
-                image = frame.image
-                if image.shape[1] > self._width:
-                    height = round(image.shape[0] * self._width / image.shape[1])
-                    image = cv2.resize(image, (self._width, height), interpolation=cv2.INTER_AREA)
-                ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
-                if not ok:
-                    return None
-                self._jpeg = (frame.index, jpeg.tobytes())
-            return self._jpeg
-
-    def watching(self, delta: int) -> None:
-        with self._lock:
-            self.viewers += delta
-            viewers = self.viewers
-        self._on_viewers(viewers)
 
 
 def camera_options(config: Config, *, demo: bool = False) -> tuple[str, dict]:
@@ -147,7 +86,12 @@ def camera_options(config: Config, *, demo: bool = False) -> tuple[str, dict]:
 
 
 class Service:
-    """One doorbell. ``demo``: gpiozero mock pins and a bell button in the web page."""
+    """One doorbell. ``demo``: gpiozero mock pins and a bell button in the web page.
+
+    Everything it runs comes in through the constructor or is built in
+    :meth:`run`; ``open_cam``, ``pin_factory``, the clocks, ``wait`` and
+    ``notifier`` are the seams tests use (a scripted camera, gpiozero's
+    ``MockFactory``, a fake clock, a recording notifier)."""
 
     def __init__(
         self,
@@ -166,7 +110,6 @@ class Service:
         self.demo = demo
         self.data_dir = Path(config.storage.data_dir)
         backend, options = camera_options(config, demo=demo)
-        self._open_cam = open_cam or (lambda: open_camera(backend, **options))
         if demo and pin_factory is None:
             from gpiozero.pins.mock import MockFactory
 
@@ -174,69 +117,78 @@ class Service:
         self._pin_factory = pin_factory
         self._work_factor = work_factor
         self._clock = clock
-        self._monotonic = monotonic
-        self._stopping = threading.Event()
-        self._wait = wait or self._stopping.wait
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
-        self.camera_state = "starting"
-        self.reconnecting = True  # opening the camera counts as a reconnect under way
-        self._alive_at = monotonic()  # the last frame, or the last attempt to open the camera
+        self.keyring = Keyring.in_data_dir(self.data_dir)
         self.store: ClipStore | None = None
         self.url: str | None = None
         self.tls_fingerprint: str | None = None
-        self.pipeline: Pipeline | None = None
         self.pins: DoorbellPins | None = None
         self.bus: EventBus | None = None
-        self.live = LiveFrames(self._viewers_changed)
-        # (frame time, monotonic) of this camera session's last frame; None before its first
-        self._camera_clock: tuple[float, float] | None = None
-        self._bell_waiting: float | None = None  # monotonic time of a press before a first frame
+        self.live = LiveFrames(lambda viewers: self._update_led())
+        self.camera = CameraLoop(
+            open_cam or (lambda: open_camera(backend, **options)),
+            self._new_pipeline,
+            can_record=self.keyring.recipients_file.exists,
+            on_state=self._camera_state,
+            on_frame=self.live.offer,
+            on_session_end=self._update_led,
+            monotonic=monotonic,
+            wall_clock=clock,
+            wait=wait,
+        )
 
-    # -- wiring --------------------------------------------------------------------------
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The current camera session's pipeline (None before the camera first opened)."""
+        return self.camera.pipeline
 
-    def _now_on_camera(self) -> float | None:
-        """Camera time now: the last frame's time plus what has passed since it came;
-        None while the camera has not delivered a frame (each session has its own clock)."""
-        if self._camera_clock is None:
-            return None
-        at, seen = self._camera_clock
-        return at + (self._monotonic() - seen)
+    # -- wiring: callbacks from the camera thread and gpiozero's threads ------------------
 
-    def _viewers_changed(self, viewers: int) -> None:
-        self._update_led()
+    def _new_pipeline(self, camera: Camera, wall_time: WallTime) -> Pipeline:
+        assert self.store is not None
+        return Pipeline(
+            self.store,
+            self.config.pipeline,
+            camera.width,
+            camera.height,
+            camera.fps,
+            wall_time=wall_time,
+            on_clip=self._clip,
+            on_motion=lambda active, at: self._publish(MotionChanged(self._clock(), active)),
+            encoded=encoded_stream(camera),
+        )
 
     def _update_led(self) -> None:
-        if self.pins is not None and self.pipeline is not None:
+        pipeline = self.pipeline
+        if self.pins is not None and pipeline is not None:
             self.pins.set_indicator(
-                recording=self.pipeline.recorder.recording, viewers=self.live.viewers
+                recording=pipeline.recorder.recording, viewers=self.live.viewers
             )
 
-    def _publish(self, event: object) -> None:
+    def _publish(self, event: Event) -> None:
         if self.bus is not None:
-            self.bus.publish_threadsafe(event)  # type: ignore[arg-type]
+            self.bus.publish_threadsafe(event)
 
     def _pressed(self, _at: float) -> None:
         """gpiozero's thread: the bell. The clip and the browsers both hear of it."""
-        at = self._now_on_camera()
-        if at is None:
-            self._bell_waiting = self._monotonic()  # the camera is (re)starting: see _session
-        elif self.pipeline is not None:
-            self.pipeline.press_bell(at)
+        self.camera.press_bell()
         self._publish(BellPressed(self._clock()))
 
     def _pir(self, active: bool, _at: float) -> None:
-        at = self._now_on_camera()
-        if self.pipeline is not None and at is not None:
-            self.pipeline.pir(active, at)
+        self.camera.pir(active)
         self._publish(PirChanged(self._clock(), active))
 
     def _clip(self, kind: str, detail: object) -> None:
         self._update_led()
         self.notifier.status(self.status_line())
-        if kind == "started":
-            self._publish(ClipStarted(self._clock(), str(detail)))
+        if isinstance(detail, Clip):
+            self._publish(ClipFinished(detail))
         else:
-            self._publish(ClipFinished(detail))  # type: ignore[arg-type]
+            self._publish(ClipStarted(self._clock(), str(detail)))
+
+    def _camera_state(self, state: str) -> None:
+        self.notifier.status(self.status_line())
+        self._publish(CameraState(self._clock(), state))
 
     def press_mock_bell(self) -> None:
         """The demo's button: drive the mock bell pin low and high again."""
@@ -244,6 +196,8 @@ class Service:
         pin = self.pins.button.pin
         pin.drive_low()
         pin.drive_high()
+
+    # -- what it says about itself -------------------------------------------------------
 
     def _warnings(self) -> list[str]:
         found = []
@@ -254,11 +208,15 @@ class Service:
             found.append("the disk is full: nothing is being recorded")
         return found
 
+    @property
+    def recording(self) -> bool:
+        return self.pipeline is not None and self.pipeline.recorder.recording
+
     def status(self) -> dict:
-        recording = self.pipeline is not None and self.pipeline.recorder.recording
+        """What the status page shows: camera state, recording, viewers, retention, warnings."""
         return {
-            "camera": self.camera_state,
-            "recording": recording,
+            "camera": self.camera.state,
+            "recording": self.recording,
             "live_viewers": self.live.viewers,
             "retention": describe_retention(self.config.storage),
             "warnings": self._warnings(),
@@ -267,109 +225,18 @@ class Service:
 
     def status_line(self) -> str:
         """One line for systemd's STATUS= (``systemctl status doorbell``)."""
-        recording = self.pipeline is not None and self.pipeline.recorder.recording
-        parts = [f"camera {self.camera_state}"]
-        if recording:
+        parts = [f"camera {self.camera.state}"]
+        if self.recording:
             parts.append("recording")
         return "; ".join(parts + self._warnings())
 
-    def _set_camera_state(self, state: str, reconnecting: bool) -> None:
-        self.camera_state = state
-        self.reconnecting = reconnecting
-        self.notifier.status(self.status_line())
-        self._publish(CameraState(self._clock(), state))
-
     def watchdog_tick(self) -> bool:
         """Ping systemd's watchdog if the camera is healthy; True if it was pinged."""
-        if camera_healthy(self._monotonic(), self._alive_at, self.reconnecting):
+        if self.camera.healthy():
             self.notifier.watchdog()
             return True
         log.error("camera: stuck (no frame, no reconnect attempt); not pinging the watchdog")
         return False
-
-    # -- the camera thread ---------------------------------------------------------------
-
-    def _camera_loop(self, store: ClipStore, keyring: Keyring) -> None:
-        """Open the camera, run it, and when it fails or ends open it again, until stop."""
-        attempt = 0
-        while not self._stopping.is_set():
-            self.reconnecting = True
-            self._alive_at = self._monotonic()
-            try:
-                camera = self._open_cam()
-            except Exception as err:  # a camera that will not open is reported, not fatal
-                reason = str(err) or type(err).__name__
-            else:
-                frames, reason = self._session(camera, store, keyring)
-                if frames:
-                    attempt = 0
-            if self._stopping.is_set():
-                break
-            delay = reconnect_delay(attempt)
-            attempt += 1
-            log.warning("camera: %s; trying again in %g s", reason, delay)
-            self._set_camera_state(
-                f"reconnecting in {delay:g} s (attempt {attempt}): {reason}", reconnecting=True
-            )
-            self._wait(delay)
-        self._set_camera_state("stopped", reconnecting=False)
-
-    def _session(self, camera: Camera, store: ClipStore, keyring: Keyring) -> tuple[int, str]:
-        """Frames from one opened camera until it ends, fails or stop; the clip being
-        recorded is finished. Returns the frames seen and why it ended."""
-        origin_wall = time.time()
-        origin_cam: list[float] = []
-        pipeline = Pipeline(
-            store,
-            self.config.pipeline,
-            camera.width,
-            camera.height,
-            camera.fps,
-            wall_time=lambda t: origin_wall + (t - (origin_cam[0] if origin_cam else t)),
-            on_clip=self._clip,
-            on_motion=lambda active, at: self._publish(MotionChanged(self._clock(), active)),
-            encoded=getattr(camera, "stream_info", None),
-        )
-        self.pipeline = pipeline  # its clock starts at its first frame (_camera_clock is None)
-        self._set_camera_state("running", reconnecting=False)
-        count, reason, tail = 0, "the video ended", []
-        try:
-            for frame in camera.frames():
-                if self._stopping.is_set():
-                    break
-                if not origin_cam:
-                    origin_cam.append(frame.at)
-                count += 1
-                now = self._monotonic()
-                self._camera_clock = (frame.at, now)
-                self._alive_at = now
-                if count == 1:  # a press while the camera was (re)starting begins here
-                    waiting, self._bell_waiting = self._bell_waiting, None
-                    if waiting is not None and now - waiting < BELL_WAIT:
-                        pipeline.press_bell(frame.at)
-                if keyring.recipients_file.exists():
-                    pipeline.process(frame)  # masks it first
-                elif not frame.masked:
-                    pipeline.mask.apply(frame.image)
-                self.live.offer(frame)
-        except Exception as err:  # the camera died: finish the clip, then reconnect
-            reason = str(err) or type(err).__name__
-            log.error("camera: %s", reason)
-        finally:
-            self._camera_clock = None  # presses until the next session's first frame wait
-            stop_encoder = getattr(camera, "stop_encoder", None)
-            if stop_encoder is not None:
-                with contextlib.suppress(Exception):
-                    tail = stop_encoder()
-            try:
-                pipeline.finish(tail)  # the clip being recorded is finished, not cut
-            except Exception:
-                log.exception("finishing the clip failed; it stays partial, recovered at unlock")
-            finally:
-                with contextlib.suppress(Exception):
-                    camera.close()
-                self._update_led()
-        return count, reason
 
     # -- run -----------------------------------------------------------------------------
 
@@ -385,9 +252,8 @@ class Service:
 
         loop = asyncio.get_running_loop()
         self.bus = EventBus(loop)
-        keyring = Keyring.in_data_dir(self.data_dir)
         store = ClipStore(
-            self.data_dir, keyring.recipients, retention=retention_rules(self.config.storage)
+            self.data_dir, self.keyring.recipients, retention=retention_rules(self.config.storage)
         )
         self.store = store
         for line in store.report.lines():
@@ -410,7 +276,7 @@ class Service:
                 ssl_context = tls.server_context(cert)
             context = WebContext(
                 store=store,
-                keyring=keyring,
+                keyring=self.keyring,
                 settings=self.config.web,
                 bus=self.bus,
                 live=self.live,
@@ -421,8 +287,7 @@ class Service:
                 secure_cookies=ssl_context is not None,
                 on_unlock=lambda identities: store.repair(identities),
             )
-            app = make_app(context)
-            runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            runner = web.AppRunner(make_app(context), access_log=None, handler_cancellation=True)
             await runner.setup()
             site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
             await site.start()
@@ -433,7 +298,7 @@ class Service:
 
             def camera_thread() -> None:
                 try:
-                    self._camera_loop(store, keyring)
+                    self.camera.run()
                 finally:
                     loop.call_soon_threadsafe(
                         lambda: camera_done.done() or camera_done.set_result(None)
@@ -444,14 +309,14 @@ class Service:
             thread.start()
             async with asyncio.TaskGroup() as group:
                 background = [
-                    group.create_task(self._housekeeping(app)),
+                    group.create_task(self._retention(store)),
                     group.create_task(self._watchdog()),
                 ]
                 self.notifier.ready(self.status_line())
                 ready(self)
                 await stop.wait()
                 self.notifier.stopping()
-                self._stopping.set()
+                self.camera.stop()
                 try:  # the camera thread finishes the clip being recorded
                     await asyncio.wait_for(asyncio.shield(camera_done), STOP_GRACE)
                 except TimeoutError:
@@ -459,7 +324,7 @@ class Service:
                 for task in background:
                     task.cancel()
         finally:
-            self._stopping.set()
+            self.camera.stop()
             if runner is not None:
                 await runner.cleanup()
             if self.pins is not None:
@@ -467,18 +332,11 @@ class Service:
             if thread is None or not thread.is_alive():
                 store.close()  # else the process is about to end under a stuck camera
 
-    async def _housekeeping(self, app: object) -> None:
-        from doorbell.web.context import SESSIONS
-
-        since_prune = 0.0
+    async def _retention(self, store: ClipStore) -> None:
         while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
-            app[SESSIONS].expire()  # type: ignore[index]
-            since_prune += HOUSEKEEPING_SECONDS
-            if since_prune >= RETENTION_SECONDS and self.store is not None:
-                since_prune = 0.0
-                await asyncio.to_thread(self.store.prune)
-                self.notifier.status(self.status_line())
+            await asyncio.sleep(RETENTION_SECONDS)
+            await asyncio.to_thread(store.prune)
+            self.notifier.status(self.status_line())
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval

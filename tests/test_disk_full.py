@@ -164,3 +164,31 @@ def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goe
     assert not [p for p in (data / "clips").iterdir() if p.name.endswith(".part")]
     assert not recorder.disk_full
     store.close()
+
+
+def test_a_full_disk_under_the_index_is_the_stores_own_error(small_disk, owner):
+    """SQLite's "database or disk is full" reaches callers as ``StoreFullError``: an OSError
+    with errno ENOSPC naming the index, which ``vault.is_disk_full`` and the recorder know
+    by its kind, not by reading SQLite's message. Other database errors stay what they are."""
+    import errno
+    import sqlite3
+
+    from doorbell.recorder import out_of_space
+    from doorbell.store import ClipStore, StoreFullError
+    from doorbell.store.index import Clip
+
+    data = small_disk(1 << 20)
+    _, recipient = owner
+    store = ClipStore(data, lambda: [recipient])
+    fill(data / "filler", leave=0)
+    with pytest.raises(StoreFullError) as info:
+        for n in range(100_000):
+            store.index.put(Clip(f"{n:016x}", float(n), None, "x" * 500, 0, False, "recording"))
+    err = info.value
+    assert err.errno == errno.ENOSPC and vault.is_disk_full(err) and out_of_space(err)
+    assert str(err).startswith(f"{data / 'index.sqlite3'}: disk full")
+    (data / "filler").unlink()
+    store.index.put(Clip("f" * 16, 1.0, 2.0, "bell", 0, False, "complete"))  # room again
+    assert store.index.get("f" * 16) is not None
+    assert not out_of_space(sqlite3.OperationalError("database or disk is full"))
+    store.close()

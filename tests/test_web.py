@@ -214,6 +214,34 @@ async def test_lock_now_and_idle_lock(client, store, clock):
     assert response.status == 303 and response.headers["Location"] == "/unlock"
 
 
+async def test_idle_sessions_are_locked_by_the_apps_own_task(aiohttp_client, context, clock):
+    """Nobody uses the session: the app's background task locks it (its keys dropped) once
+    it is idle past the limit, without a request arriving. The task's wait is injected."""
+    from doorbell.web.app import EXPIRE_SECONDS
+    from doorbell.web.context import SESSIONS
+
+    rounds: asyncio.Queue[float] = asyncio.Queue()
+    go: asyncio.Queue[None] = asyncio.Queue()
+
+    async def sleep(seconds: float) -> None:
+        await rounds.put(seconds)
+        await go.get()
+
+    context.sleep = sleep
+    app = make_app(context)
+    client = await aiohttp_client(app)
+    assert await asyncio.wait_for(rounds.get(), 30) == EXPIRE_SECONDS  # the task runs
+    await unlock(client)
+    clock.now += 14 * 60
+    await go.put(None)  # one round: not idle long enough yet
+    await rounds.get()
+    assert len(app[SESSIONS]) == 1
+    clock.now += 60 + 1
+    await go.put(None)
+    await rounds.get()
+    assert len(app[SESSIONS]) == 0
+
+
 # --- first run ------------------------------------------------------------------------------
 
 

@@ -7,95 +7,70 @@
         frame.image   # BGR uint8, HxWx3
         frame.at      # seconds since the camera started (video time for a file)
 
-Most cameras hand over pictures and leave masking and encoding to the
-pipeline. A camera that encodes itself (the Pi's, with its hardware H.264
-encoder) has a ``stream_info``, masks every picture before its encoder sees
-it, and delivers the encoded packets with each frame (``frame.packets``),
-together with its low-resolution grey picture for motion (``frame.grey``).
+Most cameras hand over pictures (:class:`Camera`) and leave masking and
+encoding to the pipeline. A camera that encodes itself (the Pi's, with its
+hardware H.264 encoder) is an :class:`EncodingCamera`: it masks every picture
+before its encoder sees it, and delivers the encoded packets with each frame
+(``frame.packets``), together with its low-resolution grey picture for motion
+(``frame.grey``).
 
 Backends import their libraries lazily: ``picamera2`` is imported by its
-backend alone, and only when chosen.
+backend alone, and only when chosen; importing this package loads no OpenCV
+(the frame and packet types live in :mod:`doorbell.camera.frame`).
 """
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
-import cv2
-import numpy as np
-
+from doorbell.camera.frame import LORES_WIDTH, EncodedPacket, Frame, StreamInfo, lores_size
 from doorbell.errors import DoorbellError
 
-LORES_WIDTH = 320
-
-
-def lores_size(width: int, height: int) -> tuple[int, int]:
-    """The size of the picture motion detection works on: 320 wide, same aspect, even."""
-    return LORES_WIDTH, max(2, round(LORES_WIDTH * height / width / 2) * 2)
-
-
-@dataclass(frozen=True)
-class EncodedPacket:
-    """One encoded frame: presentation time in seconds, keyframe flag, bytes."""
-
-    at: float
-    keyframe: bool
-    data: bytes
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What a muxer needs to know about an H.264 stream."""
-
-    width: int
-    height: int
-    fps: float
-    extradata: bytes | None  # avcC (SPS/PPS); None if they are in-band
-
-
-class Frame:
-    """One picture, ``at`` seconds after the camera started, number ``index``.
-
-    ``image`` is BGR. A camera that works in YUV 4:2:0 gives ``i420`` instead
-    and the BGR picture is made only if someone asks for it (a thumbnail, the
-    live view). ``masked`` says the camera already painted the privacy masks;
-    ``grey`` is its low-resolution picture for motion; ``packets`` what its
-    encoder made since the previous frame.
-    """
-
-    __slots__ = ("_image", "at", "grey", "i420", "index", "masked", "packets")
-
-    def __init__(
-        self,
-        image: np.ndarray | None,
-        at: float,
-        index: int,
-        *,
-        i420: np.ndarray | None = None,
-        grey: np.ndarray | None = None,
-        packets: Sequence[EncodedPacket] | None = None,
-        masked: bool = False,
-    ) -> None:
-        if image is None and i420 is None:
-            raise ValueError("a frame needs a BGR image or an I420 buffer")
-        self._image = image
-        self.at, self.index = at, index
-        self.i420, self.grey, self.packets, self.masked = i420, grey, packets, masked
-
-    @property
-    def image(self) -> np.ndarray:
-        if self._image is None:
-            self._image = cv2.cvtColor(self.i420, cv2.COLOR_YUV2BGR_I420)
-        return self._image
+__all__ = [
+    "BACKENDS",
+    "LORES_WIDTH",
+    "Camera",
+    "CameraError",
+    "EncodedPacket",
+    "EncodingCamera",
+    "Frame",
+    "StreamInfo",
+    "encoded_stream",
+    "lores_size",
+    "open_camera",
+]
 
 
 class Camera(Protocol):
+    """What every camera gives: its picture size (pixels) and rate (frames a second),
+    frames until it ends or fails (raising :class:`CameraError`), and ``close``."""
+
     width: int
     height: int
     fps: float
 
     def frames(self) -> Iterator[Frame]: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EncodingCamera(Camera, Protocol):
+    """A camera that encodes itself (the Pi's hardware H.264) adds two things.
+
+    ``stream_info`` describes its H.264 stream for the muxer; its frames are
+    already masked (``frame.masked``) and carry the packets its encoder made
+    (``frame.packets``) and a low-resolution grey picture (``frame.grey``).
+    ``stop_encoder`` stops the encoder and returns the packets it still held,
+    so the clip being recorded keeps its last frames.
+    """
+
+    stream_info: StreamInfo
+
+    def stop_encoder(self) -> list[EncodedPacket]: ...
+
+
+def encoded_stream(camera: Camera) -> StreamInfo | None:
+    """The stream of a camera that encodes itself; None when the pipeline must encode."""
+    return camera.stream_info if isinstance(camera, EncodingCamera) else None
 
 
 class CameraError(DoorbellError, OSError):

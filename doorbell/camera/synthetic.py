@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from doorbell.camera import Frame
+from doorbell.camera.frame import Frame
 
 WALK_SECONDS = 3.0
 

@@ -11,7 +11,7 @@ from doorbell.store.clips import (
     StartupReport,
     valid_id,
 )
-from doorbell.store.index import Clip
+from doorbell.store.index import Clip, StoreFullError
 from doorbell.store.keyring import Keyring, KeyringError
 from doorbell.store.retention import Plan, Rules, plan_retention
 
@@ -29,6 +29,7 @@ __all__ = [
     "Repaired",
     "Rules",
     "StartupReport",
+    "StoreFullError",
     "plan_retention",
     "valid_id",
 ]

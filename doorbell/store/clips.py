@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,9 +30,10 @@ from pathlib import Path
 
 from doorbell import vault
 from doorbell.errors import DoorbellError
-from doorbell.store.index import Clip, Index, IndexCorrupt
+from doorbell.store.index import Clip, Index, IndexCorrupt, StoreFullError
 from doorbell.store.keyring import Keyring
 from doorbell.store.retention import Plan, Rules, plan_retention
+from doorbell.vault.payload import OpenedPayload
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +228,7 @@ class ClipStore:
     def _finished(self, clip: Clip) -> None:
         try:
             self.index.put(clip)
-        except sqlite3.OperationalError as err:
-            if "full" not in str(err):  # only "database or disk is full" is expected here
-                raise
+        except StoreFullError as err:
             # The files are whole; the next start finds the row stale and fixes it.
             log.warning("index: clip %s not recorded as %s: %s", clip.id, clip.state, err)
         finally:
@@ -255,6 +253,16 @@ class ClipStore:
         if clip.state != "complete":
             raise ClipNotFound(f"clip {clip_id} is not finished; unlock to recover it")
         return vault.open_file(self.path(clip_id, VIDEO), identities)
+
+    def open_payload(self, clip_id: str, identities: Sequence[vault.Identity]) -> OpenedPayload:
+        """The finished clip opened for ranged reads (its file key, chunk layout and one
+        descriptor), for serving byte ranges. Raises ``ClipNotFound`` (no such clip, or not
+        finished) or a ``vault.VaultError`` naming the file (damaged, or not for these
+        identities). Needs the owner's identities."""
+        clip = self.get(clip_id)
+        if clip.state != "complete":
+            raise ClipNotFound(f"clip {clip_id} is not finished; unlock to recover it")
+        return OpenedPayload(self.path(clip_id, VIDEO), identities)
 
     def read_thumbnail(self, clip_id: str, identities: Sequence[vault.Identity]) -> bytes | None:
         self.get(clip_id)

@@ -9,12 +9,15 @@ the clip files (see ``ClipStore``).
 Thread ownership: one connection, guarded by ``_lock``; any thread may call.
 """
 
+import errno
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from doorbell.errors import DoorbellError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clips (
@@ -35,6 +38,26 @@ _SELECT = "SELECT id, start, end, trigger, bytes, keep, state FROM clips"
 
 class IndexCorrupt(Exception):
     """The index file cannot be used; the store rebuilds it."""
+
+
+class StoreFullError(DoorbellError, OSError):
+    """The disk has no room left for the store to record a change.
+
+    SQLite's SQLITE_FULL ("database or disk is full") as the store's own error,
+    an ``OSError`` with ``errno`` ENOSPC like the vault's ``DiskFullError``, so
+    callers test the kind (``vault.is_disk_full``), never a message's text.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(errno.ENOSPC, "disk full: the clip index cannot record the change")
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def _full(err: sqlite3.Error) -> bool:
+    return getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 @dataclass(frozen=True)
@@ -83,14 +106,21 @@ class Index:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. Raises :class:`StoreFullError` when the disk is full."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as err:
+                if _full(err):
+                    raise StoreFullError(self.path) from err
                 raise
-            self._db.execute("COMMIT")
 
     def put(self, clip: Clip) -> None:
         with self._transaction() as db:

@@ -2,14 +2,17 @@
 
     app = make_app(WebContext(store=..., keyring=..., bus=..., settings=...))
 
+Idle sessions are locked by the app's own background task (``cleanup_ctx``).
 Three middlewares, outermost first: security headers on every response
 (errors too); errors as short plain messages, never a traceback; and access,
 which looks the route up in :data:`routes.ROUTES` and lets a request through
 only as its row says (anything not in the table needs the owner).
 """
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -23,6 +26,7 @@ from doorbell.web.sessions import COOKIE, Sessions, Throttle
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+EXPIRE_SECONDS = 30.0  # how often idle sessions are looked for and locked
 
 CSP = (
     "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
@@ -137,8 +141,26 @@ def make_app(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    app.cleanup_ctx.append(_expire_idle_sessions)
     app.on_shutdown.append(_lock_everything)
     return app
+
+
+async def _expire_idle_sessions(app: web.Application) -> AsyncIterator[None]:
+    """Background task for the app's lifetime: lock sessions idle past ``idle_lock_minutes``
+    (a session is also refused the moment it is used past its time; this drops the keys
+    of one nobody uses any more)."""
+
+    async def expire() -> None:
+        while True:
+            await app[CONTEXT].sleep(EXPIRE_SECONDS)
+            app[SESSIONS].expire()
+
+    task = asyncio.create_task(expire())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _lock_everything(app: web.Application) -> None:

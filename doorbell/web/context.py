@@ -1,7 +1,8 @@
 """What the interface works with, and the keys it keeps on the app and the request."""
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,6 +31,7 @@ class WebContext:
     status: Callable[[], dict] = dict
     press_bell: Callable[[], None] | None = None  # the demo's mock button; None: no such route
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the app's background task waits
     work_factor: int | None = None  # scrypt work factor at setup (None: measured)
     tls_fingerprint: str | None = None
     secure_cookies: bool = False

@@ -20,7 +20,7 @@ from aiohttp import web
 from doorbell import vault
 from doorbell.errors import DoorbellError
 from doorbell.events import BellPressed, ClipFinished, MotionChanged, PirChanged
-from doorbell.store import VIDEO, Clip, ClipNotFound
+from doorbell.store import Clip, ClipNotFound
 from doorbell.store.keyring import check_passphrase
 from doorbell.vault.payload import OpenedPayload
 from doorbell.web.context import CONTEXT, SESSION, SESSIONS, THROTTLE, session_of
@@ -250,15 +250,16 @@ async def video(request: web.Request) -> web.StreamResponse:
     clip = _clip(request)
     if clip.state != "complete":
         raise web.HTTPConflict(text="this clip is not finished yet\n")
-    context = request.app[CONTEXT]
+    store = request.app[CONTEXT].store
     session = session_of(request)
-    path = context.store.path(clip.id, VIDEO)
 
-    def opened() -> object:
-        return session.cache.get(clip.id, lambda: OpenedPayload(path, session.identities))
+    def opened() -> OpenedPayload:
+        return session.cache.get(clip.id, lambda: store.open_payload(clip.id, session.identities))
 
     try:
         payload = await _run(opened)
+    except ClipNotFound:
+        raise web.HTTPNotFound(text="no such clip\n") from None
     except vault.VaultError as err:
         log.warning("clip %s cannot be played: %s", clip.id, err.detail)
         raise web.HTTPUnprocessableEntity(text=f"clip {clip.id} is damaged: {err.kind}\n") from None
