@@ -237,11 +237,15 @@ def test_watchdog_tick_follows_the_camera(data_dir):
 
 
 def demo_recording(
-    data: Path, passphrase_file: Path, bell: bool = True
+    data: Path,
+    passphrase_file: Path,
+    bell: bool = True,
+    command: tuple[str, ...] = (sys.executable, "-m", "doorbell"),
 ) -> tuple[subprocess.Popen, Path | None]:
-    """`doorbell demo` as a process, unlocked over HTTP, the camera running, the bell
-    pressed, and its clip grown to three chunks on disk (in real time). Returns the
-    process and the clip's ``.part`` (None with ``bell=False``: idle, camera running)."""
+    """`doorbell demo` as a process (``command`` runs the doorbell command), unlocked over
+    HTTP, the camera running, the bell pressed, and its clip grown to three chunks on disk
+    (in real time). Returns the process and the clip's ``.part`` (None with ``bell=False``:
+    idle, camera running)."""
     import http.cookiejar
     import json
     import urllib.request
@@ -250,7 +254,8 @@ def demo_recording(
 
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "doorbell", "demo", "--port", "0", "--data-dir", str(data)),
+            *command,
+            *("demo", "--port", "0", "--data-dir", str(data)),
             *("--passphrase-file", str(passphrase_file)),
         ],
         stdout=subprocess.PIPE,
@@ -410,3 +415,44 @@ async def test_retention_runs_at_start(data_dir):
     await asyncio.wait_for(service.run(stop), 60)
     assert seen["clips"] == {ids[0]}
     assert seen["status"].startswith("clips older than 30 days are deleted")
+
+
+# Python's audit events for every connection the process makes or name it looks up.
+AUDITED_DOORBELL = """
+import sys
+def hook(event, args):
+    if event == "socket.connect":
+        print("audit: connect", args[1], file=sys.stderr, flush=True)
+    elif event == "socket.getaddrinfo":
+        print("audit: getaddrinfo", args[0], file=sys.stderr, flush=True)
+sys.addaudithook(hook)
+from doorbell.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.cli
+def test_the_service_connects_to_nothing(tmp_path, passphrase_file):
+    """Law 4: `doorbell demo` started, unlocked, recording a bell clip, stopped: the process
+    opens no connection and looks up no name but the address it listens on (every socket
+    connect and name lookup Python makes raises an audit event; the unit's kernel-level
+    rules are tested in test_systemd_unit)."""
+    data = tmp_path / "data"
+    process, _ = demo_recording(
+        data, passphrase_file, command=(sys.executable, "-c", AUDITED_DOORBELL)
+    )
+    try:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()
+    log = process.stderr.read()
+    audits = [line.split(" ", 2)[1:] for line in log.splitlines() if line.startswith("audit: ")]
+    assert [a for a in audits if a[0] == "connect"] == []
+    looked_up = {host for kind, host in audits if kind == "getaddrinfo"}
+    assert looked_up <= {"127.0.0.1", "localhost", "::1"}, looked_up
+    assert "Traceback" not in log
+    store = ClipStore.open(data)
+    assert store.list()  # it did record: the check ran on a working doorbell
+    store.close()
