@@ -126,15 +126,38 @@ def echoing(fd: int) -> bool:
         return True
 
 
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
+# Real footage stays out of the repository (see shared/footage/README.md for what
+# each file shows). Tests that need it get it from footage(), and every behaviour
+# they check is also checked on generated footage (tests/scenes.py).
+FOOTAGE_BESIDE_REPOSITORY = Path(__file__).resolve().parents[2] / "shared" / "footage"
 
 
-def grey_frames(name: str, size: tuple[int, int] | None = None):
-    """The frames of a file in shared/footage as grey arrays (optionally resized)."""
+def footage_dir() -> Path:
+    """Where real footage is: $DOORBELL_FOOTAGE if set, else ../shared/footage beside the repository."""
+    chosen = os.environ.get("DOORBELL_FOOTAGE")
+    return Path(chosen) if chosen else FOOTAGE_BESIDE_REPOSITORY
+
+
+def footage(name: str) -> Path:
+    """The real footage file ``name``. Missing, the test is skipped, saying what is missing
+    and how to provide it; with DOORBELL_REQUIRE_FOOTAGE=1 (CI) it fails instead."""
+    path = footage_dir() / name
+    if path.is_file():
+        return path
+    reason = f"real footage not found: {path} (set DOORBELL_FOOTAGE=DIR)"
+    if os.environ.get("DOORBELL_REQUIRE_FOOTAGE", "") not in ("", "0"):
+        pytest.fail(
+            f"{reason}; DOORBELL_REQUIRE_FOOTAGE is set, so it must be there", pytrace=False
+        )
+    pytest.skip(reason)
+
+
+def grey_frames(path: Path, size: tuple[int, int] | None = None):
+    """The frames of a video file as grey arrays (optionally resized)."""
     import cv2
 
-    capture = cv2.VideoCapture(str(FOOTAGE / name))
-    assert capture.isOpened(), f"cannot open {FOOTAGE / name}"
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), f"cannot open {path}"
     try:
         while True:
             ok, frame = capture.read()

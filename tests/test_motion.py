@@ -1,11 +1,17 @@
-"""Motion detection on real footage (shared/footage) and on frames made to order."""
+"""Motion detection on footage, real and generated, and on frames made to order.
 
+Each footage test runs on a generated scene (tests/scenes.py) always, and on the
+real clip of shared/footage when it is there (tests/conftest.py: footage).
+"""
+
+import cv2
 import numpy as np
 import pytest
 
 from doorbell.motion import MotionDetector, MotionSettings
 from doorbell.privacy import polygon_mask
-from tests.conftest import grey_frames
+from tests import scenes
+from tests.conftest import footage, grey_frames
 
 
 def motion_events(frames, settings=None, zone=None):
@@ -26,31 +32,56 @@ def motion_events(frames, settings=None, zone=None):
     return events
 
 
-def test_waving_tree_fires_only_for_the_person():
-    """Frames 0-241 are a tree in the wind; a person enters at 242 (15 fps)."""
-    events = motion_events(grey_frames("waving-tree.mp4"))
+@pytest.fixture(scope="module", params=["generated", "real"])
+def waving_tree(request) -> scenes.TreeScene:
+    """A tree in the wind, nobody, then a person entering at a known frame."""
+    if request.param == "real":
+        frames = list(grey_frames(footage("waving-tree.mp4")))
+        return scenes.TreeScene(frames, scenes.REAL_TREE_PERSON, 15.0)
+    return scenes.waving_tree()
+
+
+def test_waving_tree_fires_only_for_the_person(waving_tree):
+    """No event while only the tree moves; one within a second of the person entering."""
+    person = waving_tree.person
+    events = motion_events(waving_tree.frames)
     assert events, "the person was missed"
-    assert all(start >= 242 for start, _ in events), events
-    assert events[0][0] <= 242 + 15, "more than a second late"
+    assert all(start >= person for start, _ in events), events
+    assert events[0][0] <= person + waving_tree.fps, "more than a second late"
 
 
-@pytest.fixture(scope="module")
-def porch():
-    """porch-visitors.mp4 as the low-res grey stream (decoded once for the module)."""
-    return list(grey_frames("porch-visitors.mp4", (320, 180)))
+def test_the_generated_tree_is_motion_the_nuisance_map_must_ignore():
+    """The generated tree is not too tame to matter: without the nuisance map the
+    detector fires on it, long before the person comes."""
+    scene = scenes.waving_tree()
+    events = motion_events(scene.frames, MotionSettings(nuisance_rate=0))
+    assert events and events[0][0] < scene.person - 30, events
+
+
+@pytest.fixture(scope="module", params=["generated", "real"])
+def porch(request) -> scenes.PorchScene:
+    """Visitors one at a time with empty stretches between them, as the low-res grey
+    stream (320x180); the real clip is decoded once for the module."""
+    if request.param == "real":
+        frames = list(grey_frames(footage("porch-visitors.mp4"), (320, 180)))
+        return scenes.PorchScene(frames, 10.0, scenes.REAL_PORCH_VISITS, scenes.REAL_PORCH_EMPTY)
+    scene = scenes.porch()  # 320x180 already
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in scene.frames]
+    return scenes.PorchScene(grey, scene.fps, scene.visits, scene.empty)
 
 
 def test_porch_every_visitor_and_no_event_in_the_empty_stretches(porch):
-    events = motion_events(porch)
+    events = motion_events(porch.frames)
     starts = [start for start, _ in events]
-    for empty_from, empty_to in ((280, 430), (990, 1176)):
+    for empty_from, empty_to in porch.empty:
         assert not any(empty_from <= s <= empty_to for s in starts), (empty_from, events)
-    for visit_from, visit_to in ((0, 275), (430, 986), (1176, 1394)):
+    for visit_from, visit_to in porch.visits:
         assert any(visit_from <= s <= visit_to for s in starts), (visit_from, events)
 
 
 def test_a_lighting_change_resets_instead_of_firing(porch):
-    frames = porch[280:420]  # nobody there
+    empty_from = next(start for start, end in porch.empty if end - start >= 140)
+    frames = porch.frames[empty_from : empty_from + 140]  # nobody there
     brighter = [np.clip(f.astype(int) + 90, 0, 255).astype(np.uint8) for f in frames[60:]]
     detector = MotionDetector(320, 180)
     results = [detector.update(f) for f in frames[:60] + brighter]
@@ -89,9 +120,10 @@ def test_a_blob_must_last_min_frames_and_quiet_ends_it():
     assert events[0][1] - 40 < 10
 
 
-def test_same_frames_same_results():
-    frames = list(grey_frames("waving-tree.mp4"))
-    assert motion_events(frames) == motion_events(frames)
+def test_same_frames_same_results(waving_tree):
+    events = motion_events(waving_tree.frames)
+    assert events  # something to compare: the person
+    assert motion_events(waving_tree.frames) == events
 
 
 @pytest.mark.parametrize("bad", [{"threshold": 0}, {"min_area": 0}, {"min_frames": 0}])

@@ -1,0 +1,159 @@
+"""Footage made at run time, with known content: the generated twins of shared/footage.
+
+Each scene says what is in it and when, as the README of the real footage
+does, so a test asserts the same behaviour on both:
+
+* :func:`waving_tree`: a textured tree swaying in the wind, nobody, then a
+  person walking in at a known frame (the twin of ``waving-tree.mp4``);
+* :func:`porch`: the project's synthetic porch camera with visitors at known
+  times and empty stretches between them (the twin of ``porch-visitors.mp4``).
+
+:func:`write_video` puts frames in an H.264 MP4 with PyAV, for ``doorbell replay``.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from doorbell.camera import open_camera
+from doorbell.camera.synthetic import WALK_SECONDS
+
+# What shared/footage/README.md says is in the real clips, in frames, for their twins.
+REAL_TREE_PERSON = 242  # waving-tree.mp4 (15 fps): the tree alone, then a person at 242
+REAL_PORCH_VISITS = ((0, 275), (430, 986), (1176, 1394))  # porch-visitors.mp4 (10 fps)
+REAL_PORCH_EMPTY = ((280, 430), (990, 1176))
+
+
+@dataclass(frozen=True)
+class TreeScene:
+    """Grey frames; only a tree moves before frame ``person``, a person enters at it."""
+
+    frames: list[np.ndarray]
+    person: int
+    fps: float
+
+
+@dataclass(frozen=True)
+class PorchScene:
+    """Frames (BGR from the camera, or grey); an event should start in each of
+    ``visits`` (first and last frame of a visitor, walking in to gone) and in none
+    of ``empty`` (frames with nobody, well clear of a visit)."""
+
+    frames: list[np.ndarray]
+    fps: float
+    visits: tuple[tuple[int, int], ...]
+    empty: tuple[tuple[int, int], ...]
+
+
+def waving_tree(
+    *, seed: int = 3, width: int = 160, height: int = 120, fps: float = 15.0, person: int = 120
+) -> TreeScene:
+    """A tree in the wind, nobody, for ``person`` frames; then a person walks in from the
+    right and stops, for two more seconds. Grey, like the Wallflower clip.
+
+    The tree is a leaf texture (dark and bright needles) cut to a ragged canopy over
+    a bright sky, beside a dark textured building. Each of six bands of branches
+    swings a few pixels with its own phase, in gusts, with a random flutter: its
+    pixels change in most frames, motion a detector must learn to ignore
+    (``test_motion`` checks that a detector without its nuisance map fires on it).
+    The person is a dark body and a head, 16x48 px, clear of the canopy.
+    """
+    rng = np.random.default_rng(seed)
+    sky = np.linspace(200, 170, height, dtype=np.float32)[:, None].repeat(width, axis=1)
+    building = cv2.resize(
+        rng.normal(70, 25, (height // 6, width // 10)).clip(0, 255).astype(np.float32),
+        (width // 4, height),
+        interpolation=cv2.INTER_NEAREST,
+    )
+    sky[:, : width // 4] = building
+    # The canopy: a wide leaf texture, cut by an irregular outline, drawn shifted per band.
+    canopy_w, canopy_h = width // 2 + 16, int(height * 0.7)
+    leaves = rng.normal(90, 45, (canopy_h, canopy_w)).clip(0, 255).astype(np.float32)
+    leaves = cv2.GaussianBlur(leaves, (3, 3), 0)
+    outline = np.zeros((canopy_h, canopy_w), np.uint8)
+    for _ in range(40):
+        centre = (int(rng.integers(8, canopy_w - 8)), int(rng.integers(6, canopy_h - 6)))
+        cv2.circle(outline, centre, int(rng.integers(5, 12)), 255, -1)
+    left, top = width // 4 - 8, 2
+    bands = 6
+    phases = rng.uniform(0, 2 * math.pi, bands)
+    frames = []
+    total = person + round(2 * fps)
+    for i in range(total):
+        frame = sky.copy()
+        t = i / fps
+        gust = 1.0 + 0.5 * math.sin(2 * math.pi * 0.13 * t)
+        for band in range(bands):
+            rows = slice(band * canopy_h // bands, (band + 1) * canopy_h // bands)
+            swing = gust * 3.0 * math.sin(2 * math.pi * 0.9 * t + phases[band])
+            dx = round(swing + rng.normal(0, 0.7))
+            part_leaves = np.roll(leaves[rows], dx, axis=1)
+            part_outline = np.roll(outline[rows], dx, axis=1) > 0
+            target = frame[top + rows.start : top + rows.stop, left : left + canopy_w]
+            target[part_outline] = part_leaves[part_outline]
+        trunk = left + canopy_w // 2
+        cv2.line(frame, (trunk, top + canopy_h // 2), (trunk, height), 60, 3)
+        if i >= person:  # walks in from the right edge, 2 px a frame, stops 30 px in
+            body_w, body_h = width // 10, int(height * 0.4)
+            x = width - min(2 * (i - person + 1), 30)
+            y = height - body_h - 4
+            cv2.rectangle(frame, (x, y), (x + body_w, y + body_h), 45, -1)
+            cv2.circle(frame, (x + body_w // 2, y - body_w // 2), body_w // 2, 120, -1)
+        noise = rng.normal(0, 2.0, frame.shape)
+        frames.append((frame + noise).clip(0, 255).astype(np.uint8))
+    return TreeScene(frames, person, fps)
+
+
+def porch(
+    *,
+    seed: int = 5,
+    width: int = 320,
+    height: int = 180,
+    fps: float = 10.0,
+    visitors: tuple[tuple[float, float], ...] = ((3.0, 2.0), (27.0, 3.0), (42.0, 2.0)),
+    duration: float = 52.0,
+) -> PorchScene:
+    """The synthetic porch camera (``open_camera("synthetic")``), visitors once each.
+
+    A visitor arriving at ``a`` who waits ``w`` walks in for WALK_SECONDS, stands
+    ``w`` and walks out for WALK_SECONDS: in view from ``a`` to ``a + 2*WALK + w``.
+    An empty stretch starts half a second after one leaves and ends when the next
+    arrives (the clip's start is empty too, warm-up included).
+    """
+    camera = open_camera(
+        "synthetic",
+        seed=seed,
+        width=width,
+        height=height,
+        fps=fps,
+        visitors=visitors,
+        every=None,
+        duration=duration,
+    )
+    frames = [frame.image for frame in camera.frames()]
+    camera.close()
+    visits = tuple((round(a * fps), round((a + 2 * WALK_SECONDS + w) * fps)) for a, w in visitors)
+    ends = [0] + [last + round(0.5 * fps) for _, last in visits]
+    starts = [first for first, _ in visits] + [len(frames) - 1]
+    empty = tuple((e, s) for e, s in zip(ends, starts, strict=True) if e < s)
+    return PorchScene(frames, fps, visits, empty)
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    """``frames`` (grey or BGR) as an H.264 MP4 at ``fps``, the way a camera file comes."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=round(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for image in frames:
+            kind = "gray" if image.ndim == 2 else "bgr24"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format=kind)):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
