@@ -1,8 +1,13 @@
 """The ``doorbell`` command as an owner uses it: keys, encrypt, decrypt, exit codes."""
 
+import contextlib
+import ctypes
+import errno
 import os
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +27,80 @@ def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
 
 def main(*args) -> int:
     return cli.main([str(a) for a in args])
+
+
+@pytest.fixture(autouse=True)
+def core_dumps_as_they_were():
+    """``cli.main`` turns core dumps off for the whole process, pytest's too when called
+    in-process: put the core rlimit and the dumpable flag back. (Raising the hard limit
+    again takes CAP_SYS_RESOURCE; without it the rlimit stays down.)"""
+    limits = resource.getrlimit(resource.RLIMIT_CORE)
+    yield
+    with contextlib.suppress(ValueError):  # not allowed to raise the hard limit
+        resource.setrlimit(resource.RLIMIT_CORE, limits)
+    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE, 1
+
+
+def core_file_limits(pid: int) -> tuple[str, str]:
+    """The soft and hard "Max core file size" of a running process, as /proc shows them."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max core file size"):
+            soft, hard = line.split()[4:6]
+            return soft, hard
+    raise AssertionError(f"/proc/{pid}/limits has no core file size")
+
+
+# First in this file on purpose: the in-process calls below lower pytest's own hard core
+# limit, which only CAP_SYS_RESOURCE can raise again for the child this test starts.
+@pytest.mark.cli
+@pytest.mark.parametrize("command", ["keys export", "decrypt"])
+def test_a_command_holding_a_secret_cannot_dump_core(data_dir, tmp_path, command):
+    """Law 1 for the owner's tools as for the service: from the moment `keys export` or
+    `decrypt -i identity.age` reads the passphrase, its core file size is 0, soft and hard.
+    The passphrase file is a FIFO, so the command waits there while /proc is read."""
+    soft, ceiling = resource.getrlimit(resource.RLIMIT_CORE)
+    if ceiling == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (soft, resource.RLIM_INFINITY))
+        except ValueError:
+            pytest.skip("hard RLIMIT_CORE is 0 in pytest already (an in-process cli.main?)")
+        ceiling = resource.RLIM_INFINITY
+    clip = tmp_path / "clip.age"
+    clip.write_bytes(vault.encrypt_bytes(b"front door", Keyring.in_data_dir(data_dir).recipients()))
+    fifo = tmp_path / "passphrase.fifo"
+    os.mkfifo(fifo)
+    argv = {
+        "keys export": ["keys", "export", "--data-dir", str(data_dir)],
+        "decrypt": ["decrypt", "-i", str(data_dir / "keys" / "identity.age"), str(clip)],
+    }[command]
+    child = subprocess.Popen(
+        [*DOORBELL, *argv, "--passphrase-file", str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # Core dumps allowed to start with, so that only the command can turn them off.
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (ceiling, ceiling)),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until the command opens the FIFO to read the passphrase
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as err:
+                if err.errno != errno.ENXIO:
+                    raise
+            assert child.poll() is None, child.communicate()[1]
+            assert time.monotonic() < deadline, "the command never read its passphrase file"
+            time.sleep(0.01)
+        assert core_file_limits(child.pid) == ("0", "0")
+        os.write(writer, PASSPHRASE.encode() + b"\n")
+        os.close(writer)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 0, err
+    assert (b"AGE-SECRET-KEY-1" in out) if command == "keys export" else (out == b"front door")
 
 
 @pytest.fixture

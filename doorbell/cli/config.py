@@ -1,0 +1,47 @@
+"""``doorbell config check [FILE]`` and ``doorbell config default``: the config file,
+without the video stack."""
+
+import argparse
+import sys
+
+from doorbell.cli.common import config_path
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Load the config file and print ``PATH: ok``. Returns 0.
+
+    Raises ConfigError listing every problem, one a line, each naming the file and the
+    key.
+    """
+    from doorbell.config import load_config
+
+    path = config_path(args.file)
+    load_config(path)  # ConfigError: one line a problem, each naming the file and the key
+    print(f"{path}: ok")
+    return 0
+
+
+def cmd_config_default(args: argparse.Namespace) -> int:
+    """Print the annotated default config, which doubles as its reference. Returns 0."""
+    from doorbell.config import default_text
+
+    sys.stdout.write(default_text())
+    return 0
+
+
+def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``config`` and its actions to the top-level ``commands``."""
+    conf = commands.add_parser("config", help="the config file").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    check = conf.add_parser("check", help="check a config file; exit 1 and name every problem")
+    check.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="default: $DOORBELL_CONFIG or /etc/doorbell/doorbell.toml",
+    )
+    check.set_defaults(func=cmd_config_check)
+    conf.add_parser("default", help="print the annotated default config").set_defaults(
+        func=cmd_config_default
+    )

@@ -1,0 +1,186 @@
+"""``doorbell encrypt`` and ``doorbell decrypt``: the vault as a tool, with age's
+flags (``-r``, ``-R``, ``-i``, ``-o``), standard input and output when no file is
+named. Imports the vault only: no video stack."""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import BinaryIO
+
+from doorbell.cli.common import passphrase
+from doorbell.errors import UsageError
+
+READ_BLOCK = 1 << 20  # bytes read from the input at a time
+
+
+def _input(path: str | None) -> BinaryIO:
+    if path in (None, "-"):
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        raise UsageError(f"{path}: cannot open ({err.strerror})") from None
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    """Encrypt the input (a file, or standard input) to every ``-r`` key and every key
+    in each ``-R`` file, to ``-o OUT`` or standard output. Returns 0.
+
+    Raises UsageError without recipients, for a terminal as output, for an unreadable
+    input or recipients file, or if ``OUT.part`` exists; a DoorbellError for a bad key.
+    A failed ``-o`` encryption leaves no output file.
+    """
+    from doorbell import vault
+
+    recipients = [vault.X25519Recipient.parse(r) for r in args.recipient]
+    for path in args.recipients_file:
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"{path}: cannot read the recipients file ({err})") from None
+        recipients += vault.parse_recipients(text, path)
+    if not recipients:
+        raise UsageError("encrypt needs at least one -r RECIPIENT or -R FILE")
+    if args.output is None and sys.stdout.isatty():
+        raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
+    source = _input(args.input)
+    if args.output:
+        try:
+            writer = vault.create(args.output, recipients, durable=False)
+        except FileExistsError:
+            raise UsageError(
+                f"{args.output}.part exists: another encryption to {args.output} is running "
+                "or was cut off; remove it if not"
+            ) from None
+    else:
+        writer = vault.Writer(vault.StreamSink(sys.stdout.buffer), recipients)
+    try:
+        while block := source.read(READ_BLOCK):
+            writer.write(block)
+    except BaseException:
+        writer.discard()
+        raise
+    writer.close()
+    return 0
+
+
+def _identities(args: argparse.Namespace) -> list:
+    from doorbell import vault
+
+    identities: list = []
+    for path in args.identity:
+        try:
+            identities += vault.load_identities(path, lambda: passphrase(args))
+        except OSError as err:
+            raise UsageError(f"{path}: cannot read the identity file ({err.strerror})") from None
+    return identities
+
+
+def _copy_range(reader: "object", out: Callable[[bytes], object], offset: int, length: int) -> None:
+    reader.seek(offset)  # type: ignore[attr-defined]
+    remaining = length
+    while remaining > 0:
+        block = reader.read(min(READ_BLOCK, remaining))  # type: ignore[attr-defined]
+        if not block:
+            break
+        out(block)
+        remaining -= len(block)
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    """Decrypt the input (a file, or standard input) with the ``-i`` identities, to
+    ``-o OUT`` or standard output: all of it, a byte range (``--offset N``/``--length
+    M``, in plaintext bytes, a file only), or with ``--recover`` the intact prefix of a
+    damaged or unfinished file and a line on stderr saying what was lost. Returns 0.
+
+    Raises UsageError for a missing ``-i``, flags that do not combine, or an unreadable
+    input or identity file; a DoorbellError naming the file for a header, identity,
+    MAC or payload failure, in which case no partial ``OUT`` is left behind.
+    """
+    from doorbell import vault
+
+    if not args.identity:
+        raise UsageError("decrypt needs -i IDENTITY (an identity file, e.g. from 'keys export')")
+    ranged = args.offset is not None or args.length is not None
+    if ranged and args.recover:
+        raise UsageError(
+            "--recover reads the whole file; it cannot be combined with --offset/--length"
+        )
+    if ranged and args.input in (None, "-"):
+        raise UsageError("--offset/--length need a file to seek in, not standard input")
+    identities = _identities(args)
+    name = args.input if args.input not in (None, "-") else "-"
+    source = _input(args.input)
+    sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    out = vault.StreamSink(sink)
+    ok = False
+    try:
+        if args.recover:
+            report = vault.Recovery()
+            for chunk in vault.recover(source, identities, report, name):
+                out.write(chunk)
+            print(f"doorbell: {name}: {report.describe()}", file=sys.stderr)
+        elif ranged:
+            with vault.Reader(source, identities, name) as reader:
+                offset = args.offset or 0
+                length = args.length if args.length is not None else max(0, reader.size - offset)
+                _copy_range(reader, out.write, offset, length)
+        else:
+            try:
+                _, cipher = vault.open_header(source, identities)
+            except vault.VaultError as err:
+                err.source = err.source or name
+                raise
+            for chunk in vault.iter_plaintext(source, cipher, name):
+                out.write(chunk)
+        out.finish()
+        ok = True
+    finally:
+        if not ok:
+            out.abort()
+        if args.output:
+            sink.close()
+            if not ok:
+                os.unlink(args.output)
+        source.close()
+    return 0
+
+
+def _nonnegative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``encrypt`` and ``decrypt`` to the top-level ``commands``."""
+    enc = commands.add_parser("encrypt", help="encrypt to age recipients (like 'age -e')")
+    enc.add_argument("-r", "--recipient", action="append", default=[], metavar="RECIPIENT")
+    enc.add_argument("-R", "--recipients-file", action="append", default=[], metavar="FILE")
+    enc.add_argument("-o", "--output", metavar="OUT")
+    enc.add_argument("input", nargs="?", metavar="IN")
+    enc.set_defaults(func=cmd_encrypt)
+
+    dec = commands.add_parser("decrypt", help="decrypt an age file (like 'age -d')")
+    dec.add_argument(
+        "-i",
+        "--identity",
+        action="append",
+        default=[],
+        metavar="IDENTITY",
+        help="identity file; a passphrase-protected one (keys/identity.age) asks for it",
+    )
+    dec.add_argument("--passphrase-file", metavar="F", help="passphrase for an encrypted -i file")
+    dec.add_argument("--offset", type=_nonnegative, metavar="N", help="start at plaintext byte N")
+    dec.add_argument("--length", type=_nonnegative, metavar="M", help="decrypt at most M bytes")
+    dec.add_argument(
+        "--recover",
+        action="store_true",
+        help="write the intact part of an unfinished or damaged file and say what was lost",
+    )
+    dec.add_argument("-o", "--output", metavar="OUT")
+    dec.add_argument("input", nargs="?", metavar="IN")
+    dec.set_defaults(func=cmd_decrypt)
