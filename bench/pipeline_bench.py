@@ -2,6 +2,9 @@
 
     python3 bench/pipeline_bench.py [--seconds 60]
 
+porch-visitors.mp4 is read from $DOORBELL_FOOTAGE if set, else ../shared/footage
+beside the repository; if it is missing, the bench says so and exits with 2.
+
 Makes a 1280x720 H.264 file from porch-visitors.mp4 (upscaled, looped to
 ``--seconds``), then, each in a fresh process so peak RSS is its own:
 
@@ -23,7 +26,24 @@ from pathlib import Path
 import av
 import cv2
 
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
+# Where the real footage is, as for the tests: $DOORBELL_FOOTAGE, else ../shared/footage.
+FOOTAGE = Path(
+    os.environ.get("DOORBELL_FOOTAGE") or Path(__file__).resolve().parents[2] / "shared" / "footage"
+)
+NEEDS = ("porch-visitors.mp4",)
+
+
+def check_footage() -> None:
+    """Exit with status 2, saying what is missing, if the footage is not there."""
+    missing = [str(FOOTAGE / name) for name in NEEDS if not (FOOTAGE / name).exists()]
+    if missing:
+        print(
+            f"{Path(__file__).name}: real footage not found: {', '.join(missing)} "
+            "(set DOORBELL_FOOTAGE=DIR to a folder laid out like shared/footage)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
 
 DECODE_ONLY = """
 import sys, cv2
@@ -67,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
+    check_footage()
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="doorbell-bench-") as tmp:
         work = Path(tmp)
         video = work / "porch-720p.mp4"
