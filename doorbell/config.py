@@ -23,9 +23,12 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from doorbell.errors import DoorbellError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DEFAULT_PATH = "/etc/doorbell/doorbell.toml"
 
@@ -138,11 +141,11 @@ def check_polygons(polygons: Any) -> str | None:
     return "; ".join(problems) or None
 
 
-def _validate(settings: object, section: str) -> None:
+def _validate(settings: "DataclassInstance", section: str) -> None:
     """Check a settings object's fields against the schema; ValueError names each bad key."""
     specs = schema()
     problems = []
-    for f in fields(settings):  # type: ignore[arg-type]
+    for f in fields(settings):
         spec = specs.get((section, f.name))
         value = getattr(settings, f.name)
         if spec is None or (value is None and spec.default is None):

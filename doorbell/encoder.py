@@ -23,6 +23,7 @@ import io
 
 import av
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 
@@ -48,6 +49,7 @@ class H264Encoder:
     ) -> None:
         self.width, self.height, self.fps = width, height, fps
         ctx = av.CodecContext.create(codec, "w")
+        assert isinstance(ctx, VideoCodecContext), f"{codec} is not a video codec"
         ctx.width, ctx.height = width, height
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = TIME_BASE

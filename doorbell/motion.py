@@ -62,7 +62,7 @@ class MotionDetector:
         self._run = 0  # frames with motion running (positive) or without (negative)
         self._seen = 0  # frames since the start or the last reset
         self.active = False
-        self.mask = np.zeros((height, width), np.uint8)
+        self.mask: np.ndarray = np.zeros((height, width), np.uint8)
 
     def reset(self) -> None:
         """Forget the background (after the camera reconnects, say)."""

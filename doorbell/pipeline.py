@@ -61,15 +61,18 @@ class Pipeline:
         zone = polygon_mask(settings.zones, *self.lores) if settings.zones else None
         self.detector = MotionDetector(*self.lores, settings.motion, zone)
         # A camera that encodes itself (``encoded``) sends packets with its frames.
-        self.encoder = (
-            None
-            if encoded
-            else H264Encoder(width, height, fps, keyframe_interval=settings.keyframe_interval)
-        )
+        self.encoder: H264Encoder | None = None
+        if encoded:
+            stream = encoded
+        else:
+            self.encoder = H264Encoder(
+                width, height, fps, keyframe_interval=settings.keyframe_interval
+            )
+            stream = self.encoder.stream_info()
         self._frame: Frame | None = None
         self.recorder = Recorder(
             store,
-            encoded or self.encoder.stream_info(),
+            stream,
             pre_roll=settings.policy.pre_roll,
             wall_time=wall_time,
             thumbnail=self._thumbnail,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 from doorbell.encoder import Mp4Writer
 from doorbell.store import Clip, ClipRecording, ClipStore, StoreFullError
-from doorbell.trigger import Action, Start, Stop
+from doorbell.trigger import Action, Start, Stop, Trigger
 from doorbell.vault import CHUNK_SIZE, DiskFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class _Open:
     recording: ClipRecording
     mp4: Mp4Writer
     trigger_at: float
+    trigger: Trigger  # what started it (the store keeps it as a plain string)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class Recorder:
         # The new clip has its own pre-roll: it overlaps what the cut clip lost (its last
         # chunk in flight, the muxer's buffer), so no moment goes unrecorded.
         since = at - max(self.ring.seconds - 2.0, 1.0)
-        again = Start(at=at, since=since, trigger=current.recording.trigger)  # type: ignore[arg-type]
+        again = Start(at=at, since=since, trigger=current.trigger)
         self._start_with_room(again, trigger_at=current.trigger_at)
 
     def _salvage(self, current: _Open, last: float) -> Clip | None:
@@ -206,7 +207,9 @@ class Recorder:
             else:
                 recording.abort()
             raise
-        self._open = _Open(recording, mp4, action.at if trigger_at is None else trigger_at)
+        self._open = _Open(
+            recording, mp4, action.at if trigger_at is None else trigger_at, action.trigger
+        )
         self._on_clip("started", action.trigger)
 
     def stop(self, at: float) -> Recorded | None:

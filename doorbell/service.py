@@ -192,7 +192,7 @@ class Service:
 
     def press_mock_bell(self) -> None:
         """The demo's button: drive the mock bell pin low and high again."""
-        assert self.pins is not None
+        assert self.pins is not None and self.pins.button is not None
         pin = self.pins.button.pin
         pin.drive_low()
         pin.drive_high()
@@ -296,13 +296,15 @@ class Service:
             self.url = f"{'https' if ssl_context else 'http'}://{shown}:{bound[1]}/"
             camera_done = loop.create_future()
 
+            def camera_finished() -> None:
+                if not camera_done.done():
+                    camera_done.set_result(None)
+
             def camera_thread() -> None:
                 try:
                     self.camera.run()
                 finally:
-                    loop.call_soon_threadsafe(
-                        lambda: camera_done.done() or camera_done.set_result(None)
-                    )
+                    loop.call_soon_threadsafe(camera_finished)
 
             # A daemon thread: a camera stuck in its driver cannot keep the process alive.
             thread = threading.Thread(target=camera_thread, name="camera", daemon=True)

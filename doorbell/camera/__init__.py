@@ -20,7 +20,7 @@ backend alone, and only when chosen; importing this package loads no OpenCV
 """
 
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from doorbell.camera.frame import LORES_WIDTH, EncodedPacket, Frame, StreamInfo, lores_size
 from doorbell.errors import DoorbellError
@@ -80,16 +80,16 @@ class CameraError(DoorbellError, OSError):
 BACKENDS = ("synthetic", "opencv", "picamera2")
 
 
-def open_camera(backend: str, **options: object) -> Camera:
+def open_camera(backend: str, **options: Any) -> Camera:  # each backend takes its own options
     """The camera backend called ``backend`` (synthetic | opencv | picamera2)."""
     if backend == "synthetic":
         from doorbell.camera.synthetic import SyntheticCamera
 
-        return SyntheticCamera(**options)  # type: ignore[arg-type]
+        return SyntheticCamera(**options)
     if backend == "opencv":
         from doorbell.camera.opencv import OpenCVCamera
 
-        return OpenCVCamera(**options)  # type: ignore[arg-type]
+        return OpenCVCamera(**options)
     if backend == "picamera2":
         try:
             from doorbell.camera.picam import PiCamera
@@ -99,5 +99,5 @@ def open_camera(backend: str, **options: object) -> Camera:
                 "OS, apt install python3-picamera2 (scripts/install.sh does); on another "
                 'computer, set [camera] backend = "opencv" or "synthetic"'
             ) from None
-        return PiCamera(**options)  # type: ignore[arg-type]
+        return PiCamera(**options)
     raise ValueError(f"unknown camera backend {backend!r} ({', '.join(BACKENDS)})")

@@ -81,5 +81,6 @@ class Frame:
         if self._image is None:
             import cv2
 
+            assert self.i420 is not None  # a frame has a BGR image or an I420 buffer
             self._image = cv2.cvtColor(self.i420, cv2.COLOR_YUV2BGR_I420)
         return self._image

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from doorbell.camera import CameraError, Frame
 
@@ -62,7 +63,7 @@ class OpenCVCamera:
     def frames(self) -> Iterator[Frame]:
         index = 0
         start = self._clock()
-        image: object = self._first
+        image: np.ndarray | None = self._first
         while True:
             if image is None:
                 ok, image = self._capture.read()
@@ -77,7 +78,7 @@ class OpenCVCamera:
             at = index / self.fps if self.is_file else self._clock() - start
             if self.realtime and self.is_file:
                 self._sleep(max(0.0, start + at - self._clock()))
-            yield Frame(image, at, index)  # type: ignore[arg-type]
+            yield Frame(image, at, index)
             index += 1
             image = None
 

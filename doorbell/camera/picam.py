@@ -25,6 +25,7 @@ This module is imported only when the ``picamera2`` backend is chosen.
 import fractions
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from picamera2 import MappedArray, Picamera2
@@ -34,6 +35,9 @@ from picamera2.platform import get_platform
 
 from doorbell.camera import CameraError, EncodedPacket, Frame, StreamInfo, lores_size
 from doorbell.privacy import Polygon, PrivacyMask
+
+if TYPE_CHECKING:
+    from picamera2.request import CompletedRequest
 
 ENCODERS = ("auto", "hardware", "libav")
 
@@ -168,7 +172,7 @@ class PiCamera:
         self.lores = streams["lores"]["size"]
         self._lores_stride = streams["lores"]["stride"]
 
-    def _mask_request(self, request: object) -> None:
+    def _mask_request(self, request: "CompletedRequest") -> None:
         """picamera2's pre_callback: runs before any encoder or reader sees the request."""
         if self._origin is None:
             self._origin = request.get_metadata()["SensorTimestamp"]

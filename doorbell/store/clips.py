@@ -16,6 +16,7 @@ its keep flag from the marker; only the trigger is lost ("unknown").
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -27,13 +28,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from doorbell import vault
 from doorbell.errors import DoorbellError
-from doorbell.store.index import Clip, Index, IndexCorrupt, StoreFullError
+from doorbell.store.index import Clip, ClipFilters, Index, IndexCorrupt, StoreFullError
 from doorbell.store.keyring import Keyring
 from doorbell.store.retention import Plan, Rules, plan_retention
 from doorbell.vault.payload import OpenedPayload
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,15 @@ class Repaired:
     recovery: vault.Recovery
 
 
+class StoreOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`ClipStore`, for :meth:`ClipStore.open`."""
+
+    fsync_interval: float
+    clock: Callable[[], float]
+    retention: Rules | None
+    disk_free: Callable[[], int] | None
+
+
 class ClipStore:
     """The clip files of one data dir, and their index."""
 
@@ -115,11 +129,11 @@ class ClipStore:
         self.report = self._reconcile(rebuilt)
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike[str], **kwargs: object) -> ClipStore:
+    def open(cls, data_dir: str | os.PathLike[str], **options: Unpack[StoreOptions]) -> ClipStore:
         """The store of ``data_dir``, encrypting to ``keys/recipients.txt`` (re-read per clip)."""
         keyring = Keyring.in_data_dir(data_dir)
         keyring.recipients()  # fail now, with a clear message, if there are none
-        return cls(data_dir, keyring.recipients, **kwargs)  # type: ignore[arg-type]
+        return cls(data_dir, keyring.recipients, **options)
 
     def close(self) -> None:
         self.index.close()
@@ -243,9 +257,9 @@ class ClipStore:
             raise ClipNotFound(f"no clip {clip_id!r}")
         return clip
 
-    def list(self, **filters: object) -> list[Clip]:
+    def list(self, **filters: Unpack[ClipFilters]) -> list[Clip]:
         """Finished and partial clips, newest first (filters as ``Index.list``)."""
-        return self.index.list(**filters)  # type: ignore[arg-type]
+        return self.index.list(**filters)
 
     def open_video(self, clip_id: str, identities: Sequence[vault.Identity]) -> vault.Reader:
         """The decrypted clip, seekable. Needs the owner's identities."""
@@ -318,7 +332,7 @@ class ClipStore:
             self.last_prune = plan
             return plan
 
-    def repair(self, identities: Sequence[vault.Identity]) -> list[Repaired]:
+    def repair(self, identities: Sequence[vault.Identity]) -> builtins.list[Repaired]:
         """Turn every clip cut off by a crash into a finished clip of its intact part.
 
         Needs the owner's identities, so it runs after an unlock. The intact
@@ -350,7 +364,11 @@ class ClipStore:
         return report
 
     def _recover_file(
-        self, clip_id: str, suffix: str, identities: Sequence[vault.Identity], recipients: list
+        self,
+        clip_id: str,
+        suffix: str,
+        identities: Sequence[vault.Identity],
+        recipients: builtins.list[vault.Recipient],
     ) -> vault.Recovery:
         part = self.path(clip_id, suffix + PART)
         report = vault.Recovery()

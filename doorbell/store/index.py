@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from doorbell.errors import DoorbellError
 
@@ -77,6 +78,16 @@ class Clip:
         return None if self.end is None else max(0.0, self.end - self.start)
 
 
+class ClipFilters(TypedDict, total=False):
+    """The keyword arguments of :meth:`Index.list`, for callers that pass them on."""
+
+    limit: int | None
+    before: float | None
+    since: float | None
+    trigger: str | None
+    states: tuple[str, ...]
+
+
 class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -99,10 +110,10 @@ class Index:
             raise
 
     def close(self) -> None:
-        db = getattr(self, "_db", None)
+        db = getattr(self, "_db", None)  # absent if connecting failed, or closed already
         if db is not None:
             db.close()
-            self._db = None
+            del self._db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

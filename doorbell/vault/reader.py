@@ -15,7 +15,7 @@ unfinished or damaged file and reports what was lost.
 import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from doorbell.vault.errors import (
     HeaderError,
@@ -36,6 +36,9 @@ from doorbell.vault.stream import (
     Layout,
     payload_key,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 
 def open_header(stream: BinaryIO, identities: Sequence[Identity]) -> tuple[Header, ChunkCipher]:
@@ -164,7 +167,7 @@ class Reader(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: "Buffer") -> int:
         self._checkClosed()
         out = memoryview(buffer).cast("B")
         done = 0

@@ -26,13 +26,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 from doorbell.errors import UsageError
 from doorbell.vault.errors import DiskFullError, UnfinishedFileError
 from doorbell.vault.header import FILE_KEY_SIZE, encode_header
 from doorbell.vault.keys import Recipient, ScryptRecipient
 from doorbell.vault.stream import CHUNK_SIZE, NONCE_SIZE, ChunkCipher, payload_key
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 PART_SUFFIX = ".part"
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -55,6 +58,18 @@ class Sink(Protocol):
     def finish(self) -> None: ...
     def abort(self) -> None: ...
     def discard(self) -> None: ...
+
+
+class CuttableSink(Sink, Protocol):
+    """A sink that can cut its file back, which a full disk needs (:class:`AtomicFileSink`)."""
+
+    size: int
+
+    def truncate(self, size: int) -> None: ...
+
+
+def _can_cut(sink: Sink) -> TypeGuard[CuttableSink]:
+    return hasattr(sink, "truncate")
 
 
 class StreamSink:
@@ -248,7 +263,8 @@ class Writer(io.RawIOBase):
         self._ended = False
         # Where the last sealed chunk starts in the file, and its plaintext: what
         # a full disk needs to end the file there (sinks that can truncate only).
-        self._can_cut = hasattr(sink, "truncate")
+        self._cuttable = sink if _can_cut(sink) else None
+        self._can_cut = self._cuttable is not None
         self._last: tuple[int, bytes] | None = None
         self._guarded(sink.write, header + nonce)
 
@@ -264,7 +280,7 @@ class Writer(io.RawIOBase):
         if not self._ended:
             self._sink.flush()
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: "Buffer") -> int:
         if self._ended:
             raise ValueError("write to a closed vault writer")
         view = memoryview(data).cast("B")
@@ -287,7 +303,7 @@ class Writer(io.RawIOBase):
 
     def _seal(self, plaintext: bytes | bytearray | memoryview) -> None:
         sealed = self._cipher.seal(self._index, plaintext, last=False)
-        start = self._sink.size if self._can_cut else 0  # type: ignore[attr-defined]
+        start = self._cuttable.size if self._cuttable is not None else 0
         self._guarded(self._sink.write, sealed)
         if self._can_cut:
             self._last = (start, bytes(plaintext))
@@ -305,14 +321,15 @@ class Writer(io.RawIOBase):
         """The disk is full: finish the file at its last whole chunk, or remove it."""
         self._ended = True
         self._buffer.clear()
-        sink = self._sink
+        sink = self._cuttable
+        assert sink is not None  # only a cuttable sink's disk-full error comes here
         path = getattr(sink, "path", "")
         if self._last is None:
             sink.discard()
             raise DiskFullError(path, 0)
         start, plaintext = self._last
         try:
-            sink.truncate(start)  # type: ignore[attr-defined]
+            sink.truncate(start)
             sink.write(self._cipher.seal(self._index - 1, plaintext, last=True))
             sink.finish()
         except OSError:

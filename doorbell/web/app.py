@@ -22,7 +22,7 @@ from aiohttp import web
 from doorbell.errors import DoorbellError
 from doorbell.web.context import ACCESS, CONTEXT, SESSION, SESSIONS, THROTTLE, WebContext
 from doorbell.web.routes import OWNER, PUBLIC, ROUTES, SETUP, STATIC_PREFIX
-from doorbell.web.sessions import COOKIE, Sessions, Throttle
+from doorbell.web.sessions import COOKIE, ClipCache, Sessions, Throttle
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -118,7 +118,7 @@ async def access(
 
 
 def make_app(
-    context: WebContext, *, cache_factory: Callable[[], object] | None = None
+    context: WebContext, *, cache_factory: Callable[[], ClipCache] | None = None
 ) -> web.Application:
     """The aiohttp application for ``context``: routes, guards, templates, static files."""
     from doorbell.web.playback import PayloadCache

@@ -35,7 +35,7 @@ class WebContext:
     work_factor: int | None = None  # scrypt work factor at setup (None: measured)
     tls_fingerprint: str | None = None
     secure_cookies: bool = False
-    on_unlock: Callable[[list], None] = lambda identities: None  # e.g. repair cut-off clips
+    on_unlock: Callable[[list], object] = lambda identities: None  # e.g. repair cut-off clips
 
 
 CONTEXT = web.AppKey("context", WebContext)

@@ -7,7 +7,10 @@ state, its CSRF token in ``X-CSRF-Token``. A route missing from this table
 is refused to everyone but the owner (tests walk the router to prove it).
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from aiohttp import web
 
 from doorbell.web import views
 
@@ -18,7 +21,7 @@ PUBLIC, SETUP, OWNER = "public", "setup", "owner"
 class Route:
     method: str
     path: str
-    handler: object
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     access: str
     page: bool = False  # an HTML page: a locked visitor is sent to the unlock page
 

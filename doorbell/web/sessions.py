@@ -17,16 +17,30 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from doorbell import vault
+
+if TYPE_CHECKING:
+    from doorbell.vault.payload import OpenedPayload
 
 COOKIE = "doorbell_session"
 FREE_FAILURES = 3  # wrong passphrases allowed before any wait
 MAX_DELAY = 300.0  # seconds
 
 
+class ClipCache(Protocol):
+    """A session's opened clips (``web.playback.PayloadCache``), closed on lock."""
+
+    def get(self, clip_id: str, opener: "Callable[[], OpenedPayload]") -> "OpenedPayload": ...
+    def evict(self, clip_id: str) -> None: ...
+    def close(self) -> None: ...
+
+
 class Session:
-    def __init__(self, identities: Sequence[vault.Identity], now: float, cache: object) -> None:
+    def __init__(
+        self, identities: Sequence[vault.Identity], now: float, cache: ClipCache | None
+    ) -> None:
         self.token = secrets.token_urlsafe(32)
         self.csrf = secrets.token_urlsafe(32)
         self.identities = list(identities)
@@ -38,9 +52,8 @@ class Session:
 
     def drop(self) -> None:
         self.identities = []
-        close = getattr(self.cache, "close", None)
-        if close is not None:
-            close()
+        if self.cache is not None:
+            self.cache.close()
 
 
 class Sessions:
@@ -50,7 +63,7 @@ class Sessions:
         self,
         idle_seconds: float,
         clock: Callable[[], float],
-        cache_factory: Callable[[], object] = lambda: None,
+        cache_factory: Callable[[], ClipCache | None] = lambda: None,
     ) -> None:
         self.idle_seconds = idle_seconds
         self._clock = clock

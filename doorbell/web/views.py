@@ -252,9 +252,11 @@ async def video(request: web.Request) -> web.StreamResponse:
         raise web.HTTPConflict(text="this clip is not finished yet\n")
     store = request.app[CONTEXT].store
     session = session_of(request)
+    cache = session.cache
+    assert cache is not None  # make_app gives every session a PayloadCache
 
     def opened() -> OpenedPayload:
-        return session.cache.get(clip.id, lambda: store.open_payload(clip.id, session.identities))
+        return cache.get(clip.id, lambda: store.open_payload(clip.id, session.identities))
 
     try:
         payload = await _run(opened)
@@ -301,9 +303,8 @@ async def api_keep(request: web.Request) -> web.Response:
 async def api_delete(request: web.Request) -> web.Response:
     clip = _clip(request)
     session = session_of(request)
-    evict = getattr(session.cache, "evict", None)
-    if evict is not None:
-        evict(clip.id)
+    if session.cache is not None:
+        session.cache.evict(clip.id)
     await _run(request.app[CONTEXT].store.delete, clip.id)
     log.info("clip %s deleted by the owner", clip.id)
     return web.json_response({"deleted": clip.id})
@@ -392,6 +393,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
 
 def sse_message(event: object) -> bytes | None:
     """The Server-Sent Events message for a bus event (None: not for browsers)."""
+    data: dict[str, object]
     if isinstance(event, BellPressed):
         name, data = "bell", {"at": event.at}
     elif isinstance(event, MotionChanged | PirChanged):
