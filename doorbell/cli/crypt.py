@@ -6,10 +6,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from doorbell.cli.common import passphrase
 from doorbell.errors import UsageError
+
+if TYPE_CHECKING:
+    from doorbell.vault import Reader
 
 READ_BLOCK = 1 << 20  # bytes read from the input at a time
 
@@ -78,11 +81,11 @@ def _identities(args: argparse.Namespace) -> list:
     return identities
 
 
-def _copy_range(reader: "object", out: Callable[[bytes], object], offset: int, length: int) -> None:
-    reader.seek(offset)  # type: ignore[attr-defined]
+def _copy_range(reader: "Reader", out: Callable[[bytes], object], offset: int, length: int) -> None:
+    reader.seek(offset)
     remaining = length
     while remaining > 0:
-        block = reader.read(min(READ_BLOCK, remaining))  # type: ignore[attr-defined]
+        block = reader.read(min(READ_BLOCK, remaining))
         if not block:
             break
         out(block)

@@ -5,23 +5,27 @@ only when they run."""
 import argparse
 import os
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from doorbell.cli.common import config_path, read_passphrase_file
 from doorbell.errors import UsageError
 
+if TYPE_CHECKING:
+    from doorbell.service import Service
 
-def _announce(service: object) -> None:
-    lines = [f"doorbell: open {service.url}"]  # type: ignore[attr-defined]
-    if service.tls_fingerprint:  # type: ignore[attr-defined]
-        lines.append(f"doorbell: TLS certificate SHA-256 {service.tls_fingerprint}")  # type: ignore[attr-defined]
-    extra = getattr(service, "announce", None)
-    if extra:
-        lines.extend(extra)
+
+def _announce(service: "Service", extra: Sequence[str] = ()) -> None:
+    lines = [f"doorbell: open {service.url}"]
+    if service.tls_fingerprint:
+        lines.append(f"doorbell: TLS certificate SHA-256 {service.tls_fingerprint}")
+    lines.extend(extra)
     print("\n".join(lines), flush=True)
 
 
-def _serve(service: object) -> int:
-    """Run ``service`` until SIGINT or SIGTERM; the clip being recorded is finished."""
+def _serve(service: "Service", extra: Sequence[str] = ()) -> int:
+    """Run ``service`` until SIGINT or SIGTERM; the clip being recorded is finished.
+    Once it is up, print where to open it, its TLS fingerprint and the ``extra`` lines."""
     import asyncio
     import logging
     import signal
@@ -34,7 +38,7 @@ def _serve(service: object) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await service.run(stop, ready=_announce)  # type: ignore[attr-defined]
+        await service.run(stop, ready=lambda running: _announce(running, extra))
 
     asyncio.run(main())
     return 0
@@ -53,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     if args.config is None and not os.path.exists(path):
         print(f"doorbell: no {path}: running with the built-in defaults", file=sys.stderr)
-        path = None
+        return _serve(Service(load_config(None)))
     return _serve(Service(load_config(path)))
 
 
@@ -127,13 +131,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         camera=camera,
         web=WebSettings(listen=f"127.0.0.1:{args.port}", tls="off"),
     )
-    service = Service(config, demo=True)
-    service.announce = [  # type: ignore[attr-defined]
+    extra = [
         f"doorbell: demo passphrase: {shown}",
         f"doorbell: data dir: {data_dir}",
         "doorbell: press Ctrl-C to stop",
     ]
-    return _serve(service)
+    return _serve(Service(config, demo=True), extra)
 
 
 def register_run(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -72,10 +72,17 @@ def _can_cut(sink: Sink) -> TypeGuard[CuttableSink]:
     return hasattr(sink, "truncate")
 
 
+class BinaryStream(Protocol):
+    """What :class:`StreamSink` writes to: any binary file object."""
+
+    def write(self, data: bytes, /) -> object: ...
+    def flush(self) -> object: ...
+
+
 class StreamSink:
     """Sealed bytes to an open binary stream (standard output, a socket file)."""
 
-    def __init__(self, stream: io.RawIOBase | io.BufferedIOBase) -> None:
+    def __init__(self, stream: BinaryStream) -> None:
         self._stream = stream
 
     def write(self, data: bytes) -> None:
