@@ -32,7 +32,7 @@ def polygon_mask(polygons: Sequence[Polygon], width: int, height: int) -> np.nda
             np.array([(round(x * width), round(y * height)) for x, y in poly], np.int32)
             for poly in polygons
         ]
-        cv2.fillPoly(out, scaled, 255)
+        cv2.fillPoly(out, scaled, (255,))  # a Scalar: OpenCV < 4.12 types it as a sequence
     return out
 
 
