@@ -12,6 +12,20 @@ import pytest
 
 from doorbell.store import Keyring
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "runs_first: run before every other test (it needs the process state pytest "
+        "started with, e.g. a core-dump limit that an in-process cli.main lowers for good)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``runs_first`` go first, whatever files or order were asked for."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_first") is None)
+
+
 PASSPHRASE = "correct horse battery staple"
 
 

@@ -50,8 +50,9 @@ def core_file_limits(pid: int) -> tuple[str, str]:
     raise AssertionError(f"/proc/{pid}/limits has no core file size")
 
 
-# First in this file on purpose: the in-process calls below lower pytest's own hard core
-# limit, which only CAP_SYS_RESOURCE can raise again for the child this test starts.
+# Before any in-process cli.main (here or in other files): those lower pytest's own hard
+# core limit, which only CAP_SYS_RESOURCE can raise again for the child this test starts.
+@pytest.mark.runs_first
 @pytest.mark.cli
 @pytest.mark.parametrize("command", ["keys export", "decrypt"])
 def test_a_command_holding_a_secret_cannot_dump_core(data_dir, tmp_path, command):
@@ -63,7 +64,9 @@ def test_a_command_holding_a_secret_cannot_dump_core(data_dir, tmp_path, command
         try:
             resource.setrlimit(resource.RLIMIT_CORE, (soft, resource.RLIM_INFINITY))
         except ValueError:
-            pytest.skip("hard RLIMIT_CORE is 0 in pytest already (an in-process cli.main?)")
+            pytest.skip(
+                "pytest was started with a hard RLIMIT_CORE of 0 (ulimit -c 0, or a unit's LimitCORE=0): no child can start with core dumps allowed"
+            )
         ceiling = resource.RLIM_INFINITY
     clip = tmp_path / "clip.age"
     clip.write_bytes(vault.encrypt_bytes(b"front door", Keyring.in_data_dir(data_dir).recipients()))
