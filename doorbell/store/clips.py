@@ -1,10 +1,6 @@
-"""Clips on disk: age files under ``clips/`` and their SQLite index.
-
-    clips/<id>.mp4.age        the clip, fragmented MP4 inside age
-    clips/<id>.jpg.age        its thumbnail
-    clips/<id>.mp4.age.part   a clip being written, or cut off by a crash
-    clips/<id>.keep           marker: the owner chose to keep this clip
-    index.sqlite3             id, start, end, trigger, bytes, keep, state
+"""Clips on disk: age files under ``clips/`` (named as :mod:`~doorbell.store.layout`
+says) and their SQLite index (``index.sqlite3``: id, start, end, trigger, bytes, keep,
+state). A clip being written is a :class:`~doorbell.store.recording.ClipRecording`.
 
 Ids are random (16 hex digits): a file name tells nothing about when. The
 store writes with recipients only; reading needs identities, passed per call
@@ -20,7 +16,6 @@ import builtins
 import contextlib
 import logging
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -34,6 +29,8 @@ from doorbell import vault
 from doorbell.errors import DoorbellError
 from doorbell.store.index import Clip, ClipFilters, Index, IndexCorrupt, StoreFullError
 from doorbell.store.keyring import Keyring
+from doorbell.store.layout import FILE, KEEP, LEFTOVER, PART, THUMBNAIL, VIDEO, valid_id
+from doorbell.store.recording import ClipRecording
 from doorbell.store.retention import Plan, Rules, plan_retention
 from doorbell.vault.payload import OpenedPayload
 
@@ -42,24 +39,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VIDEO = ".mp4.age"
-THUMBNAIL = ".jpg.age"
-KEEP = ".keep"
-PART = vault.PART_SUFFIX
-_ID = re.compile(r"[0-9a-f]{16}")
-_FILE = re.compile(r"([0-9a-f]{16})(\.mp4\.age|\.jpg\.age|\.keep)(\.part)?")
-_LEFTOVER = re.compile(r"[0-9a-f]{16}\.(mp4|jpg)\.age\.repair(\.part)?")
-
 
 class ClipNotFound(DoorbellError, KeyError):
     """No clip with that id in this store."""
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def valid_id(clip_id: str) -> bool:
-    return bool(_ID.fullmatch(clip_id))
 
 
 @dataclass
@@ -148,10 +133,10 @@ class ClipStore:
     def _files(self) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
         for entry in os.scandir(self.folder):
-            match = _FILE.fullmatch(entry.name)
+            match = FILE.fullmatch(entry.name)
             if match:
                 found.setdefault(match[1], set()).add(match[2] + (match[3] or ""))
-            elif _LEFTOVER.fullmatch(entry.name):  # a repair cut off: its .part is still there
+            elif LEFTOVER.fullmatch(entry.name):  # a repair cut off: its .part is still there
                 Path(entry.path).unlink()
         for clip_id, kinds in found.items():
             for suffix in (VIDEO, THUMBNAIL):
@@ -391,76 +376,3 @@ class ClipStore:
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
-
-
-class ClipRecording:
-    """A clip being recorded. ``video`` is a write-only file object for the muxer.
-
-    Thread ownership: the recording thread alone calls ``video.write``,
-    ``write_thumbnail``, ``finish`` and ``abort``.
-    """
-
-    def __init__(
-        self, store: ClipStore, clip_id: str, start: float, trigger: str, recipients: list
-    ) -> None:
-        self.store = store
-        self.id = clip_id
-        self.start = start
-        self.trigger = trigger
-        self._recipients = recipients
-        self.video = store._create(clip_id, VIDEO, recipients)
-
-    def write_thumbnail(self, jpeg: bytes) -> None:
-        """Encrypt and store the clip's thumbnail (a JPEG held in memory)."""
-        with self.store._create(self.id, THUMBNAIL, self._recipients) as thumb:
-            thumb.write(jpeg)
-
-    def finish(self, end: float | None = None) -> Clip:
-        """Seal the clip: final chunk, fsync, rename, index row. Returns the row."""
-        end = self.store._clock() if end is None else end
-        self.video.close()
-        thumb = self.store.path(self.id, THUMBNAIL)
-        if thumb.exists():
-            os.utime(thumb, (self.start, self.start))
-        os.utime(self.store.path(self.id, VIDEO), (end, end))
-        clip = Clip(
-            self.id, self.start, end, self.trigger, self.store._bytes(self.id), False, "complete"
-        )
-        self.store._finished(clip)
-        return clip
-
-    def cut_short(self, end: float) -> Clip | None:
-        """After a full disk stopped the writer (``vault.DiskFullError``, which already
-        ended the file at its last whole chunk, or removed it when nothing was whole):
-        record what is there. None: nothing of the clip was kept."""
-        with contextlib.suppress(OSError):
-            self.video.abort()  # a no-op when the writer already ended the file
-        video = self.store.path(self.id, VIDEO)
-        if video.exists():
-            return self.finish(end)
-        if self.store.path(self.id, VIDEO + PART).exists():  # recoverable after unlock
-            return self.abort()
-        self.discard()
-        return None
-
-    def discard(self) -> None:
-        """Remove every trace of this clip (it could not even begin: the disk is full)."""
-        with contextlib.suppress(OSError):
-            self.video.discard()
-        for suffix in (VIDEO, THUMBNAIL, THUMBNAIL + PART):
-            self.store.path(self.id, suffix).unlink(missing_ok=True)
-        with self.store._lock:
-            self.store._active.discard(self.id)
-        with contextlib.suppress(
-            Exception
-        ):  # sqlite may be out of space too: the next start tidies up
-            self.store.index.remove(self.id)
-
-    def abort(self) -> Clip:
-        """Stop without finishing: the clip stays as a crash would leave it (partial)."""
-        self.video.abort()
-        clip = Clip(
-            self.id, self.start, None, self.trigger, self.store._bytes(self.id), False, "partial"
-        )
-        self.store._finished(clip)
-        return clip

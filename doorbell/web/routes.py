@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from doorbell.web import views
+from doorbell.web import streams, views
 
 PUBLIC, SETUP, OWNER = "public", "setup", "owner"
 
@@ -37,14 +37,14 @@ ROUTES = (
     Route("GET", "/clips/{id}/video", views.video, OWNER),
     Route("GET", "/clips/{id}/thumbnail", views.thumbnail, OWNER),
     Route("GET", "/live", views.live_page, OWNER, page=True),
-    Route("GET", "/live.mjpeg", views.live_stream, OWNER),
+    Route("GET", "/live.mjpeg", streams.live_stream, OWNER),
     Route("GET", "/status", views.status_page, OWNER, page=True),
     Route("POST", "/api/lock", views.lock, OWNER),
     Route("GET", "/api/clips", views.api_clips, OWNER),
     Route("POST", "/api/clips/{id}/keep", views.api_keep, OWNER),
     Route("DELETE", "/api/clips/{id}", views.api_delete, OWNER),
     Route("POST", "/api/bell", views.api_bell, OWNER),
-    Route("GET", "/api/events", views.events, OWNER),
+    Route("GET", "/api/events", streams.events, OWNER),
     Route("GET", "/api/status", views.api_status, OWNER),
 )
 

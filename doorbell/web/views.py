@@ -1,5 +1,8 @@
 """The handlers: pages (server-rendered) and the small JSON API they use.
 
+The two long-lived responses, the live view and the event stream, are in
+:mod:`doorbell.web.streams`.
+
 Every handler runs behind the guards in :mod:`doorbell.web.app`: by the time
 an owner route runs, the request has an unlocked session (``session_of``)
 and, if it changes anything, a valid CSRF token. Slow work (scrypt, file
@@ -8,9 +11,7 @@ serving.
 """
 
 import asyncio
-import contextlib
 import datetime
-import json
 import logging
 import shutil
 
@@ -19,7 +20,6 @@ from aiohttp import web
 
 from doorbell import vault
 from doorbell.errors import DoorbellError
-from doorbell.events import BellPressed, ClipFinished, MotionChanged, PirChanged
 from doorbell.store import Clip, ClipNotFound
 from doorbell.store.keyring import check_passphrase
 from doorbell.vault.payload import OpenedPayload
@@ -29,7 +29,6 @@ from doorbell.web.sessions import COOKIE
 log = logging.getLogger(__name__)
 PAGE_SIZE = 24
 TRIGGERS = ("bell", "motion", "pir")
-HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
 _unlocking = asyncio.Lock()  # one passphrase check at a time: throttling cannot be raced
 
 
@@ -57,7 +56,8 @@ def _clip(request: web.Request) -> Clip:
         raise web.HTTPNotFound(text="no such clip\n") from None
 
 
-def _clip_json(clip: Clip) -> dict:
+def clip_json(clip: Clip) -> dict:
+    """A clip as the API and the event stream give it."""
     return {
         "id": clip.id,
         "start": clip.start,
@@ -203,7 +203,7 @@ def _view(clip: Clip) -> dict:
     start = datetime.datetime.fromtimestamp(clip.start).astimezone()
     duration = clip.duration
     return {
-        **_clip_json(clip),
+        **clip_json(clip),
         "when": start.strftime("%a %d %b %H:%M:%S"),
         "day": start.date().isoformat(),
         "duration": f"{duration:.0f} s" if duration is not None else "",
@@ -288,7 +288,7 @@ async def thumbnail(request: web.Request) -> web.Response:
 
 async def api_clips(request: web.Request) -> web.Response:
     clips = request.app[CONTEXT].store.list(**_filters(request))
-    return web.json_response({"clips": [_clip_json(c) for c in clips]})
+    return web.json_response({"clips": [clip_json(c) for c in clips]})
 
 
 async def api_keep(request: web.Request) -> web.Response:
@@ -297,7 +297,7 @@ async def api_keep(request: web.Request) -> web.Response:
     if not isinstance(keep, bool):
         raise web.HTTPBadRequest(text="keep: true or false\n")
     clip = request.app[CONTEXT].store.set_keep(clip.id, keep)
-    return web.json_response(_clip_json(clip))
+    return web.json_response(clip_json(clip))
 
 
 async def api_delete(request: web.Request) -> web.Response:
@@ -352,91 +352,3 @@ def _status(app: web.Application) -> dict:
 
 async def api_status(request: web.Request) -> web.Response:
     return web.json_response(await _run(_status, request.app))
-
-
-# --- live -----------------------------------------------------------------------------------
-
-
-async def live_stream(request: web.Request) -> web.StreamResponse:
-    """MJPEG (multipart/x-mixed-replace) of the masked camera picture, at ``live_fps``."""
-    context = request.app[CONTEXT]
-    if context.live is None:
-        raise web.HTTPServiceUnavailable(text="no camera\n")
-    token = request.cookies.get(COOKIE)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "multipart/x-mixed-replace; boundary=frame",
-            "Cache-Control": "no-store",
-        }
-    )
-    await response.prepare(request)
-    period = 1.0 / context.settings.live_fps
-    context.live.watching(+1)  # law 8: the LED is on while anyone watches
-    last = -1
-    try:
-        while request.app[SESSIONS].get(token, touch=False) is not None:
-            latest = context.live.latest_jpeg()
-            if latest is not None and latest[0] != last:
-                last, jpeg = latest
-                head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                await response.write(head.encode() + jpeg + b"\r\n")
-            await asyncio.sleep(period)
-    except ConnectionError:  # the tab went away
-        pass
-    finally:
-        context.live.watching(-1)
-    return response
-
-
-# --- events ---------------------------------------------------------------------------------
-
-
-def sse_message(event: object) -> bytes | None:
-    """The Server-Sent Events message for a bus event (None: not for browsers)."""
-    data: dict[str, object]
-    if isinstance(event, BellPressed):
-        name, data = "bell", {"at": event.at}
-    elif isinstance(event, MotionChanged | PirChanged):
-        kind = "motion" if isinstance(event, MotionChanged) else "pir"
-        name, data = "motion", {"at": event.at, "active": event.active, "source": kind}
-    elif isinstance(event, ClipFinished):
-        name, data = "clip", _clip_json(event.clip)
-    else:
-        return None
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-async def events(request: web.Request) -> web.StreamResponse:
-    """``text/event-stream`` of bell, motion and clip events, until the session locks."""
-    context = request.app[CONTEXT]
-    if context.bus is None:
-        raise web.HTTPServiceUnavailable(text="no event bus\n")
-    token = request.cookies.get(COOKIE)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    subscription = context.bus.subscribe()
-    try:
-        await response.prepare(request)
-        await response.write(b": connected\n\nretry: 3000\n\n")
-        while True:
-            try:
-                event = await asyncio.wait_for(subscription.get(), HEARTBEAT)
-            except TimeoutError:
-                event = None
-            if request.app[SESSIONS].get(token, touch=False) is None:
-                break  # locked (by the owner or idle): no more events for this tab
-            message = sse_message(event) if event is not None else b": keep-alive\n\n"
-            if message:
-                await response.write(message)
-    except ConnectionError:  # the tab went away
-        pass
-    finally:
-        subscription.close()
-        with contextlib.suppress(Exception):
-            await response.write_eof()
-    return response

@@ -1,0 +1,96 @@
+"""A clip being recorded: its encrypted files as they are written, and how it ends.
+
+    recording = store.new_clip("bell", start=t)
+    recording.write_thumbnail(jpeg)
+    recording.video.write(mp4_bytes)       # the muxer writes here, chunk by chunk
+    clip = recording.finish(end=t2)        # final chunk, fsync, rename, index row
+
+It ends one of four ways: ``finish`` (a whole clip), ``cut_short`` (a full
+disk ended the file at its last whole chunk), ``abort`` (left as a crash
+would, recovered after unlock) or ``discard`` (it could not even begin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from doorbell.store.index import Clip
+from doorbell.store.layout import PART, THUMBNAIL, VIDEO
+
+if TYPE_CHECKING:
+    from doorbell.store.clips import ClipStore
+
+
+class ClipRecording:
+    """A clip being recorded. ``video`` is a write-only file object for the muxer.
+
+    Thread ownership: the recording thread alone calls ``video.write``,
+    ``write_thumbnail``, ``finish`` and ``abort``.
+    """
+
+    def __init__(
+        self, store: ClipStore, clip_id: str, start: float, trigger: str, recipients: list
+    ) -> None:
+        self.store = store
+        self.id = clip_id
+        self.start = start
+        self.trigger = trigger
+        self._recipients = recipients
+        self.video = store._create(clip_id, VIDEO, recipients)
+
+    def write_thumbnail(self, jpeg: bytes) -> None:
+        """Encrypt and store the clip's thumbnail (a JPEG held in memory)."""
+        with self.store._create(self.id, THUMBNAIL, self._recipients) as thumb:
+            thumb.write(jpeg)
+
+    def finish(self, end: float | None = None) -> Clip:
+        """Seal the clip: final chunk, fsync, rename, index row. Returns the row."""
+        end = self.store._clock() if end is None else end
+        self.video.close()
+        thumb = self.store.path(self.id, THUMBNAIL)
+        if thumb.exists():
+            os.utime(thumb, (self.start, self.start))
+        os.utime(self.store.path(self.id, VIDEO), (end, end))
+        clip = Clip(
+            self.id, self.start, end, self.trigger, self.store._bytes(self.id), False, "complete"
+        )
+        self.store._finished(clip)
+        return clip
+
+    def cut_short(self, end: float) -> Clip | None:
+        """After a full disk stopped the writer (``vault.DiskFullError``, which already
+        ended the file at its last whole chunk, or removed it when nothing was whole):
+        record what is there. None: nothing of the clip was kept."""
+        with contextlib.suppress(OSError):
+            self.video.abort()  # a no-op when the writer already ended the file
+        video = self.store.path(self.id, VIDEO)
+        if video.exists():
+            return self.finish(end)
+        if self.store.path(self.id, VIDEO + PART).exists():  # recoverable after unlock
+            return self.abort()
+        self.discard()
+        return None
+
+    def discard(self) -> None:
+        """Remove every trace of this clip (it could not even begin: the disk is full)."""
+        with contextlib.suppress(OSError):
+            self.video.discard()
+        for suffix in (VIDEO, THUMBNAIL, THUMBNAIL + PART):
+            self.store.path(self.id, suffix).unlink(missing_ok=True)
+        with self.store._lock:
+            self.store._active.discard(self.id)
+        with contextlib.suppress(
+            Exception
+        ):  # sqlite may be out of space too: the next start tidies up
+            self.store.index.remove(self.id)
+
+    def abort(self) -> Clip:
+        """Stop without finishing: the clip stays as a crash would leave it (partial)."""
+        self.video.abort()
+        clip = Clip(
+            self.id, self.start, None, self.trigger, self.store._bytes(self.id), False, "partial"
+        )
+        self.store._finished(clip)
+        return clip

@@ -1,0 +1,108 @@
+"""The long-lived responses: the live view (MJPEG) and the event stream (SSE).
+
+Both run until the tab goes away or its session locks (by the owner, or
+idle), and look the session up again on every frame or event, so locking
+ends them at once. The live view counts its viewers, so the recording LED is
+on while anyone watches (law 8).
+"""
+
+import asyncio
+import contextlib
+import json
+
+from aiohttp import web
+
+from doorbell.events import BellPressed, ClipFinished, MotionChanged, PirChanged
+from doorbell.web.context import CONTEXT, SESSIONS
+from doorbell.web.sessions import COOKIE
+from doorbell.web.views import clip_json
+
+HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
+
+
+# --- live -----------------------------------------------------------------------------------
+
+
+async def live_stream(request: web.Request) -> web.StreamResponse:
+    """MJPEG (multipart/x-mixed-replace) of the masked camera picture, at ``live_fps``."""
+    context = request.app[CONTEXT]
+    if context.live is None:
+        raise web.HTTPServiceUnavailable(text="no camera\n")
+    token = request.cookies.get(COOKIE)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "multipart/x-mixed-replace; boundary=frame",
+            "Cache-Control": "no-store",
+        }
+    )
+    await response.prepare(request)
+    period = 1.0 / context.settings.live_fps
+    context.live.watching(+1)  # law 8: the LED is on while anyone watches
+    last = -1
+    try:
+        while request.app[SESSIONS].get(token, touch=False) is not None:
+            latest = context.live.latest_jpeg()
+            if latest is not None and latest[0] != last:
+                last, jpeg = latest
+                head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                await response.write(head.encode() + jpeg + b"\r\n")
+            await asyncio.sleep(period)
+    except ConnectionError:  # the tab went away
+        pass
+    finally:
+        context.live.watching(-1)
+    return response
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def sse_message(event: object) -> bytes | None:
+    """The Server-Sent Events message for a bus event (None: not for browsers)."""
+    data: dict[str, object]
+    if isinstance(event, BellPressed):
+        name, data = "bell", {"at": event.at}
+    elif isinstance(event, MotionChanged | PirChanged):
+        kind = "motion" if isinstance(event, MotionChanged) else "pir"
+        name, data = "motion", {"at": event.at, "active": event.active, "source": kind}
+    elif isinstance(event, ClipFinished):
+        name, data = "clip", clip_json(event.clip)
+    else:
+        return None
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """``text/event-stream`` of bell, motion and clip events, until the session locks."""
+    context = request.app[CONTEXT]
+    if context.bus is None:
+        raise web.HTTPServiceUnavailable(text="no event bus\n")
+    token = request.cookies.get(COOKIE)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    subscription = context.bus.subscribe()
+    try:
+        await response.prepare(request)
+        await response.write(b": connected\n\nretry: 3000\n\n")
+        while True:
+            try:
+                event = await asyncio.wait_for(subscription.get(), HEARTBEAT)
+            except TimeoutError:
+                event = None
+            if request.app[SESSIONS].get(token, touch=False) is None:
+                break  # locked (by the owner or idle): no more events for this tab
+            message = sse_message(event) if event is not None else b": keep-alive\n\n"
+            if message:
+                await response.write(message)
+    except ConnectionError:  # the tab went away
+        pass
+    finally:
+        subscription.close()
+        with contextlib.suppress(Exception):
+            await response.write_eof()
+    return response
