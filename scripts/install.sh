@@ -18,7 +18,10 @@
 # It installs: Debian's python3-venv python3-picamera2 python3-lgpio age; the system
 # user doorbell (in the groups video and gpio, where they exist); a venv in
 # /opt/doorbell/venv (--system-site-packages: it uses Debian's picamera2 and lgpio)
-# holding this checkout, built from a copy so that root leaves nothing in it;
+# holding the locked dependencies (requirements.lock, hashes checked: the versions CI
+# tested; on Bookworm and Trixie it pins Debian's own numpy, so pip keeps the one
+# Debian's picamera2 and simplejpeg are built against) and this checkout, built from a
+# copy so that root leaves nothing in it;
 # /etc/doorbell/doorbell.toml from doorbell/default.toml if there is none; the unit
 # systemd/doorbell.service, enabled and started (restarted when something changed),
 # and the README its Documentation= names, in /opt/doorbell/systemd.
@@ -117,7 +120,7 @@ case ${codename:-unknown} in
        die "this OS is '${codename:-unknown}' (from $R/etc/os-release), not Raspberry Pi OS Bookworm or Trixie: doorbell is made for those; to install anyway, add --force"
      say "warning: OS '${codename:-unknown}' is not Bookworm or Trixie; going on (--force)" ;;
 esac
-for f in doorbell/default.toml systemd/doorbell.service; do
+for f in doorbell/default.toml systemd/doorbell.service requirements.lock; do
   [ -f "$src/$f" ] || die "$src/$f is missing: run me from a complete checkout"
 done
 
@@ -152,9 +155,10 @@ for group in video gpio; do
   fi
 done
 
-# 4. the venv, and this checkout in it. pip builds in the tree it is given, so it gets
-# a copy (a tar, kept as the record of what is installed): root leaves no build/ in the
-# checkout, and no stale build/lib can reach the venv.
+# 4. the venv: the locked dependencies, then this checkout without dependencies of its
+# own. pip builds in the tree it is given, so it gets a copy (a tar, kept as the record
+# of what is installed, requirements.lock included): root leaves no build/ in the
+# checkout, and no stale build/lib can reach the venv. To change the lock: scripts/lock.
 copy=(tar -C "$src" --exclude='./.*' --exclude=./build --exclude='./*.egg-info' --exclude=__pycache__
       --sort=name --mtime=@946684800 --owner=0 --group=0 --numeric-owner -cf)  # content only
 installed=$R/opt/doorbell/doorbell-src.tar
@@ -169,7 +173,8 @@ if [ -f "$installed" ] && "${copy[@]}" - . | cmp -s - "$installed"; then
   say "the venv has this checkout already"
 else
   live "${copy[@]}" "$staged" .
-  live "$R$venv/bin/python" -m pip install --quiet "$staged"
+  live "$R$venv/bin/python" -m pip install --quiet --require-hashes --requirement "$src/requirements.lock"
+  live "$R$venv/bin/python" -m pip install --quiet --no-deps "$staged"
   live mv "$staged" "$installed"
   changed=1
 fi

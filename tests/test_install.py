@@ -60,7 +60,16 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "script", ["scripts/install.sh", "scripts/setup", "scripts/test", "scripts/demo", ".ci/run"]
+    "script",
+    [
+        "scripts/install.sh",
+        "scripts/setup",
+        "scripts/test",
+        "scripts/demo",
+        "scripts/lock",
+        "scripts/lowest-check",
+        ".ci/run",
+    ],
 )
 def test_shellcheck_is_clean(script):
     """shellcheck finds nothing in the project's shell scripts."""
@@ -84,7 +93,11 @@ def test_dry_run_prints_every_step_and_changes_nothing(root):
     assert "usermod --append --groups video doorbell" in out
     assert "usermod --append --groups gpio doorbell" in out
     assert f"python3 -m venv --system-site-packages {root}/opt/doorbell/venv" in out
-    assert "-m pip install" in out
+    # the locked dependencies, hashes checked, then doorbell alone
+    lock = REPO / "requirements.lock"
+    assert f"-m pip install --quiet --require-hashes --requirement {lock}" in out
+    assert "-m pip install --quiet --no-deps" in out
+    assert out.index("--require-hashes") < out.index("--no-deps")
     assert f"+ install -D -m 0640 {DEFAULT_TOML} {root}/etc/doorbell/doorbell.toml" in out
     assert "doorbell config check" in out
     assert f"+ install -D -m 0644 {UNIT} {root}/etc/systemd/system/doorbell.service" in out
@@ -281,3 +294,52 @@ def test_the_built_package_carries_its_data_files(tmp_path):
     assert not missing, (
         f"not in the installed package (pyproject.toml package-data?): {sorted(missing)}"
     )
+
+
+def locked(python: str, machine: str, lock: Path = REPO / "requirements.lock") -> dict[str, str]:
+    """The pins of a requirements file that apply on Linux with this Python and machine."""
+    from packaging.requirements import Requirement
+
+    environment = {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "platform_machine": machine,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+    }
+    pins = {}
+    lines = (line.strip() for line in lock.read_text().splitlines())
+    text = "\n".join(line for line in lines if not line.startswith("#"))  # comments
+    for line in text.replace("\\\n", " ").splitlines():
+        if not line:
+            continue
+        assert "--hash=sha256:" in line, f"no hash: {line}"
+        requirement = Requirement(line.split(" --hash")[0])
+        if requirement.marker is None or requirement.marker.evaluate(environment):
+            (version,) = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+            assert requirement.name not in pins, f"two pins for {requirement.name}"
+            pins[requirement.name] = version
+    return pins
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+@pytest.mark.parametrize(
+    ("python", "debian_numpy"), [("3.11", "1.24.2"), ("3.13", "2.2.4")], ids=["bookworm", "trixie"]
+)
+def test_the_lock_pins_debians_numpy_on_raspberry_pi_os(python, debian_numpy, machine):
+    """On Bookworm and Trixie the lock holds Debian's own numpy, so pip keeps the one in dist-packages."""
+    for lock in ("requirements.lock", "requirements-test.lock"):
+        pins = locked(python, machine, REPO / lock)
+        assert pins["numpy"] == debian_numpy, lock
+        for name in ("aiohttp", "av", "cryptography", "opencv-python-headless"):
+            assert name in pins, (lock, name)
+    if python == "3.11":  # OpenCV from 4.12 on requires numpy 2
+        assert tuple(map(int, pins["opencv-python-headless"].split(".")[:2])) < (4, 12)
+
+
+def test_the_lock_has_a_pin_on_each_python():
+    """Every runtime dependency has exactly one pin on each supported Python."""
+    for python in ("3.11", "3.12", "3.13"):
+        assert {"numpy", "opencv-python-headless", "av", "aiohttp"} <= set(locked(python, "x86_64"))
