@@ -13,34 +13,22 @@ labelled frame, and the motion events each gives on the waving tree.
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from footage import FOOTAGE, require
 
 from doorbell.motion import MotionDetector
 
-# Where the real footage is, as for the tests: $DOORBELL_FOOTAGE, else ../shared/footage.
-FOOTAGE = Path(
-    os.environ.get("DOORBELL_FOOTAGE") or Path(__file__).resolve().parents[2] / "shared" / "footage"
-)
 NEEDS = ("highway/highway.avi", "highway/groundtruth", "porch-visitors.mp4", "waving-tree.mp4")
 
 
 def check_footage() -> None:
     """Exit with status 2, saying what is missing, if the footage is not there."""
-    missing = [str(FOOTAGE / name) for name in NEEDS if not (FOOTAGE / name).exists()]
-    if missing:
-        print(
-            f"{Path(__file__).name}: real footage not found: {', '.join(missing)} "
-            "(set DOORBELL_FOOTAGE=DIR to a folder laid out like shared/footage)",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
+    require(Path(__file__).name, *NEEDS)
 
 
 def load(name: str, size: tuple[int, int] | None = None) -> list[np.ndarray]:
