@@ -148,6 +148,17 @@ def test_keys_init_refuses_a_short_passphrase(tmp_path, capsys):
     assert not (tmp_path / "d" / "keys" / "identity.age").exists()
 
 
+def test_end_of_input_at_the_prompt_is_a_usage_error_not_a_traceback(tmp_path):
+    """Ctrl-D at "Passphrase:" ends the command with exit 2 and one line saying so (law 6)."""
+    code, shown = on_a_terminal(
+        [*DOORBELL, "keys", "init", "--data-dir", str(tmp_path / "d")], ["\x04"]
+    )
+    assert code == 2, shown
+    assert "doorbell: no passphrase given (end of input at the prompt)" in shown
+    assert "Traceback" not in shown
+    assert not (tmp_path / "d" / "keys" / "identity.age").exists()
+
+
 def test_keys_init_on_a_terminal_asks_twice(tmp_path):
     data = tmp_path / "data"
     argv = [*DOORBELL, "keys", "init", "--data-dir", str(data), "--work-factor", "10"]

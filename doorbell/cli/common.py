@@ -55,7 +55,11 @@ def _ask(prompt: str) -> str:
         raise UsageError("no terminal to ask for the passphrase; give --passphrase-file FILE")
     import getpass
 
-    return getpass.getpass(prompt)
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:  # Ctrl-D at the prompt
+        print(file=sys.stderr)
+        raise UsageError("no passphrase given (end of input at the prompt)") from None
 
 
 def passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
