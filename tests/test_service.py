@@ -112,6 +112,31 @@ def test_sigterm_stops_the_demo_cleanly(tmp_path, passphrase_file):
     assert "Traceback" not in process.stderr.read()
 
 
+@pytest.mark.cli
+def test_the_demo_removes_its_temporary_data_dir(tmp_path, passphrase_file):
+    """Without --data-dir the demo records into a temporary folder, says so, and removes it
+    when it stops: nothing is left behind in /tmp."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doorbell", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]
+        [line] = [line for line in lines if line.startswith("doorbell: data dir: ")]
+        folder = Path(line.split()[3])
+        assert "(removed when the demo stops; --data-dir D keeps it)" in line
+        assert (folder / "keys" / "recipients.txt").exists()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
+        process.wait()
+    assert "Traceback" not in process.stderr.read()
+    assert not folder.exists()
+
+
 def poll(condition, deadline: float):
     """The condition's first true value. For a process that runs in real time: it checks
     every 20 ms and fails at the deadline; no test passes by waiting."""

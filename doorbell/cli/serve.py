@@ -92,23 +92,30 @@ DEMO_WORDS = [
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the service on 127.0.0.1:``--port`` with mock pins, a synthetic camera (or
     ``--source`` in a loop) and a data dir of its own (``--data-dir``, else a new
-    temporary one) whose identity is made with a four-word passphrase it prints, or
+    temporary one, removed when the demo stops) whose identity is made with a four-word passphrase it prints, or
     the one in ``--passphrase-file``. Returns 0 on SIGINT or SIGTERM.
 
     Raises UsageError if ``--source`` names a local file that does not exist.
     """
+    import tempfile
+
+    local = args.source and not args.source.isdigit() and "://" not in args.source
+    if local and not os.path.isfile(args.source):
+        raise UsageError(f"{args.source}: no such video file")
+    if args.data_dir is None:  # a folder of its own, removed when the demo stops
+        with tempfile.TemporaryDirectory(prefix="doorbell-demo-") as data_dir:
+            return _demo(args, data_dir, "removed when the demo stops; --data-dir D keeps it")
+    return _demo(args, args.data_dir, "kept")
+
+
+def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
     import dataclasses
     import secrets
-    import tempfile
 
     from doorbell.config import CameraSettings, Config, StorageSettings, WebSettings
     from doorbell.service import Service
     from doorbell.store import Keyring
 
-    local = args.source and not args.source.isdigit() and "://" not in args.source
-    if local and not os.path.isfile(args.source):
-        raise UsageError(f"{args.source}: no such video file")
-    data_dir = args.data_dir or tempfile.mkdtemp(prefix="doorbell-demo-")
     keyring = Keyring.in_data_dir(data_dir)
     if args.passphrase_file:
         passphrase = read_passphrase_file(args.passphrase_file)
@@ -133,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     extra = [
         f"doorbell: demo passphrase: {shown}",
-        f"doorbell: data dir: {data_dir}",
+        f"doorbell: data dir: {data_dir} ({fate})",
         "doorbell: press Ctrl-C to stop",
     ]
     return _serve(Service(config, demo=True), extra)
