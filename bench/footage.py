@@ -16,7 +16,7 @@ def require(bench: str, *names: str) -> None:
     if missing:
         print(
             f"{bench}: real footage not found: {', '.join(missing)} "
-            "(set DOORBELL_FOOTAGE=DIR to a folder laid out like shared/footage)",
+            "(set DOORBELL_FOOTAGE=DIR to a folder laid out as docs/FOOTAGE.md says)",
             file=sys.stderr,
         )
         raise SystemExit(2)

@@ -140,7 +140,7 @@ def echoing(fd: int) -> bool:
         return True
 
 
-# Real footage stays out of the repository (see shared/footage/README.md for what
+# Real footage stays out of the repository (see docs/FOOTAGE.md for what
 # each file shows). Tests that need it get it from footage(), and every behaviour
 # they check is also checked on generated footage (tests/scenes.py).
 FOOTAGE_BESIDE_REPOSITORY = Path(__file__).resolve().parents[2] / "shared" / "footage"
@@ -158,7 +158,7 @@ def footage(name: str) -> Path:
     path = footage_dir() / name
     if path.is_file():
         return path
-    reason = f"real footage not found: {path} (set DOORBELL_FOOTAGE=DIR)"
+    reason = f"real footage not found: {path} (set DOORBELL_FOOTAGE=DIR; docs/FOOTAGE.md says where to get it)"
     if os.environ.get("DOORBELL_REQUIRE_FOOTAGE", "") not in ("", "0"):
         pytest.fail(
             f"{reason}; DOORBELL_REQUIRE_FOOTAGE is set, so it must be there", pytrace=False

@@ -1,4 +1,4 @@
-"""Footage made at run time, with known content: the generated twins of shared/footage.
+"""Footage made at run time, with known content: the generated twins of the real footage (docs/FOOTAGE.md).
 
 Each scene says what is in it and when, as the README of the real footage
 does, so a test asserts the same behaviour on both:
@@ -22,7 +22,7 @@ import numpy as np
 from doorbell.camera import open_camera
 from doorbell.camera.synthetic import WALK_SECONDS
 
-# What shared/footage/README.md says is in the real clips, in frames, for their twins.
+# What docs/FOOTAGE.md says is in the real clips, in frames, for their twins.
 REAL_TREE_PERSON = 242  # waving-tree.mp4 (15 fps): the tree alone, then a person at 242
 REAL_PORCH_VISITS = ((0, 275), (430, 986), (1176, 1394))  # porch-visitors.mp4 (10 fps)
 REAL_PORCH_EMPTY = ((280, 430), (990, 1176))
