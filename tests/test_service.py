@@ -78,63 +78,51 @@ async def test_stop_finishes_the_clip_being_recorded(data_dir, identities):
     assert find_plaintext(data_dir, mp4) == []
 
 
-@pytest.mark.cli
-def test_sigterm_stops_the_demo_cleanly(tmp_path, passphrase_file):
-    """`doorbell demo` as a process: it prints the URL, serves, and SIGTERM ends it with 0."""
+def demo_until_sigterm(*options: str, check=lambda lines: None) -> list[str]:
+    """`doorbell demo --port 0 OPTIONS` as a process: its first three lines (``check``
+    looks at them while it runs), then SIGTERM, which must end it with 0, no traceback."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "doorbell",
-            "demo",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--passphrase-file",
-            str(passphrase_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("doorbell: open http://localhost:"), line
-        lines = [process.stdout.readline() for _ in range(2)]
-        assert f"the one in {passphrase_file}" in lines[0]
-        assert PASSPHRASE not in "".join([line, *lines])
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-    finally:
-        process.kill()
-        process.wait()
-    assert "Traceback" not in process.stderr.read()
-
-
-@pytest.mark.cli
-def test_the_demo_removes_its_temporary_data_dir(tmp_path, passphrase_file):
-    """Without --data-dir the demo records into a temporary folder, says so, and removes it
-    when it stops: nothing is left behind in /tmp."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "doorbell", "demo", "--port", "0"],
+        [sys.executable, "-m", "doorbell", "demo", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         lines = [process.stdout.readline() for _ in range(3)]
-        [line] = [line for line in lines if line.startswith("doorbell: data dir: ")]
-        folder = Path(line.split()[3])
-        assert "(removed when the demo stops; --data-dir D keeps it)" in line
-        assert (folder / "keys" / "recipients.txt").exists()
+        check(lines)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
     finally:
         process.kill()
         process.wait()
     assert "Traceback" not in process.stderr.read()
-    assert not folder.exists()
+    return lines
+
+
+@pytest.mark.cli
+def test_sigterm_stops_the_demo_cleanly(tmp_path, passphrase_file):
+    """`doorbell demo` as a process: it prints the URL, serves, and SIGTERM ends it with 0."""
+    options = ("--data-dir", str(tmp_path / "data"), "--passphrase-file", str(passphrase_file))
+    lines = demo_until_sigterm(*options)
+    assert lines[0].startswith("doorbell: open http://localhost:"), lines
+    assert f"the one in {passphrase_file}" in lines[1]
+    assert PASSPHRASE not in "".join(lines)
+
+
+@pytest.mark.cli
+def test_the_demo_removes_its_temporary_data_dir():
+    """Without --data-dir the demo records into a temporary folder, says so, and removes it
+    when it stops: nothing is left behind in /tmp."""
+    folders: list[Path] = []
+
+    def in_use(lines: list[str]) -> None:
+        [line] = [line for line in lines if line.startswith("doorbell: data dir: ")]
+        assert "(removed when the demo stops; --data-dir D keeps it)" in line
+        folders.append(Path(line.split()[3]))
+        assert (folders[0] / "keys" / "recipients.txt").exists()
+
+    demo_until_sigterm(check=in_use)
+    assert folders and not folders[0].exists()
 
 
 def poll(condition, deadline: float):

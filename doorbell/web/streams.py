@@ -20,6 +20,17 @@ from doorbell.web.views import clip_json
 HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
 
 
+def _streaming(content_type: str) -> web.StreamResponse:
+    """A response written as it goes, never stored by the browser or a proxy."""
+    return web.StreamResponse(
+        headers={
+            "Content-Type": content_type,
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+
+
 # --- live -----------------------------------------------------------------------------------
 
 
@@ -29,12 +40,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
     if context.live is None:
         raise web.HTTPServiceUnavailable(text="no camera\n")
     token = request.cookies.get(COOKIE)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "multipart/x-mixed-replace; boundary=frame",
-            "Cache-Control": "no-store",
-        }
-    )
+    response = _streaming("multipart/x-mixed-replace; boundary=frame")
     await response.prepare(request)
     period = 1.0 / context.settings.live_fps
     context.live.watching(+1)  # law 8: the LED is on while anyone watches
@@ -78,13 +84,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if context.bus is None:
         raise web.HTTPServiceUnavailable(text="no event bus\n")
     token = request.cookies.get(COOKIE)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
+    response = _streaming("text/event-stream")
     subscription = context.bus.subscribe()
     try:
         await response.prepare(request)
