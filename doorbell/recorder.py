@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 from doorbell.encoder import Mp4Writer
-from doorbell.store import Clip, ClipRecording, ClipStore, StoreFullError
+from doorbell.store import Clip, ClipRecording, ClipStore
 from doorbell.trigger import Action, Start, Stop, Trigger
-from doorbell.vault import CHUNK_SIZE, DiskFullError, is_disk_full
+from doorbell.vault import CHUNK_SIZE, is_disk_full
 
 log = logging.getLogger(__name__)
 RESUME_ROOM = 8 * CHUNK_SIZE  # free space retention makes when a full disk cuts a clip short
@@ -38,8 +38,9 @@ RESUME_ROOM = 8 * CHUNK_SIZE  # free space retention makes when a full disk cuts
 
 def out_of_space(err: BaseException) -> bool:
     """A write failed for want of space: the vault's ``DiskFullError``, the store's
-    ``StoreFullError`` (its index), or any other ENOSPC/EDQUOT from the disk."""
-    return isinstance(err, (DiskFullError, StoreFullError)) or is_disk_full(err)
+    ``StoreFullError`` (its index) and any other ENOSPC/EDQUOT from the disk all carry
+    that errno, so the kind is read from it, never from a message."""
+    return is_disk_full(err)
 
 
 class PacketRing:

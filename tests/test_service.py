@@ -78,6 +78,17 @@ async def test_stop_finishes_the_clip_being_recorded(data_dir, identities):
     assert find_plaintext(data_dir, mp4) == []
 
 
+def stop_with_sigterm(process: subprocess.Popen, timeout: float) -> str:
+    """SIGTERM ``process``, which must exit 0 within ``timeout`` seconds; its stderr."""
+    try:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=timeout) == 0
+    finally:
+        process.kill()
+        process.wait()
+    return process.stderr.read()
+
+
 def demo_until_sigterm(*options: str, check=lambda lines: None) -> list[str]:
     """`doorbell demo --port 0 OPTIONS` as a process: its first three lines (``check``
     looks at them while it runs), then SIGTERM, which must end it with 0, no traceback."""
@@ -90,12 +101,11 @@ def demo_until_sigterm(*options: str, check=lambda lines: None) -> list[str]:
     try:
         lines = [process.stdout.readline() for _ in range(3)]
         check(lines)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-    finally:
+    except BaseException:
         process.kill()
         process.wait()
-    assert "Traceback" not in process.stderr.read()
+        raise
+    assert "Traceback" not in stop_with_sigterm(process, timeout=20)
     return lines
 
 
@@ -321,13 +331,7 @@ def test_sigterm_while_recording_finishes_the_clip_and_exits_0_within_5_s(
     process exits 0 within systemd's 5 s."""
     data = tmp_path / "data"
     process, _ = demo_recording(data, passphrase_file)
-    try:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=5) == 0
-    finally:
-        process.kill()
-        process.wait()
-    assert "Traceback" not in process.stderr.read()
+    assert "Traceback" not in stop_with_sigterm(process, timeout=5)
     store = ClipStore.open(data)
     assert store.report.partial == []
     clips = store.list()
@@ -454,13 +458,7 @@ def test_the_service_connects_to_nothing(tmp_path, passphrase_file):
     process, _ = demo_recording(
         data, passphrase_file, command=(sys.executable, "-c", AUDITED_DOORBELL)
     )
-    try:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    finally:
-        process.kill()
-        process.wait()
-    log = process.stderr.read()
+    log = stop_with_sigterm(process, timeout=10)
     audits = [line.split(" ", 2)[1:] for line in log.splitlines() if line.startswith("audit: ")]
     assert [a for a in audits if a[0] == "connect"] == []
     looked_up = {host for kind, host in audits if kind == "getaddrinfo"}

@@ -246,22 +246,22 @@ class ClipStore:
         """Finished and partial clips, newest first (filters as ``Index.list``)."""
         return self.index.list(**filters)
 
+    def _finished_video(self, clip_id: str) -> Path:
+        """The video file of a finished clip; ClipNotFound if there is none."""
+        if self.get(clip_id).state != "complete":
+            raise ClipNotFound(f"clip {clip_id} is not finished; unlock to recover it")
+        return self.path(clip_id, VIDEO)
+
     def open_video(self, clip_id: str, identities: Sequence[vault.Identity]) -> vault.Reader:
         """The decrypted clip, seekable. Needs the owner's identities."""
-        clip = self.get(clip_id)
-        if clip.state != "complete":
-            raise ClipNotFound(f"clip {clip_id} is not finished; unlock to recover it")
-        return vault.open_file(self.path(clip_id, VIDEO), identities)
+        return vault.open_file(self._finished_video(clip_id), identities)
 
     def open_payload(self, clip_id: str, identities: Sequence[vault.Identity]) -> OpenedPayload:
         """The finished clip opened for ranged reads (its file key, chunk layout and one
         descriptor), for serving byte ranges. Raises ``ClipNotFound`` (no such clip, or not
         finished) or a ``vault.VaultError`` naming the file (damaged, or not for these
         identities). Needs the owner's identities."""
-        clip = self.get(clip_id)
-        if clip.state != "complete":
-            raise ClipNotFound(f"clip {clip_id} is not finished; unlock to recover it")
-        return OpenedPayload(self.path(clip_id, VIDEO), identities)
+        return OpenedPayload(self._finished_video(clip_id), identities)
 
     def read_thumbnail(self, clip_id: str, identities: Sequence[vault.Identity]) -> bytes | None:
         self.get(clip_id)

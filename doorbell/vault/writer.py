@@ -271,7 +271,6 @@ class Writer(io.RawIOBase):
         # Where the last sealed chunk starts in the file, and its plaintext: what
         # a full disk needs to end the file there (sinks that can truncate only).
         self._cuttable = sink if _can_cut(sink) else None
-        self._can_cut = self._cuttable is not None
         self._last: tuple[int, bytes] | None = None
         self._guarded(sink.write, header + nonce)
 
@@ -310,9 +309,10 @@ class Writer(io.RawIOBase):
 
     def _seal(self, plaintext: bytes | bytearray | memoryview) -> None:
         sealed = self._cipher.seal(self._index, plaintext, last=False)
-        start = self._cuttable.size if self._cuttable is not None else 0
+        cuttable = self._cuttable
+        start = cuttable.size if cuttable is not None else 0
         self._guarded(self._sink.write, sealed)
-        if self._can_cut:
+        if cuttable is not None:
             self._last = (start, bytes(plaintext))
         self._index += 1
 
@@ -320,7 +320,7 @@ class Writer(io.RawIOBase):
         try:
             write(data)
         except OSError as err:
-            if not (self._can_cut and is_disk_full(err)):
+            if not (self._cuttable is not None and is_disk_full(err)):
                 raise
             self._end_at_last_chunk()
 
