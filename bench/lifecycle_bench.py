@@ -114,7 +114,7 @@ def full_disk() -> dict | None:
     import numpy as np
 
     from doorbell import recorder as recorder_module
-    from doorbell.encoder import H264Encoder
+    from doorbell.codec import H264Encoder
     from doorbell.recorder import Recorder
     from doorbell.store import ClipStore, Keyring, Rules
     from doorbell.trigger import Start

@@ -145,7 +145,7 @@ async def end_vs_start(folder: Path, size: int, repeat: int) -> None:
 
 def make_clip(folder: Path, seconds: float) -> tuple[Path, Path, object]:
     from doorbell.camera.synthetic import SyntheticCamera
-    from doorbell.encoder import H264Encoder, Mp4Writer
+    from doorbell.codec import H264Encoder, Mp4Writer
 
     camera = SyntheticCamera(width=1280, height=720, fps=15.0, duration=seconds)
     encoder = H264Encoder(1280, 720, 15.0)

@@ -21,8 +21,8 @@ import numpy as np
 
 from doorbell import trigger
 from doorbell.camera import EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.codec import H264Encoder
 from doorbell.config import PipelineSettings
-from doorbell.encoder import H264Encoder
 from doorbell.motion import MotionDetector
 from doorbell.privacy import PrivacyMask, polygon_mask
 from doorbell.recorder import Recorded, Recorder

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from doorbell.camera.frame import EncodedPacket, StreamInfo
-from doorbell.encoder import Mp4Writer
+from doorbell.codec import Mp4Writer
 from doorbell.store import Clip, ClipRecording, ClipStore
 from doorbell.trigger import Action, Start, Stop, Trigger
 from doorbell.vault import CHUNK_SIZE, is_disk_full

@@ -98,7 +98,7 @@ def noise_packets(count: int, fps: float = 15.0):
     """H.264 packets of random pictures (they hardly compress: ~15 KB each), timed from 0."""
     import numpy as np
 
-    from doorbell.encoder import H264Encoder
+    from doorbell.codec import H264Encoder
 
     encoder = H264Encoder(160, 120, fps, keyframe_interval=1.0)
     rng = np.random.default_rng(7)
