@@ -15,8 +15,18 @@ while the camera (re)starts waits for the next session's first frame (at
 most :data:`BELL_WAIT` seconds) and the clip starts there.
 
 Before the owner has a key there is no recipient to encrypt to: frames are
-masked (for the live view) and dropped. Whether a key exists is asked at
-most once a second (:data:`RECIPIENTS_RECHECK`), never once a frame.
+masked (for the live view) and dropped (counted in ``frames_dropped``).
+Whether a key exists is asked at most once a second
+(:data:`RECIPIENTS_RECHECK`), never once a frame.
+
+Times: a frame's camera time is its own timestamp (the sensor's, the file's
+presentation time). Its wall time is read from the wall clock at the latest
+frame (``wall_clock() - (camera_now - at)``), so a clock that NTP steps moves
+the next clip's times with it, never a session-long origin. A camera silent
+for :func:`stall_after` seconds while open shows as "stalled" in
+:meth:`CameraLoop.current_state` at once, before the camera gives up; a
+pipeline that cannot be built (a picture size no encoder takes) is a state and
+a log line, and the camera is tried again like a failed one.
 
 Thread ownership: :meth:`run` and everything it calls run on the camera
 thread, which alone touches the pipeline's frame path. :meth:`press_bell`
@@ -26,6 +36,7 @@ share. ``state``, ``reconnecting`` and ``alive_at`` are written by the camera
 thread alone and read elsewhere as plain values.
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -39,6 +50,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_FIRST, RECONNECT_CAP = 0.5, 30.0  # seconds
 STALE_SECONDS = 10.0  # no frame for this long, and no reconnect under way: stuck
+STALL_SECONDS = 3.0  # no frame for this long (or 3 frame periods) from an open camera: stalled
 BELL_WAIT = 30.0  # seconds: a press while the camera (re)starts is recorded if it is back by then
 RECIPIENTS_RECHECK = 1.0  # seconds between checks that the owner has a key
 
@@ -49,6 +61,16 @@ def reconnect_delay(attempt: int) -> float:
     """Seconds before reopening the camera after ``attempt`` failures in a row (0-based):
     0.5, 1, 2, 4 … at most 30."""
     return min(RECONNECT_CAP, RECONNECT_FIRST * 2 ** min(attempt, 16))
+
+
+class PipelineFailed(Exception):
+    """A frame could not go through the pipeline (its cause is the real error)."""
+
+
+def stall_after(fps: float) -> float:
+    """Seconds without a frame before an open camera counts as stalled: 3 s, or three
+    frame periods for a camera slower than 1 fps."""
+    return max(STALL_SECONDS, 3.0 / fps) if fps > 0 else STALL_SECONDS
 
 
 def camera_healthy(now: float, alive_at: float, reconnecting: bool) -> bool:
@@ -100,6 +122,10 @@ class CameraLoop:
         self.reconnecting = True  # opening the camera counts as a reconnect under way
         self.alive_at = monotonic()  # the last frame, or the last attempt to open the camera
         self.pipeline: Pipeline | None = None
+        self.frames_received = 0  # every frame from every session
+        self.frames_dropped = 0  # received but not recorded: no key to encrypt to
+        self.last_frame_wall: float | None = None  # wall-clock time of the last frame
+        self._stall_after = STALL_SECONDS
         self._lock = threading.Lock()  # guards _camera_clock and _bell_waiting (see above)
         # (frame time, monotonic) of this session's last frame; None before its first
         self._camera_clock: tuple[float, float] | None = None
@@ -112,6 +138,16 @@ class CameraLoop:
     def stop(self) -> None:
         """Ask the camera thread to finish the clip being recorded and return."""
         self.stopping.set()
+
+    def current_state(self) -> str:
+        """The state in words, as of now: "running" becomes "stalled: no frame for 4 s"
+        while an open camera sends nothing (the camera thread is blocked in it)."""
+        state = self.state
+        if state == "running" and not self.reconnecting:
+            gap = self._monotonic() - self.alive_at
+            if gap >= self._stall_after:
+                return f"stalled: no frame for {gap:.0f} s"
+        return state
 
     def healthy(self) -> bool:
         """Frames arrive, or a reconnect is under way (see :func:`camera_healthy`)."""
@@ -183,14 +219,21 @@ class CameraLoop:
     def _session(self, camera: Camera) -> tuple[int, str]:
         """Frames from one opened camera until it ends, fails or stop; the clip being
         recorded is finished. Returns the frames seen and why it ended."""
-        origin_wall = self._wall_clock()
-        origin_cam: float | None = None
+        anchor: list[float] = []  # [camera time, wall time] of the latest frame
 
         def wall_time(at: float) -> float:
-            return origin_wall + (at - (at if origin_cam is None else origin_cam))
+            return self._wall_clock() if not anchor else anchor[1] + (at - anchor[0])
 
-        pipeline = self._make_pipeline(camera, wall_time)
+        try:
+            pipeline = self._make_pipeline(camera, wall_time)
+        except Exception as err:  # an unusable picture: say so, and try again like a failure
+            reason = f"cannot record this camera's picture: {err or type(err).__name__}"
+            log.error("camera: %s", reason)
+            with contextlib.suppress(Exception):
+                camera.close()
+            return 0, reason
         self.pipeline = pipeline  # its clock starts at its first frame (_camera_clock is None)
+        self._stall_after = stall_after(camera.fps)
         self._set_state("running", reconnecting=False)
         count, reason = 0, "the video ended"
         try:
@@ -198,20 +241,38 @@ class CameraLoop:
                 if self.stopping.is_set():
                     break
                 now = self._monotonic()
+                gap = now - self.alive_at
                 with self._lock:
                     self._camera_clock = (frame.at, now)
                     waiting, self._bell_waiting = self._bell_waiting, None
-                if origin_cam is None:
-                    origin_cam = frame.at
+                wall = self._wall_clock()
+                anchor[:] = (frame.at, wall)
                 count += 1
+                self.frames_received += 1
+                self.last_frame_wall = wall
                 self.alive_at = now
+                if gap >= self._stall_after and count > 1:
+                    log.warning("camera: frames again after %.0f s without one", gap)
                 if waiting is not None and now - waiting < BELL_WAIT:
                     pipeline.press_bell(frame.at)  # pressed while the camera was (re)starting
-                if self._may_record(now):
-                    pipeline.process(frame)  # masks it first
-                elif not frame.masked:
-                    pipeline.mask.apply(frame.image)
+                try:
+                    if self._may_record(now):
+                        pipeline.process(frame)  # masks it first
+                    else:
+                        self.frames_dropped += 1
+                        if not frame.masked:
+                            pipeline.mask.apply(frame.image)
+                except Exception as err:
+                    raise PipelineFailed(err) from err
                 self._on_frame(frame)
+            gap = self._monotonic() - self.alive_at
+            if count and gap >= self._stall_after and not self.stopping.is_set():
+                reason = f"no frame for {gap:.0f} s, then the source closed"
+        except PipelineFailed as failed:  # a bug or an encoder failure: start afresh
+            err = failed.__cause__ or failed
+            reason = f"recording failed: {err or type(err).__name__}"
+            log.error("camera: %s", reason)
+            log.debug("the failure in detail", exc_info=err)
         except Exception as err:  # the camera died: finish the clip, then reconnect
             reason = str(err) or type(err).__name__
             log.error("camera: %s", reason)

@@ -41,11 +41,13 @@ from doorbell.gpio import DoorbellPins
 from doorbell.live import LiveFrames
 from doorbell.pipeline import Pipeline
 from doorbell.store import Clip, ClipStore, Keyring, Rules
+from doorbell.store.keyring import KeptRecipients
 from doorbell.store.retention import DAY, GB, MB
 from doorbell.systemd import Notifier
 
 log = logging.getLogger(__name__)
 RETENTION_SECONDS = 3600.0  # retention runs at start, every hour and before each clip
+MONITOR_SECONDS = 1.0  # how often the state is looked at for changes no event reports (a stall)
 STOP_GRACE = 4.0  # seconds the camera thread gets to finish the clip on stop (systemd: 5)
 
 
@@ -119,6 +121,7 @@ class Service:
         self._clock = clock
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self.keyring = Keyring.in_data_dir(self.data_dir)
+        self.recipients = KeptRecipients(self.keyring)
         self.store: ClipStore | None = None
         self.url: str | None = None
         self.tls_fingerprint: str | None = None
@@ -128,7 +131,7 @@ class Service:
         self.camera = CameraLoop(
             open_cam or (lambda: open_camera(backend, **options)),
             self._new_pipeline,
-            can_record=self.keyring.recipients_file.exists,
+            can_record=self.recipients.check,
             on_state=self._camera_state,
             on_frame=self.live.offer,
             on_session_end=self._update_led,
@@ -200,12 +203,16 @@ class Service:
     # -- what it says about itself -------------------------------------------------------
 
     def _warnings(self) -> list[str]:
+        """Every fault in one line each: keys, storage, retention."""
         found = []
+        if self.recipients.fault:
+            found.append(self.recipients.fault)
+        fault = getattr(self.pipeline.recorder, "fault", None) if self.pipeline else None
+        if fault:
+            found.append(fault)
         plan = self.store.last_prune if self.store is not None else None
         if plan is not None and plan.warning:
             found.append(plan.warning)
-        if self.pipeline is not None and self.pipeline.recorder.disk_full:
-            found.append("the disk is full: nothing is being recorded")
         return found
 
     @property
@@ -214,8 +221,14 @@ class Service:
 
     def status(self) -> dict:
         """What the status page shows: camera state, recording, viewers, retention, warnings."""
+        camera = self.camera
         return {
-            "camera": self.camera.state,
+            "camera": camera.current_state(),
+            "frames": {
+                "received": camera.frames_received,
+                "dropped": camera.frames_dropped,
+                "last_at": camera.last_frame_wall,
+            },
             "recording": self.recording,
             "live_viewers": self.live.viewers,
             "retention": describe_retention(self.config.storage),
@@ -225,7 +238,7 @@ class Service:
 
     def status_line(self) -> str:
         """One line for systemd's STATUS= (``systemctl status doorbell``)."""
-        parts = [f"camera {self.camera.state}"]
+        parts = [f"camera {self.camera.current_state()}"]
         if self.recording:
             parts.append("recording")
         return "; ".join(parts + self._warnings())
@@ -253,7 +266,9 @@ class Service:
         loop = asyncio.get_running_loop()
         self.bus = EventBus(loop)
         store = ClipStore(
-            self.data_dir, self.keyring.recipients, retention=retention_rules(self.config.storage)
+            self.data_dir,
+            self.recipients.recipients,
+            retention=retention_rules(self.config.storage),
         )
         self.store = store
         for line in store.report.lines():
@@ -313,6 +328,7 @@ class Service:
                 background = [
                     group.create_task(self._retention(store)),
                     group.create_task(self._watchdog()),
+                    group.create_task(self._monitor()),
                 ]
                 self.notifier.ready(self.status_line())
                 ready(self)
@@ -339,6 +355,21 @@ class Service:
             await asyncio.sleep(RETENTION_SECONDS)
             await asyncio.to_thread(store.prune)
             self.notifier.status(self.status_line())
+
+    async def _monitor(self) -> None:
+        """Tell systemd and the pages of changes no event reports: a camera that went
+        silent (stalled), a fault that cleared or appeared between clips."""
+        camera_state, line = self.camera.current_state(), self.status_line()
+        while True:
+            await asyncio.sleep(MONITOR_SECONDS)
+            now_state, now_line = self.camera.current_state(), self.status_line()
+            if now_state != camera_state:
+                if now_state.startswith("stalled") and not camera_state.startswith("stalled"):
+                    log.warning("camera: %s", now_state)
+                self._publish(CameraState(self._clock(), now_state))
+            if now_line != line:
+                self.notifier.status(now_line)
+            camera_state, line = now_state, now_line
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval

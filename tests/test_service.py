@@ -467,3 +467,66 @@ def test_the_service_connects_to_nothing(tmp_path, passphrase_file):
     store = ClipStore.open(data)
     assert store.list()  # it did record: the check ran on a working doorbell
     store.close()
+
+
+async def test_recipients_removed_while_running_are_kept_and_said_loudly(data_dir, identities):
+    """keys/recipients.txt vanishes mid-run: the bell clip is still recorded, encrypted to
+    the key read before (the owner opens it); the status, STATUS= and the journal say that
+    nothing new can be read from the file; put back, the fault clears."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    recipients_file = Keyring.in_data_dir(data_dir).recipients_file
+    saved = recipients_file.read_bytes()
+    seen: dict = {}
+    lines: list[str] = []
+
+    def look(key):
+        def at_frame():
+            seen[key] = service.status()
+
+        return at_frame
+
+    def put_back():
+        recipients_file.write_bytes(saved)
+
+    class Recording(Notifier):
+        def send(self, **fields):
+            if "STATUS" in fields:
+                lines.append(fields["STATUS"])
+            return True
+
+    frame_clock = [0.0]  # camera seconds: the once-a-second key check follows the frames
+
+    def tick():
+        frame_clock[0] += 1 / 15
+
+    script = {i: tick for i in range(62)} | {
+        5: recipients_file.unlink,
+        10: lambda: service.press_mock_bell(),
+        30: look("gone"),
+        40: put_back,
+        60: look("back"),
+        61: lambda: loop.call_soon_threadsafe(stop.set),
+    }
+    service = Service(
+        config_for(data_dir, post_roll=1.0),
+        demo=True,
+        open_cam=lambda: ScriptedCamera(script),
+        pin_factory=MockFactory(),
+        notifier=Recording("/run/systemd/notify"),
+        monotonic=lambda: frame_clock[0],
+    )
+    await asyncio.wait_for(service.run(stop), 60)
+    fault = (
+        f"{recipients_file} is missing: new clips are still encrypted to the 1 key(s) read "
+        "before; put the file back"
+    )
+    assert seen["gone"]["warnings"] == [fault]
+    assert seen["gone"]["frames"]["dropped"] == 0 and seen["gone"]["frames"]["received"] == 30
+    assert any(fault in line for line in lines)
+    assert seen["back"]["warnings"] == []
+    store = ClipStore.open(data_dir)
+    [clip] = store.list()
+    with store.open_video(clip.id, identities) as reader:
+        assert reader.read(8)[4:8] == b"ftyp"
+    store.close()

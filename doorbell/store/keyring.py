@@ -14,8 +14,10 @@ of work, and never more memory than the device can spare (32 MiB on a board
 with under 1 GiB of RAM, such as a Pi Zero 2 W).
 """
 
+import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from pathlib import Path
 
 from doorbell import vault
 from doorbell.errors import DoorbellError, UsageError
+
+log = logging.getLogger(__name__)
 
 MIN_PASSPHRASE = 8
 SMALL_DEVICE_RAM = 1 << 30
@@ -159,6 +163,76 @@ class Keyring:
             old += "\n"
         note = f"# {comment}\n" if comment else ""
         _write_atomically(self.recipients_file, f"{old}{note}{recipient}\n")
+
+
+class KeptRecipients:
+    """The recipients new clips are encrypted to: ``keys/recipients.txt``, read afresh at
+    each :meth:`check` and each clip, and the last list read well kept for when the file
+    goes missing, unreadable or bad while the doorbell runs (a slip in a shell, a card
+    fault). Recording then goes on to those keys, and :attr:`fault` says loudly why.
+
+    ``recipients()`` → list (for the store, per clip); ``check()`` → whether anything can
+    be encrypted (for the camera loop, once a second). ``fault`` is one line for the status
+    page, the journal and systemd's STATUS=, or None. Before the owner's first key there
+    is nothing to keep and no fault: the doorbell waits for set-up. Nothing is ever
+    written unencrypted. Thread-safe: the camera thread checks, the store reads.
+    """
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+        self._kept: list[vault.X25519Recipient] | None = None
+        self._lock = threading.Lock()
+        self.fault: str | None = None
+
+    def recipients(self) -> list[vault.X25519Recipient]:
+        """The file's recipients, or the kept ones if it cannot be read now. Raises
+        KeyringError (or a VaultError naming the file) only if none were ever read."""
+        try:
+            found = self._keyring.recipients()
+        except (DoorbellError, OSError, UnicodeDecodeError) as err:
+            path = self._keyring.recipients_file
+            with self._lock:
+                kept = self._kept
+                if kept is None:  # never read: before set-up, or bad from the start
+                    if path.exists():
+                        self._set_fault(
+                            f"{_reason(err, path)}: nothing can be encrypted, so nothing is recorded"
+                        )
+                    raise
+                reason = _reason(err, path) if path.exists() else f"{path} is missing"
+                self._set_fault(
+                    f"{reason}: new clips are still encrypted to the {len(kept)} key(s) "
+                    "read before; put the file back"
+                )
+                return list(kept)
+        with self._lock:
+            if self.fault is not None:
+                log.warning("keys: %s is readable again", self._keyring.recipients_file)
+            self.fault = None
+            self._kept = found
+        return found
+
+    def check(self) -> bool:
+        """Whether new clips can be encrypted to anyone now (the file, or kept keys)."""
+        try:
+            self.recipients()
+        except (DoorbellError, OSError, UnicodeDecodeError):
+            return False
+        return True
+
+    def _set_fault(self, fault: str) -> None:
+        if fault != self.fault:
+            log.error("keys: %s", fault)
+        self.fault = fault
+
+
+def _reason(err: BaseException, path: Path) -> str:
+    """What went wrong with the recipients file at ``path``, in words, naming it."""
+    if isinstance(err, DoorbellError):
+        return str(err)
+    if isinstance(err, OSError):
+        return f"{path}: cannot be read ({err.strerror})"
+    return f"{path}: not text (byte {getattr(err, 'start', 0)} is not UTF-8)"
 
 
 def _write_atomically(path: Path, text: str) -> None:
