@@ -262,17 +262,17 @@ class CameraLoop:
                         self.frames_dropped += 1
                         if not frame.masked:
                             pipeline.mask.apply(frame.image)
-                except Exception as err:
-                    raise PipelineFailed(err) from err
+                except Exception as failure:
+                    raise PipelineFailed(failure) from failure
                 self._on_frame(frame)
             gap = self._monotonic() - self.alive_at
             if count and gap >= self._stall_after and not self.stopping.is_set():
                 reason = f"no frame for {gap:.0f} s, then the source closed"
         except PipelineFailed as failed:  # a bug or an encoder failure: start afresh
-            err = failed.__cause__ or failed
-            reason = f"recording failed: {err or type(err).__name__}"
+            cause = failed.__cause__ or failed
+            reason = f"recording failed: {cause or type(cause).__name__}"
             log.error("camera: %s", reason)
-            log.debug("the failure in detail", exc_info=err)
+            log.debug("the failure in detail", exc_info=cause)
         except Exception as err:  # the camera died: finish the clip, then reconnect
             reason = str(err) or type(err).__name__
             log.error("camera: %s", reason)
