@@ -7,7 +7,10 @@ store writes with recipients only; reading needs identities, passed per call
 and never kept (law 2). The index is a cache: at open it is checked against
 the files and rebuilt from them if missing or corrupt. A rebuilt row takes its
 times from the files' mtimes (set at finish: thumbnail = start, video = end),
-its keep flag from the marker; only the trigger is lost ("unknown").
+its keep flag from the marker; only the trigger is lost ("unknown"), and with
+it which boot the clip was of: a rebuilt row is time-certain unless its time is
+before :data:`doorbell.clock.PLAUSIBLE_AFTER` (a clip whose clock was wrong
+and not yet corrected comes back with that clock's times).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
+from doorbell import clock as clocks
 from doorbell import vault
 from doorbell.errors import DoorbellError
+from doorbell.store import times
 from doorbell.store.index import Clip, ClipFilters, Index, IndexCorrupt, StoreFullError
 from doorbell.store.keyring import Keyring
 from doorbell.store.layout import FILE, KEEP, LEFTOVER, PART, THUMBNAIL, VIDEO, valid_id
@@ -81,6 +86,7 @@ class StoreOptions(TypedDict, total=False):
 
     fsync_interval: float
     clock: Callable[[], float]
+    clock_state: Callable[[], clocks.ClockState]
     retention: Rules | None
     disk_free: Callable[[], int] | None
 
@@ -95,15 +101,19 @@ class ClipStore:
         *,
         fsync_interval: float = 2.0,
         clock: Callable[[], float] = time.time,
+        clock_state: Callable[[], clocks.ClockState] = clocks.read,
         retention: Rules | None = None,
         disk_free: Callable[[], int] | None = None,
     ) -> None:
+        """``clock`` is the wall clock (Unix seconds); ``clock_state`` says whether it is
+        synchronised, the boot and CLOCK_BOOTTIME (:func:`doorbell.clock.read`)."""
         self.data_dir = Path(data_dir)
         self.folder = self.data_dir / "clips"
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._recipients = recipients
         self._fsync_interval = fsync_interval
         self._clock = clock
+        self._clock_state = clock_state
         self.retention = retention
         self._disk_free = disk_free or (lambda: shutil.disk_usage(self.folder).free)
         self._prune_lock = threading.Lock()
@@ -176,7 +186,9 @@ class ClipStore:
         start = thumb.stat().st_mtime if thumb.exists() else video.st_mtime
         state = "complete" if VIDEO in kinds else "partial"
         keep = KEEP in kinds
-        return Clip(clip_id, start, video.st_mtime, "unknown", self._bytes(clip_id), keep, state)
+        uncertain = not clocks.plausible(start)  # a 1970 mtime; any other one is believed
+        row = Clip(clip_id, start, video.st_mtime, "unknown", self._bytes(clip_id), keep, state)
+        return replace(row, time_uncertain=uncertain)
 
     def _reconcile(self, rebuilt: str | None) -> StartupReport:
         report = StartupReport(rebuilt=rebuilt)
@@ -213,8 +225,11 @@ class ClipStore:
         recipients = list(self._recipients())
         self.prune()
         clip_id = secrets.token_hex(8)
-        start = self._clock() if start is None else start
-        self.index.put(Clip(clip_id, start, None, trigger, 0, False, "recording"))
+        clock, now = self._clock_state(), self._clock()
+        start = now if start is None else start
+        fields = times.new_clip_fields(start, now, clock)
+        row = Clip(clip_id, start, None, trigger, 0, False, "recording", *fields)
+        self.index.put(row)
         with self._lock:
             self._active.add(clip_id)
         return ClipRecording(self, clip_id, start, trigger, recipients)
@@ -226,6 +241,7 @@ class ClipStore:
 
     def _finished(self, clip: Clip) -> None:
         try:
+            clip = self._with_times(clip)
             self.index.put(clip)
         except StoreFullError as err:
             # The files are whole; the next start finds the row stale and fixes it.
@@ -233,6 +249,46 @@ class ClipStore:
         finally:
             with self._lock:
                 self._active.discard(clip.id)
+
+    def _with_times(self, clip: Clip) -> Clip:
+        """``clip`` as its recording finished it, with its row's time fields."""
+        row = self.index.get(clip.id)
+        return (
+            clip if row is None else times.finished(clip, row, self._clock(), self._clock_state())
+        )
+
+    def correct_times(self) -> builtins.list[str]:
+        """Once the clock is synchronised, give each time-uncertain clip of this boot its
+        true times (:func:`~doorbell.store.times.corrections`), the mtimes of its files too
+        (a rebuilt index reads them), and mark it certain. Returns the ids corrected: none
+        while the clock is not synchronised. A clip being recorded waits for the next
+        call; clips of an earlier boot stay uncertain for good."""
+        with self._lock:
+            busy = set(self._active)
+        done = []
+        found = self.index.uncertain()
+        for fix in times.corrections(found, self._clock(), self._clock_state(), busy):
+            if not self.index.set_times(fix.clip_id, fix.start, fix.end):
+                continue  # deleted or corrected meanwhile
+            self._correct_mtimes(fix)
+            done.append(fix.clip_id)
+        if done:
+            log.info("clock synchronised: the times of %d clip(s) corrected", len(done))
+        return done
+
+    def _correct_mtimes(self, fix: times.Correction) -> None:
+        """The mtimes a rebuilt index reads: thumbnail = start, video = end, an unfinished
+        file moved by the shift. Once a clip: its row is marked certain first, so a crash
+        here leaves stale mtimes, never doubly moved ones."""
+        for suffix, when in ((THUMBNAIL, fix.start), (VIDEO, fix.end)):
+            with contextlib.suppress(FileNotFoundError):
+                if when is not None:
+                    os.utime(self.path(fix.clip_id, suffix), (when, when))
+        for suffix in (THUMBNAIL + PART, VIDEO + PART):
+            path = self.path(fix.clip_id, suffix)
+            with contextlib.suppress(FileNotFoundError):
+                mtime = path.stat().st_mtime_ns + round(fix.shift * 1e9)
+                os.utime(path, ns=(mtime, mtime))
 
     # -- reading -----------------------------------------------------------
 
@@ -304,6 +360,7 @@ class ClipStore:
                 free=self._disk_free(),
                 rules=self.retention,
                 need=need,
+                clock=self._clock_state(),
             )
             for clip_id in plan.delete:
                 with contextlib.suppress(ClipNotFound):  # the owner deleted it meanwhile

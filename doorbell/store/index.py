@@ -28,13 +28,31 @@ CREATE TABLE IF NOT EXISTS clips (
     trigger TEXT NOT NULL,          -- bell | motion | pir | manual | unknown
     bytes   INTEGER NOT NULL DEFAULT 0,  -- ciphertext bytes on disk, video + thumbnail
     keep    INTEGER NOT NULL DEFAULT 0,  -- 1: exempt from retention
-    state   TEXT NOT NULL           -- recording | partial | complete
+    state   TEXT NOT NULL,          -- recording | partial | complete
+    time_uncertain INTEGER NOT NULL DEFAULT 0,  -- 1: started before the clock was known good
+    boot_id TEXT,                   -- the boot it was recorded in (kernel boot_id); NULL: unknown
+    boot_start REAL                 -- CLOCK_BOOTTIME seconds at start, in that boot
 );
 CREATE INDEX IF NOT EXISTS clips_start ON clips(start);
 """
 
+# Columns added after the first release: an older index file gains them when opened.
+ADDED_COLUMNS = {
+    "time_uncertain": "INTEGER NOT NULL DEFAULT 0",
+    "boot_id": "TEXT",
+    "boot_start": "REAL",
+}
+
 STATES = ("recording", "partial", "complete")
-_SELECT = "SELECT id, start, end, trigger, bytes, keep, state FROM clips"
+_SELECT = (
+    "SELECT id, start, end, trigger, bytes, keep, state, time_uncertain, boot_id, boot_start"
+    " FROM clips"
+)
+_PUT = (
+    "INSERT OR REPLACE INTO clips"
+    " (id, start, end, trigger, bytes, keep, state, time_uncertain, boot_id, boot_start)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class IndexCorrupt(Exception):
@@ -63,7 +81,15 @@ def _full(err: sqlite3.Error) -> bool:
 
 @dataclass(frozen=True)
 class Clip:
-    """One row of the index."""
+    """One row of the index. Times are Unix seconds.
+
+    ``time_uncertain``: the clip started while the system clock was not known to
+    be right (see :mod:`doorbell.clock`), so ``start`` and ``end`` may be off by
+    as much as the clock was. ``boot_id`` and ``boot_start`` (CLOCK_BOOTTIME
+    seconds at ``start``) say when it was in a clock that never steps; within
+    the same boot that gives the true times later (``ClipStore.correct_times``).
+    Rows from before these columns, and rows rebuilt from files, have neither.
+    """
 
     id: str
     start: float
@@ -72,6 +98,9 @@ class Clip:
     bytes: int
     keep: bool
     state: str
+    time_uncertain: bool = False
+    boot_id: str | None = None
+    boot_start: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -102,11 +131,28 @@ class Index:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(clips)")}
             if not {"id", "start", "end", "trigger", "bytes", "keep", "state"} <= columns:
                 raise IndexCorrupt(f"{path}: the clips table lacks columns")
+            self._add_columns(columns)
         except sqlite3.DatabaseError as err:
             self.close()
             raise IndexCorrupt(f"{path}: {err}") from None
         except IndexCorrupt:
             self.close()
+            raise
+
+    def _add_columns(self, columns: set[str]) -> None:
+        """Bring an index written before :data:`ADDED_COLUMNS` up to date (one transaction;
+        its rows get the defaults: time certain, boot unknown)."""
+        missing = [name for name in ADDED_COLUMNS if name not in columns]
+        if not missing:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for name in missing:  # names and types from the fixed table above, never input
+                self._db.execute(f"ALTER TABLE clips ADD COLUMN {name} {ADDED_COLUMNS[name]}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
@@ -135,27 +181,28 @@ class Index:
 
     def put(self, clip: Clip) -> None:
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO clips (id, start, end, trigger, bytes, keep, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    clip.id,
-                    clip.start,
-                    clip.end,
-                    clip.trigger,
-                    clip.bytes,
-                    int(clip.keep),
-                    clip.state,
-                ),
-            )
+            db.execute(_PUT, _row(clip))
 
     def put_many(self, clips: Iterable[Clip]) -> None:
         with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO clips (id, start, end, trigger, bytes, keep, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(c.id, c.start, c.end, c.trigger, c.bytes, int(c.keep), c.state) for c in clips],
+            db.executemany(_PUT, [_row(c) for c in clips])
+
+    def set_times(self, clip_id: str, start: float, end: float | None) -> bool:
+        """Give a time-uncertain clip its true times and mark them certain; only the time
+        columns change (a keep set meanwhile stays). False if the row is gone or certain."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE clips SET start = ?, end = ?, time_uncertain = 0"
+                " WHERE id = ? AND time_uncertain = 1",
+                (start, end, clip_id),
             )
+        return cursor.rowcount == 1
+
+    def uncertain(self) -> list[Clip]:
+        """Every time-uncertain clip, in any state, oldest stamp first."""
+        with self._lock:
+            rows = self._db.execute(f"{_SELECT} WHERE time_uncertain = 1 ORDER BY start, id")
+            return [_clip(row) for row in rows]
 
     def remove(self, clip_id: str) -> None:
         with self._transaction() as db:
@@ -199,5 +246,12 @@ class Index:
             return [_clip(row) for row in self._db.execute(sql, args)]
 
 
+def _row(c: Clip) -> tuple:
+    flags = (int(c.keep), c.state, int(c.time_uncertain))
+    return (c.id, c.start, c.end, c.trigger, c.bytes, *flags, c.boot_id, c.boot_start)
+
+
 def _clip(row: tuple) -> Clip:
-    return Clip(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+    return Clip(
+        row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], bool(row[7]), *row[8:]
+    )
