@@ -7,6 +7,7 @@ Where ``systemd-analyze`` is installed, systemd itself scores and checks the fil
 """
 
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
@@ -249,3 +250,41 @@ def test_systemd_verify_accepts_the_unit(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+
+
+def test_recording_never_waits_for_ntp(unit):
+    """Ordered after time-set.target (the saved time, no network), never after or on
+    time-sync.target (NTP, which a LAN without a time server never reaches)."""
+    for key in ("After", "Wants", "Requires", "Requisite", "BindsTo"):
+        values = [w for v in assignments(unit, key, "Unit") for w in v.split()]
+        assert "time-sync.target" not in values, f"{key}= waits for NTP"
+    assert "time-set.target" in [w for v in assignments(unit, "After", "Unit") for w in v.split()]
+
+
+def test_the_clock_state_can_be_read_but_the_clock_never_set(unit):
+    """adjtimex and clock_adjtime come back after ~@privileged (reading the NTP state);
+    ProtectClock= is unset (it refuses them even for reading); no capability, so no call
+    can change the clock, and the setting calls stay out of every allow line."""
+    filters = assignments(unit, "SystemCallFilter")
+    privileged = filters.index("~@privileged @resources")
+    readers = filters.index("adjtimex clock_adjtime clock_adjtime64")
+    assert readers > privileged  # after the removal, so it adds them back
+    allowed = {w for f in filters if not f.startswith("~") for w in f.split()}
+    assert not {"settimeofday", "clock_settime", "clock_settime64", "@clock"} & allowed
+    assert assignments(unit, "ProtectClock") == []
+    assert assignments(unit, "CapabilityBoundingSet") == [""]
+
+
+def test_systemd_agrees_the_clock_cannot_be_changed():
+    """systemd-analyze's own view of the file: CAP_SYS_TIME cannot be held."""
+    binary = systemd_analyze()
+    result = subprocess.run(
+        [binary, "security", "--offline=true", "--json=short", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+        env={"SYSTEMD_COLORS": "0", "PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
+    items = {item["name"]: item for item in json.loads(result.stdout)}
+    assert items["CapabilityBoundingSet=~CAP_SYS_TIME"]["set"] is True
+    assert items["SystemCallFilter=~@clock"]["set"] is False  # adjtimex is allowed: reading
