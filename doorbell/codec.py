@@ -17,16 +17,29 @@ fragment a frame (``frag_every_frame+empty_moov+default_base_moof``): written
 strictly front to back, so it can stream straight into the vault's encrypting
 writer, which cannot seek, and each frame reaches the vault as soon as the next
 one comes. No byte of it touches the disk in plaintext.
+
+A video file (``doorbell replay``, a file as the camera) is read by :class:`VideoFile`:
+only the containers cameras write are opened, each picture comes with its own
+presentation time, and a damaged packet is skipped and reported, not the end.
+
+    video = VideoFile("porch.mp4")                  # CameraError if it is not video
+    for picture in video.pictures(on_damage=print):
+        picture.pts, picture.i420                   # seconds; YUV 4:2:0 (or .bgr)
 """
 
 import contextlib
 import fractions
 import io
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import av
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
+from doorbell.camera import CameraError
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 
 TIME_BASE = fractions.Fraction(1, 90_000)  # the MPEG clock: exact for any frame rate
@@ -141,3 +154,156 @@ class Mp4Writer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- decoding a video file ------------------------------------------------------------------
+
+# The containers cameras, phones and recorders write, by FFmpeg's demuxer names; nothing
+# else is even probed. Left to itself FFmpeg "decodes" a text file as ANSI art (its tty
+# demuxer), a photo as a one-frame video (jpeg_pipe, png_pipe), and follows a playlist
+# (hls, concat) to other files and to hosts: so only these formats and the file protocol.
+FILE_FORMATS = "mov,mp4,matroska,webm,avi,mpegts,mpeg,flv,asf"
+FILE_KINDS = "MP4, MOV, MKV, WebM, AVI, MPEG-TS, MPEG-PS, FLV or WMV"
+RAW_STREAMS = (".h264", ".264", ".h265", ".265", ".hevc")  # no frame times of their own
+DEMUX_RETRIES = 100  # damaged container data read past in a row before giving up
+
+FFmpegError = av.FFmpegError  # what PyAV raises: for callers that do not import av
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One decoded picture: ``pts``, its presentation time in seconds as the file gives it
+    (pts x time base; None if the file gives none), and the picture, as ``i420``
+    (YUV 4:2:0, H*3/2 x W uint8) when both sides are even, else as ``bgr`` (H x W x 3)."""
+
+    pts: float | None
+    i420: np.ndarray | None = None
+    bgr: np.ndarray | None = None
+
+
+class VideoFile:
+    """A video file, checked to be camera video, decoded with PyAV.
+
+        video = VideoFile("porch.mp4")  # CameraError naming the file if it is not video
+        video.width, video.height       # pixels: every picture comes at this size
+        video.fps                       # the file's average rate (1-240), else 15
+        video.duration                  # seconds, None if the file does not say
+        for picture in video.pictures(on_damage=print):
+            picture.pts, picture.i420 (or picture.bgr)
+
+    Refused, each with a CameraError naming the file and why: a missing, unreadable or
+    empty file; a container not in :data:`FILE_FORMATS` (text, photos, playlists, raw
+    H.264 without frame times); a file with no video stream but cover art or sound.
+    A packet that does not decode (damaged data) is skipped and its time (seconds, None
+    if unknown) told to ``on_damage``; decoding goes on with the next packet.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._container = _open_video(path)
+        try:
+            self._stream = _video_stream(self._container, path)
+        except BaseException:
+            self._container.close()
+            raise
+        context = self._stream.codec_context
+        self.width, self.height = context.width, context.height
+        self.fps = 15.0
+        for rate in (self._stream.average_rate, self._stream.guessed_rate):
+            if rate and 1.0 <= float(rate) <= 240.0:
+                self.fps = float(rate)
+                break
+        self.duration: float | None = None
+        if self._container.duration:
+            self.duration = self._container.duration / av.time_base
+        elif self._stream.duration and self._stream.time_base:
+            self.duration = float(self._stream.duration * self._stream.time_base)
+
+    def pictures(self, on_damage: Callable[[float | None], None]) -> Iterator[Picture]:
+        """Every picture, in presentation order; damaged packets skipped (see the class).
+
+        Raises CameraError if the file cannot be read any more (an I/O error)."""
+        stream, base = self._stream, self._stream.time_base
+        failures = 0
+        while True:
+            try:
+                for packet in self._container.demux(stream):
+                    failures = 0
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError:  # damaged data: skip the packet, go on
+                        on_damage(float(packet.pts * base) if packet.pts is not None else None)
+                        continue
+                    for frame in frames:
+                        yield self._picture(frame, base)
+                return
+            except av.error.InvalidDataError:  # the container is damaged here: read past it
+                on_damage(None)
+                failures += 1
+                if failures > DEMUX_RETRIES:
+                    return
+            except av.FFmpegError as err:
+                raise CameraError(f"{self.path}: cannot read it ({_reason(err)})") from None
+
+    def _picture(self, frame: av.VideoFrame, base: fractions.Fraction | None) -> Picture:
+        pts = float(frame.pts * base) if frame.pts is not None and base else None
+        if (frame.width, frame.height) != (self.width, self.height):  # the size changed
+            frame = frame.reformat(width=self.width, height=self.height)
+        if self.width % 2 == 0 and self.height % 2 == 0:
+            return Picture(pts, i420=frame.to_ndarray(format="yuv420p"))
+        return Picture(pts, bgr=frame.to_ndarray(format="bgr24"))
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _reason(err: Exception) -> str:
+    return getattr(err, "strerror", None) or str(err)
+
+
+def _open_video(path: str) -> av.container.InputContainer:
+    """The container of ``path``, opened as one of :data:`FILE_FORMATS` only."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        raise CameraError(f"{path}: no such video file") from None
+    except OSError as err:
+        raise CameraError(f"{path}: cannot read it ({err.strerror})") from None
+    if stat.S_ISDIR(found.st_mode):
+        raise CameraError(f"{path}: a folder, not a video file")
+    if found.st_size == 0:
+        raise CameraError(f"{path}: the file is empty, not a video")
+    options = {"format_whitelist": FILE_FORMATS, "protocol_whitelist": "file"}
+    try:
+        return av.open(f"file:{path}", options=options)
+    except av.error.ArgumentError:  # FFmpeg took it for a format not in FILE_FORMATS
+        hint = ""
+        if path.lower().endswith(RAW_STREAMS):
+            hint = (
+                "; a raw H.264/H.265 stream has no frame times: put it in an MP4 first, "
+                "e.g. ffmpeg -r 30 -i clip.h264 -c copy clip.mp4"
+            )
+        raise CameraError(f"{path}: not a video file (doorbell reads {FILE_KINDS}){hint}") from None
+    except av.error.InvalidDataError:
+        raise CameraError(
+            f"{path}: not a video file, or its header is damaged (doorbell reads {FILE_KINDS})"
+        ) from None
+    except av.FFmpegError as err:
+        raise CameraError(f"{path}: cannot read it ({_reason(err)})") from None
+
+
+def _video_stream(container: av.container.InputContainer, path: str) -> av.VideoStream:
+    """The file's video: its first video stream that is not a still picture (cover art)."""
+    still = av.stream.Disposition.attached_pic
+    for stream in container.streams.video:
+        if not stream.disposition & still:
+            if stream.codec_context is None:
+                raise CameraError(f"{path}: its video cannot be decoded here (no decoder)")
+            if not stream.codec_context.width or not stream.codec_context.height:
+                raise CameraError(f"{path}: its video has no picture size")
+            return stream
+    found = sorted({s.type for s in container.streams if s.type != "video"})
+    if container.streams.video:
+        found.append("a still picture")
+    only = f", only {' and '.join(found)}" if found else ""
+    raise CameraError(f"{path}: no video in it{only}")

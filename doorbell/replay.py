@@ -3,6 +3,10 @@
 This is how an owner tunes zones and thresholds on their own footage, and how
 the tests run the whole path on real video: frames → mask → motion → trigger
 → H.264 → fragmented MP4 → age files in the data dir's store.
+
+Every time in the summary (events, clips, pre-roll, damaged stretches) is
+the file's own presentation time (:class:`~doorbell.camera.file.FileCamera`),
+seconds after its first frame; ``--bell-at`` times are the same.
 """
 
 import sys
@@ -10,9 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from doorbell.camera.opencv import OpenCVCamera
+from doorbell.camera.file import Damage, FileCamera
 from doorbell.pipeline import Pipeline, PipelineSettings
 from doorbell.store import VIDEO, ClipStore
+
+# (frame time, frame number, the video's duration or None), every 25 frames
+Progress = Callable[[float, int, float | None], None]
 
 
 def replay(
@@ -22,19 +29,34 @@ def replay(
     bell_at: Sequence[float] = (),
     *,
     realtime: bool = False,
-    progress: Callable[[float, int], None] | None = None,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict:
-    """Run ``video`` through the pipeline into the store of ``data_dir``; the summary."""
-    camera = OpenCVCamera(video, realtime=realtime)
+    """Run ``video`` through the pipeline into the store of ``data_dir``; the summary.
+
+    ``warn`` hears each damaged stretch of the video in words as it is skipped (else
+    it is logged). Raises CameraError naming the video if it is not one, PipelineError
+    if the pipeline cannot take it."""
+
+    def damaged(damage: Damage) -> None:
+        if warn is not None:
+            warn(damage.describe(video))
+
+    camera = FileCamera(video, realtime=realtime, on_damage=damaged if warn else None)
     try:
         store = ClipStore.open(data_dir)
     except BaseException:
         camera.close()
         raise
     origin = time.time()
-    pipeline = Pipeline(
-        store, settings, camera.width, camera.height, camera.fps, wall_time=lambda t: origin + t
-    )
+    try:
+        pipeline = Pipeline(
+            store, settings, camera.width, camera.height, camera.fps, wall_time=lambda t: origin + t
+        )
+    except BaseException:
+        camera.close()
+        store.close()
+        raise
     presses = sorted(bell_at)
     try:
         try:
@@ -43,7 +65,7 @@ def replay(
                     pipeline.press_bell(presses.pop(0))
                 pipeline.process(frame)
                 if progress is not None and frame.index % 25 == 0:
-                    progress(frame.at, frame.index)
+                    progress(frame.at, frame.index, camera.duration)
         finally:  # Ctrl-C too: the clip being recorded is finished, not left as .part
             recorded = pipeline.finish()
     finally:
@@ -52,6 +74,11 @@ def replay(
     return {
         "fps": camera.fps,
         "frames": pipeline.frames,
+        "size": [camera.width, camera.height],
+        "recorded_size": list(pipeline.size),
+        "damaged": [
+            {"start_s": round(d.start, 3), "end_s": round(d.end, 3)} for d in camera.damaged
+        ],
         "events": [
             {
                 "kind": e.kind,
@@ -74,10 +101,10 @@ def replay(
     }
 
 
-def terminal_progress(duration: float | None) -> Callable[[float, int], None]:
-    """A one-line progress bar on stderr."""
+def terminal_progress() -> Progress:
+    """A one-line progress bar on stderr (a count of seconds if the duration is unknown)."""
 
-    def show(at: float, index: int) -> None:
+    def show(at: float, index: int, duration: float | None) -> None:
         if duration:
             done = min(1.0, at / duration)
             bar = "#" * int(done * 30)
@@ -91,6 +118,8 @@ def terminal_progress(duration: float | None) -> Callable[[float, int], None]:
 
 def describe(summary: dict) -> str:
     lines = [f"{summary['frames']} frames at {summary['fps']:g} fps"]
+    for damage in summary["damaged"]:
+        lines.append(f"  damaged {damage['start_s']:8.2f} s - {damage['end_s']:8.2f} s, skipped")
     for event in summary["events"]:
         lines.append(f"  {event['kind']:<6} {event['start_s']:8.2f} s - {event['end_s']:8.2f} s")
     lines.append(f"{len(summary['clips'])} clip(s), encrypted:")

@@ -5,7 +5,13 @@
     camera = open_camera("picamera2", size=(1280, 720), masks=polygons)  # only on a Pi
     for frame in camera.frames():
         frame.image   # BGR uint8, HxWx3
-        frame.at      # seconds since the camera started (video time for a file)
+        frame.at      # seconds since the first frame: a file's own presentation times,
+                      # the Pi's sensor timestamps, a live source's monotonic clock
+
+The ``opencv`` backend is two: a video file is decoded with PyAV
+(:mod:`doorbell.camera.file`, by its own timestamps, damaged data skipped); a
+webcam (an index such as "0", or /dev/video*) or a stream URL is read with
+OpenCV (:mod:`doorbell.camera.opencv`). :func:`is_live` tells them apart.
 
 Most cameras hand over pictures (:class:`Camera`) and leave masking and
 encoding to the pipeline. A camera that encodes itself (the Pi's, with its
@@ -19,6 +25,8 @@ backend alone, and only when chosen; importing this package loads no OpenCV
 (the frame and packet types live in :mod:`doorbell.camera.frame`).
 """
 
+import os
+import stat
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,6 +43,7 @@ __all__ = [
     "Frame",
     "StreamInfo",
     "encoded_stream",
+    "is_live",
     "lores_size",
     "open_camera",
 ]
@@ -78,18 +87,38 @@ class CameraError(DoorbellError, OSError):
 
 
 BACKENDS = ("synthetic", "opencv", "picamera2")
+FILE_ONLY = ("realtime", "loop")  # options that only a file takes: a live source is live
+
+
+def is_live(source: str | int) -> bool:
+    """Whether an ``opencv`` source is live (a webcam index such as ``"0"``, a device such
+    as ``/dev/video0``, a URL with ``://``) rather than a video file."""
+    if isinstance(source, int) or source.isdigit() or "://" in source:
+        return True
+    try:
+        return stat.S_ISCHR(os.stat(source).st_mode)
+    except OSError:
+        return False
 
 
 def open_camera(backend: str, **options: Any) -> Camera:  # each backend takes its own options
-    """The camera backend called ``backend`` (synthetic | opencv | picamera2)."""
+    """The camera backend called ``backend`` (synthetic | opencv | picamera2). For
+    ``opencv``, ``source`` picks a file (:class:`~doorbell.camera.file.FileCamera`) or a
+    live source (:class:`~doorbell.camera.opencv.OpenCVCamera`, which ignores
+    ``realtime`` and ``loop``)."""
     if backend == "synthetic":
         from doorbell.camera.synthetic import SyntheticCamera
 
         return SyntheticCamera(**options)
     if backend == "opencv":
-        from doorbell.camera.opencv import OpenCVCamera
+        if is_live(options["source"]):
+            from doorbell.camera.opencv import OpenCVCamera
 
-        return OpenCVCamera(**options)
+            live = {k: v for k, v in options.items() if k not in FILE_ONLY}
+            return OpenCVCamera(**live)
+        from doorbell.camera.file import FileCamera
+
+        return FileCamera(**options)
     if backend == "picamera2":
         try:
             from doorbell.camera.picam import PiCamera

@@ -1,5 +1,6 @@
 """``doorbell replay VIDEO``: the pipeline over a video file, as if it were the
-camera. The one command here that loads OpenCV, and only when it runs."""
+camera. The one command here that loads the video stack (PyAV, OpenCV), and only
+when it runs."""
 
 import argparse
 import sys
@@ -9,26 +10,26 @@ from doorbell.cli.common import add_data_dir_option, data_dir
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run motion, trigger and recording over ``args.video`` into the data dir, pressing
-    the bell at each ``--bell-at`` time (seconds of video time), and print a summary
-    (one JSON object with ``--json``). Shows progress on a terminal. Returns 0.
+    the bell at each ``--bell-at`` time (seconds of the video's own time), and print a
+    summary (one JSON object with ``--json``). Shows progress on a terminal; each damaged
+    stretch of the video is a warning line on stderr. Returns 0.
 
-    Raises ConfigError for a bad ``--config`` file; a DoorbellError or OSError naming
-    the video if it cannot be read.
+    Raises ConfigError for a bad ``--config`` file; CameraError naming the video if it is
+    missing, unreadable or not a video; PipelineError if its pictures cannot be recorded.
     """
     import json
-
-    import cv2
 
     from doorbell import config
     from doorbell.replay import describe, replay, terminal_progress
 
     settings = config.load(args.config)
-    progress = None
-    if not args.json and sys.stderr.isatty():
-        capture = cv2.VideoCapture(args.video)
-        frames, fps = capture.get(cv2.CAP_PROP_FRAME_COUNT), capture.get(cv2.CAP_PROP_FPS)
-        capture.release()
-        progress = terminal_progress(frames / fps if frames > 0 and fps > 0 else None)
+    progress = terminal_progress() if not args.json and sys.stderr.isatty() else None
+
+    def warn(message: str) -> None:
+        if progress is not None:
+            sys.stderr.write("\n")
+        print(f"doorbell: warning: {message}", file=sys.stderr)
+
     summary = replay(
         args.video,
         data_dir(args),
@@ -36,6 +37,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.bell_at,
         realtime=args.realtime,
         progress=progress,
+        warn=warn,
     )
     if progress is not None:
         sys.stderr.write("\n")
