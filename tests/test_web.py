@@ -6,6 +6,8 @@ unlock throttling are tested without waiting.
 """
 
 import asyncio
+import dataclasses
+import datetime
 import json
 import re
 
@@ -288,7 +290,7 @@ async def test_clip_list_newest_first(client, store):
     body = await (await client.get("/api/clips")).json()
     assert [c["id"] for c in body["clips"]] == [new, old]
     first = body["clips"][0]
-    assert set(first) == {"id", "start", "end", "trigger", "bytes", "keep"}
+    assert set(first) == {"id", "start", "end", "trigger", "bytes", "keep", "time_uncertain"}
     assert first["trigger"] == "bell" and first["end"] == 1_700_000_112 and not first["keep"]
     only = await (await client.get("/api/clips?trigger=motion")).json()
     assert [c["id"] for c in only["clips"]] == [old]
@@ -407,6 +409,78 @@ async def test_status(client, store, context):
     page = await (await client.get("/status")).text()
     assert "AB:CD" in page and "running" in page
     assert f'<p class="warning" role="alert">{warning}</p>' in page  # the owner sees it
+
+
+def mark_time(store: ClipStore, clip_id: str, uncertain: bool) -> None:
+    """Set a row's time_uncertain (how a store comes to set it is tests/test_clock.py's)."""
+    store.index.put(dataclasses.replace(store.get(clip_id), time_uncertain=uncertain))
+
+
+UNCERTAIN_TITLE = 'title="time uncertain: recorded before the clock was set"'
+
+
+async def test_a_time_uncertain_clip_says_so_in_the_api_and_on_its_card(client, store):
+    """A clip stamped 1970 by a Pi that booted without the time: the API says
+    time_uncertain, its card and player page show the marker with its explanation;
+    it sorts by its stamp (last) and its day still filters to it."""
+    certain = add_clip(store, "bell", 1_700_000_000)
+    stamped_1970 = add_clip(store, "motion", 100_000.0)  # 1970-01-02
+    mark_time(store, certain, False)
+    mark_time(store, stamped_1970, True)
+    await unlock(client)
+    body = await (await client.get("/api/clips")).json()
+    assert [(c["id"], c["time_uncertain"]) for c in body["clips"]] == [
+        (certain, False),
+        (stamped_1970, True),
+    ]
+    page = await (await client.get("/")).text()
+    assert page.count(UNCERTAIN_TITLE) == 1
+    assert page.index(certain) < page.index(stamped_1970) < page.index(UNCERTAIN_TITLE)
+    day = datetime.datetime.fromtimestamp(100_000.0).astimezone().date().isoformat()
+    page = await (await client.get(f"/?day={day}")).text()
+    assert stamped_1970 in page and certain not in page and UNCERTAIN_TITLE in page
+    player = await (await client.get(f"/clips/{stamped_1970}")).text()
+    assert UNCERTAIN_TITLE in player
+    assert UNCERTAIN_TITLE not in await (await client.get(f"/clips/{certain}")).text()
+
+
+async def test_the_status_page_shows_the_clock_and_the_frames(client, context):
+    """The clock's line and the frame counts as the service's status() gives them; the
+    clock's warning among the warnings; the API passes both on."""
+    text = "clock not synchronised: clip times may be wrong until it is; see README, Time"
+    last_at = 1_750_000_000.5
+    context.status = lambda: {
+        "camera": "running",
+        "recording": True,
+        "clock": {"synchronised": False, "text": text},
+        "frames": {"received": 1234, "dropped": 5, "last_at": last_at},
+        "warnings": [text],
+    }
+    await unlock(client)
+    body = await (await client.get("/api/status")).json()
+    assert body["clock"] == {"synchronised": False, "text": text}
+    assert body["frames"] == {"received": 1234, "dropped": 5, "last_at": last_at}
+    page = await (await client.get("/status")).text()
+    when = datetime.datetime.fromtimestamp(last_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert f'<dd id="frames">1234 received, 5 dropped; last frame {when}</dd>' in page
+    assert f'<dd id="clock-state" class="uncertain">{text}</dd>' in page
+    assert f'<p class="warning" role="alert">{text}</p>' in page
+
+
+async def test_the_status_page_before_the_first_frame_and_without_clock_facts(client, context):
+    context.status = lambda: {
+        "camera": "starting",
+        "clock": {"synchronised": True, "text": "clock synchronised"},
+        "frames": {"received": 0, "dropped": 0, "last_at": None},
+    }
+    await unlock(client)
+    page = await (await client.get("/status")).text()
+    assert '<dd id="frames">0 received, 0 dropped; last frame no frame yet</dd>' in page
+    assert '<dd id="clock-state">clock synchronised</dd>' in page
+    context.status = lambda: {"camera": "starting"}
+    page = await (await client.get("/status")).text()
+    assert '<dd id="frames">unknown; last frame no frame yet</dd>' in page
+    assert '<dd id="clock-state" class="uncertain">unknown</dd>' in page
 
 
 async def test_an_internal_error_is_a_plain_500(aiohttp_client, context):

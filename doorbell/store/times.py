@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from doorbell.clock import ClockState
 from doorbell.store.index import Clip
 
+STEP = 1.0  # seconds: a clip whose wall-clock length is off by more saw the clock stepped
+
 
 @dataclass(frozen=True)
 class Correction:
@@ -33,9 +35,10 @@ def new_clip_fields(start: float, now: float, clock: ClockState) -> tuple[bool, 
 
 def finished(clip: Clip, row: Clip, now: float, clock: ClockState) -> Clip:
     """``clip`` as its recording finished it (time fields at their defaults), with the
-    time fields of its index ``row``. The end of a time-uncertain clip of this boot is
-    restated in the clock of its start, by the length CLOCK_BOOTTIME measured, so a clock
-    stepped during the clip skews neither its length nor its later correction."""
+    time fields of its index ``row``. If the clock stepped (by more than :data:`STEP`)
+    during a time-uncertain clip of this boot, its end is restated in the clock of its
+    start, by the length CLOCK_BOOTTIME measured, so the step skews neither its length
+    nor its later correction. ``now`` is the wall clock read just after ``clock``."""
     clip = replace(
         clip, time_uncertain=row.time_uncertain, boot_id=row.boot_id, boot_start=row.boot_start
     )
@@ -43,8 +46,10 @@ def finished(clip: Clip, row: Clip, now: float, clock: ClockState) -> Clip:
         return clip
     if clock.boot_id is None or clock.boot_id != clip.boot_id:
         return clip
-    boot_end = clock.boottime - (now - clip.end)
-    return replace(clip, end=clip.start + max(0.0, boot_end - clip.boot_start))
+    length = clock.boottime - (now - clip.end) - clip.boot_start
+    if abs(length - (clip.end - clip.start)) <= STEP:
+        return clip
+    return replace(clip, end=clip.start + max(0.0, length))
 
 
 def corrections(

@@ -57,7 +57,9 @@ def _clip(request: web.Request) -> Clip:
 
 
 def clip_json(clip: Clip) -> dict:
-    """A clip as the API and the event stream give it."""
+    """A clip as the API and the event stream give it. ``time_uncertain``: it was recorded
+    before the clock was known to be set, so ``start`` and ``end`` may be off (corrected
+    once the clock is synchronised, if that happens in the same boot)."""
     return {
         "id": clip.id,
         "start": clip.start,
@@ -65,6 +67,7 @@ def clip_json(clip: Clip) -> dict:
         "trigger": clip.trigger,
         "bytes": clip.bytes,
         "keep": clip.keep,
+        "time_uncertain": clip.time_uncertain,
     }
 
 
@@ -236,9 +239,31 @@ async def live_page(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template("live.html", request, _page(request))
 
 
+def _status_view(status: dict) -> dict:
+    """The status page's words for the clock and the frames (``clock`` and ``frames`` as
+    the service's ``status()`` gives them; either may be missing)."""
+    clock = status.get("clock") or {}
+    frames = status.get("frames") or {}
+    last_at = frames.get("last_at")
+    last = "no frame yet"
+    if last_at is not None:
+        last = datetime.datetime.fromtimestamp(last_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return {
+        "clock_text": clock.get("text") or "unknown",
+        "clock_synchronised": clock.get("synchronised"),
+        "frames_text": (
+            f"{frames.get('received', 0)} received, {frames.get('dropped', 0)} dropped"
+            if frames
+            else "unknown"
+        ),
+        "last_frame": last,
+    }
+
+
 async def status_page(request: web.Request) -> web.StreamResponse:
     status = await _run(_status, request.app)
-    return aiohttp_jinja2.render_template("status.html", request, _page(request, status=status))
+    values = _page(request, status=status, **_status_view(status))
+    return aiohttp_jinja2.render_template("status.html", request, values)
 
 
 # --- clips ----------------------------------------------------------------------------------
