@@ -8,32 +8,61 @@ pre-roll's start into fragmented MP4 straight into the vault writer, then
 every new packet until Stop. Plaintext exists only in RAM (law 1); the
 recorder holds recipients only, through the store (law 2).
 
-A full disk does not stop the doorbell: the vault ends the clip's file at its
-last whole chunk (``vault.DiskFullError``), the clip is closed with what it
-has, retention deletes the oldest unkept clips to make room, and recording
-goes on in a new clip with its own pre-roll, which overlaps what the cut clip
-lost (its chunk in flight). If nothing can be deleted, the
-recorder says so (``disk_full``) and tries again at the next trigger.
+A full disk: the vault ends the clip's file at its last whole fragment
+(``vault.DiskFullError``), the clip is closed with what it has and kept from
+the space rules (``ClipStore.short_of_space``), and retention deletes the
+oldest other unkept clips to make room. If that made room, recording goes on
+in a new clip with its own pre-roll, which overlaps what the cut clip lost.
+If not, what was recorded is never deleted to make room for what is being
+recorded: recording stops, :attr:`Recorder.fault` says why in one line, and
+it resumes by itself once the disk has room (looked at every
+:data:`RETRY_SECONDS` of camera time, one statvfs).
 
-Thread ownership: one thread (the camera's) calls ``add`` and ``apply``; the
-``on_clip`` callback ("started" with the trigger, "finished" with the Clip)
-runs on that thread and must hand over to the event loop itself
-(``loop.call_soon_threadsafe``).
+A read-only, failing or vanished data folder (EROFS, EIO, EACCES …, SQLite's
+own errors mapped to those by the index) is a storage fault, not a camera
+error: the clip being recorded is left partial (recovered after unlock),
+:attr:`Recorder.fault` says so, frames keep coming into the pre-roll ring,
+and recording resumes by itself once the folder takes writes again.
+
+Thread ownership: one thread (the camera's) calls ``add``, ``apply`` and
+``stop``; the ``on_clip`` callback ("started" with the trigger, "finished"
+with the Clip) runs on that thread and must hand over to the event loop
+itself (``loop.call_soon_threadsafe``). ``fault`` is written by that thread
+and read by others as a plain value.
 """
 
 import collections
+import contextlib
+import errno
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 from doorbell.codec import Mp4Writer
 from doorbell.store import Clip, ClipRecording, ClipStore
+from doorbell.store.clips import CLIP_ROOM
 from doorbell.trigger import Action, Start, Stop, Trigger
-from doorbell.vault import CHUNK_SIZE, is_disk_full
+from doorbell.vault import is_disk_full
 
 log = logging.getLogger(__name__)
-RESUME_ROOM = 8 * CHUNK_SIZE  # free space retention makes when a full disk cuts a clip short
+RETRY_SECONDS = 5.0  # camera seconds between looks for room, or a writable folder, while stopped
+# What the disk, not the recorder, is to blame for: wait it out, never reopen the camera.
+STORAGE_ERRNOS = frozenset(
+    {
+        errno.EROFS,
+        errno.EIO,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.ENODEV,
+        errno.ENXIO,
+        errno.EUCLEAN,
+    }
+)
+DISK_FULL, STORAGE = "disk full", "storage fault"
 
 
 def out_of_space(err: BaseException) -> bool:
@@ -41,6 +70,33 @@ def out_of_space(err: BaseException) -> bool:
     ``StoreFullError`` (its index) and any other ENOSPC/EDQUOT from the disk all carry
     that errno, so the kind is read from it, never from a message."""
     return is_disk_full(err)
+
+
+def storage_failure(err: BaseException) -> bool:
+    """A write failed because the data folder cannot be written (read-only, failing,
+    gone), by its errno: the index maps SQLite's errors to these too."""
+    return isinstance(err, OSError) and err.errno in STORAGE_ERRNOS
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 100_000_000 else f"{n / 1e6:.0f} MB"
+
+
+def disk_full_fault(kept: int, recent: int) -> str:
+    """The status line for a disk full of clips no rule may delete: ``kept`` bytes of
+    kept clips, ``recent`` bytes of unkept ones recorded since the disk filled."""
+    since = f" and clips recorded since it filled {_size(recent)}" if recent else ""
+    return (
+        f"disk full: kept clips use {_size(kept)}{since}; nothing is recorded until "
+        "there is room (unkeep or delete clips)"
+    )
+
+
+def storage_fault(folder: object, err: OSError) -> str:
+    """The status line for a data folder that cannot be written."""
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    reason = reason[:1].lower() + reason[1:]
+    return f"storage fault: {folder}: {reason}; nothing is recorded until it is writable again"
 
 
 class PacketRing:
@@ -80,6 +136,7 @@ class PacketRing:
 class _Open:
     recording: ClipRecording
     mp4: Mp4Writer
+    start_at: float  # the camera time of the clip's start (its first packet's)
     trigger_at: float
     trigger: Trigger  # what started it (the store keeps it as a plain string)
 
@@ -95,7 +152,11 @@ class Recorded:
 
 
 class Recorder:
-    """Carries out the trigger's Start and Stop on the packet stream."""
+    """Carries out the trigger's Start and Stop on the packet stream.
+
+    ``fault`` is None while recording works, else one line for the status page, the
+    journal and systemd's STATUS= (:func:`disk_full_fault`, :func:`storage_fault`).
+    """
 
     def __init__(
         self,
@@ -109,87 +170,104 @@ class Recorder:
     ) -> None:
         self.store = store
         self.info = info
+        self.pre_roll = pre_roll
         self.ring = PacketRing(pre_roll + 2.0)  # a keyframe interval of slack
         self._wall = wall_time
         self._thumbnail = thumbnail
         self._on_clip = on_clip
         self._open: _Open | None = None
         self.finished: list[Recorded] = []
-        self.disk_full = False  # the last attempt to write found no room, even after retention
+        self.fault: str | None = None
+        self._fault_kind: str | None = None  # DISK_FULL or STORAGE while stopped
+        self._retry_at = float("-inf")
+        self._wanted: Start | None = None  # the trigger's clip, from its Start to its Stop
 
     @property
     def recording(self) -> bool:
         return self._open is not None
 
+    @property
+    def disk_full(self) -> bool:
+        """Stopped because the disk is full of clips no rule may delete."""
+        return self._fault_kind == DISK_FULL
+
+    # -- the camera thread's calls ---------------------------------------------------------
+
     def add(self, packets: Iterable[EncodedPacket]) -> None:
         for packet in packets:
             self.ring.add(packet)
-            if self._open is not None:
-                try:
-                    self._open.mp4.write(packet)
-                except Exception as err:
-                    if not out_of_space(err):
-                        raise
-                    self._cut_short(packet.at)
+            try:
+                self._take(packet)
+            except Exception as err:
+                if not self._stopped_by(err, packet.at):
+                    raise
 
     def apply(self, actions: Iterable[Action]) -> None:
         for action in actions:
-            if isinstance(action, Start):
-                self._start_with_room(action)
-            elif isinstance(action, Stop):
-                self.stop(action.at)
+            try:
+                if isinstance(action, Start):
+                    self._wanted = action
+                    if self._fault_kind is None:
+                        self._start_with_room(action)
+                    else:  # a press while stopped: look for room now, not in seconds
+                        self._retry(action.at)
+                elif isinstance(action, Stop):
+                    self._wanted = None
+                    self._stop(action.at)
+            except Exception as err:
+                if not self._stopped_by(err, action.at):
+                    raise
+
+    def stop(self, at: float) -> Recorded | None:
+        """Finish the clip being recorded (if any) with its last packet so far."""
+        try:
+            return self._stop(at)
+        except Exception as err:
+            if not self._stopped_by(err, at):
+                raise
+            return None
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _take(self, packet: EncodedPacket) -> None:
+        if self._fault_kind is not None:
+            if packet.at >= self._retry_at:
+                self._retry(packet.at)
+            return  # a resumed clip took this packet from the ring
+        if self._open is None:
+            return
+        try:
+            self._open.mp4.write(packet)
+        except Exception as err:
+            if not out_of_space(err):
+                raise
+            self._cut_short(packet.at)
 
     def _start_with_room(self, action: Start, trigger_at: float | None = None) -> None:
-        """Start a clip; if the disk is full, free room by retention and try once more."""
-        for attempt in (1, 2):
+        """Start a clip; if the disk is full, free room by retention and try once more,
+        or stop recording if there is none."""
+        try:
+            self._start(action, trigger_at)
+            return
+        except Exception as err:
+            if not out_of_space(err):
+                raise
+        self.store.short_of_space()
+        self.store.prune(need=CLIP_ROOM)
+        if self.store.has_room():
             try:
                 self._start(action, trigger_at)
-                self.disk_full = False
                 return
             except Exception as err:
                 if not out_of_space(err):
                     raise
-                if attempt == 1:
-                    self.store.prune(need=RESUME_ROOM)
-        self.disk_full = True
-        log.error("disk full and no unkept clip left to delete: not recording until there is room")
-
-    def _cut_short(self, at: float) -> None:
-        """The disk filled up mid-clip: close the clip with what reached the disk,
-        let retention make room, and go on recording in a new clip."""
-        current, self._open = self._open, None
-        assert current is not None
-        log.warning(
-            "disk full: clip %s ended at its last whole chunk; freeing room", current.recording.id
-        )
-        last = current.mp4.last_at if current.mp4.last_at is not None else at
-        clip = self._salvage(current, last)
-        if clip is not None:
-            self._recorded(current, clip, last)
-        # The new clip has its own pre-roll: it overlaps what the cut clip lost (its last
-        # chunk in flight, the muxer's buffer), so no moment goes unrecorded.
-        since = at - max(self.ring.seconds - 2.0, 1.0)
-        again = Start(at=at, since=since, trigger=current.trigger)
-        self._start_with_room(again, trigger_at=current.trigger_at)
-
-    def _salvage(self, current: _Open, last: float) -> Clip | None:
-        """A full disk stopped the clip's writer, which ended the file at its last whole
-        chunk: make room first (the index needs some to record the clip), then record
-        what reached the disk. None if nothing did."""
-        current.mp4.abandon()
-        self.store.prune(need=RESUME_ROOM)
-        return current.recording.cut_short(end=self._wall(last))
-
-    def _recorded(self, current: _Open, clip: Clip, last: float) -> Recorded:
-        first = current.mp4.first_at if current.mp4.first_at is not None else last
-        recorded = Recorded(clip, first, last, current.trigger_at)
-        self.finished.append(recorded)
-        self._on_clip("finished", clip)
-        return recorded
+        self._halt(DISK_FULL, action.at)
 
     def _start(self, action: Start, trigger_at: float | None = None) -> None:
         if self._open is not None:
-            self.stop(action.at)
+            self._stop(action.at)
+            if self._fault_kind is not None:  # finishing it found the disk full
+                return
         backlog = self.ring.since(action.since)
         if not backlog:
             log.warning("no keyframe in the buffer yet; the clip starts with the next one")
@@ -206,25 +284,134 @@ class Recorder:
             if out_of_space(err):
                 recording.discard()  # a clip that could not begin leaves nothing behind
             else:
-                recording.abort()
+                with contextlib.suppress(OSError):  # a failing disk: leave what is there
+                    recording.abort()
             raise
         self._open = _Open(
-            recording, mp4, action.at if trigger_at is None else trigger_at, action.trigger
+            recording,
+            mp4,
+            start_at,
+            action.at if trigger_at is None else trigger_at,
+            action.trigger,
         )
         self._on_clip("started", action.trigger)
 
-    def stop(self, at: float) -> Recorded | None:
-        """Finish the clip being recorded (if any) with its last packet so far."""
+    def _stop(self, at: float) -> Recorded | None:
         if self._open is None:
             return None
         current, self._open = self._open, None
         last = current.mp4.last_at if current.mp4.last_at is not None else at
         try:
             current.mp4.close()
-            clip: Clip | None = current.recording.finish(end=self._wall(last))  # final chunk
+            clip: Clip | None = current.recording.finish(end=self._end(current, last))
         except Exception as err:
             if not out_of_space(err):
-                current.recording.abort()
+                with contextlib.suppress(OSError):
+                    current.recording.abort()  # left partial, recovered after unlock
                 raise
             clip = self._salvage(current, last)
+            if not self.store.has_room():
+                self._halt(DISK_FULL, at)
         return None if clip is None else self._recorded(current, clip, last)
+
+    def _end(self, current: _Open, last: float) -> float:
+        """The clip's end: its start plus the video's own duration in camera time, never
+        a second reading of the wall clock (which may have stepped since the start)."""
+        return current.recording.start + max(0.0, last - current.start_at)
+
+    def _recorded(self, current: _Open, clip: Clip, last: float) -> Recorded:
+        first = current.mp4.first_at if current.mp4.first_at is not None else last
+        recorded = Recorded(clip, first, last, current.trigger_at)
+        self.finished.append(recorded)
+        self._on_clip("finished", clip)
+        return recorded
+
+    # -- a full disk -----------------------------------------------------------------------
+
+    def _cut_short(self, at: float) -> None:
+        """The disk filled up mid-clip: close the clip with what reached the disk, keep
+        it, let retention make room from other clips, and go on recording if it could."""
+        current, self._open = self._open, None
+        assert current is not None
+        log.warning("disk full: clip %s ended at its last whole fragment", current.recording.id)
+        last = current.mp4.last_at if current.mp4.last_at is not None else at
+        clip = self._salvage(current, last)
+        if clip is not None:
+            self._recorded(current, clip, last)
+        if not self.store.has_room():
+            self._halt(DISK_FULL, at)
+            return
+        # The new clip has its own pre-roll: it overlaps what the cut clip lost (the
+        # frame in the muxer, the writer's unsealed chunk), so no moment goes unrecorded.
+        again = Start(at=at, since=at - self.pre_roll, trigger=current.trigger)
+        self._start_with_room(again, trigger_at=current.trigger_at)
+
+    def _salvage(self, current: _Open, last: float) -> Clip | None:
+        """A full disk stopped the clip's writer, which ended the file at its last whole
+        fragment: keep the clip from the space rules, make room from other clips (the
+        index needs some to record it), then record what reached the disk. None if
+        nothing did."""
+        current.mp4.abandon()
+        self.store.short_of_space(current.recording.id)
+        self.store.prune(need=CLIP_ROOM)
+        return current.recording.cut_short(end=self._end(current, last))
+
+    # -- stopped, and resuming ---------------------------------------------------------------
+
+    def _stopped_by(self, err: BaseException, at: float) -> bool:
+        """Whether ``err`` is the disk's (full, read-only, failing): if so recording stops
+        until it is fixed, and the caller goes on. Anything else is the caller's."""
+        if out_of_space(err):
+            self.store.short_of_space()
+            self._halt(DISK_FULL, at)
+            return True
+        if storage_failure(err):
+            assert isinstance(err, OSError)
+            self._halt(STORAGE, at, err)
+            return True
+        return False
+
+    def _halt(self, kind: str, at: float, err: OSError | None = None) -> None:
+        """Stop recording for ``kind``: the clip being recorded, if any, is left partial
+        (recoverable after unlock), and the fault is logged once an episode."""
+        current, self._open = self._open, None
+        if current is not None:
+            current.mp4.abandon()
+            with contextlib.suppress(OSError):
+                current.recording.abort()
+        if kind == DISK_FULL:
+            text = disk_full_fault(*self._held())
+        else:
+            assert err is not None
+            text = storage_fault(self.store.data_dir, err)
+        if self._fault_kind != kind:
+            log.error("%s", text)
+        self.fault, self._fault_kind = text, kind
+        self._retry_at = at + RETRY_SECONDS
+
+    def _held(self) -> tuple[int, int]:
+        try:
+            return self.store.space_held()
+        except OSError:
+            return 0, 0
+
+    def _retry(self, at: float) -> None:
+        """Stopped: look whether the disk has room (or the folder takes writes) again;
+        if so, resume, with a clip and its pre-roll if the trigger still wants one."""
+        self._retry_at = at + RETRY_SECONDS
+        if self._fault_kind == DISK_FULL:
+            if not self.store.has_room():
+                self.fault = disk_full_fault(*self._held())  # the owner may have unkept some
+                return
+        else:
+            problem = self.store.writable()
+            if problem is not None:
+                self.fault = storage_fault(self.store.data_dir, problem)
+                return
+        why = "the disk has room" if self.disk_full else f"{self.store.data_dir} takes writes"
+        log.warning("recording resumed: %s again", why)
+        self.fault = self._fault_kind = None
+        wanted = self._wanted
+        if wanted is not None:
+            again = Start(at=at, since=at - self.pre_roll, trigger=wanted.trigger)
+            self._start_with_room(again)

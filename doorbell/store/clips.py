@@ -23,7 +23,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
@@ -32,10 +32,11 @@ from doorbell import clock as clocks
 from doorbell import vault
 from doorbell.errors import DoorbellError
 from doorbell.store import times
-from doorbell.store.index import Clip, ClipFilters, Index, IndexCorrupt, StoreFullError
+from doorbell.store.index import Clip, ClipFilters, Index, IndexCorrupt
 from doorbell.store.keyring import Keyring
 from doorbell.store.layout import FILE, KEEP, LEFTOVER, PART, THUMBNAIL, VIDEO, valid_id
 from doorbell.store.recording import ClipRecording
+from doorbell.store.repair import Repaired, repair_clip
 from doorbell.store.retention import Plan, Rules, plan_retention
 from doorbell.vault.payload import OpenedPayload
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from typing import Unpack
 
 log = logging.getLogger(__name__)
+CLIP_ROOM = 8 * vault.CHUNK_SIZE  # bytes free beyond min_free for a clip to begin (512 KiB)
 
 
 class ClipNotFound(DoorbellError, KeyError):
@@ -60,6 +62,7 @@ class StartupReport:
     partial: list[str] = field(default_factory=list)  # clips cut off by a crash
     finished: list[str] = field(default_factory=list)  # renamed but not indexed: adopted
     dropped: list[str] = field(default_factory=list)  # rows whose files are gone
+    removed: list[str] = field(default_factory=list)  # "clip <id>: why", nothing recoverable
 
     def lines(self) -> list[str]:
         out = [f"index rebuilt from the clip files: {self.rebuilt}"] if self.rebuilt else []
@@ -72,13 +75,8 @@ class StartupReport:
             out.append(f"{len(self.finished)} finished clip(s) added to the index")
         if self.dropped:
             out.append(f"{len(self.dropped)} index row(s) without files removed")
+        out += [f"{line}; removed" for line in self.removed]
         return out
-
-
-@dataclass(frozen=True)
-class Repaired:
-    clip_id: str
-    recovery: vault.Recovery
 
 
 class StoreOptions(TypedDict, total=False):
@@ -119,6 +117,10 @@ class ClipStore:
         self._prune_lock = threading.Lock()
         self.last_prune: Plan | None = None
         self._active: set[str] = set()
+        # Clips recorded during the current shortage of space (None: there is room), which
+        # the space rules never delete; guarded by _lock (see short_of_space).
+        self._shortage: set[str] | None = None
+        self._repair_noted: set[str] = set()  # clips whose repair problem was logged
         self._lock = threading.Lock()  # guards _active; the index locks itself
         self.index, rebuilt = self._open_index()
         self.report = self._reconcile(rebuilt)
@@ -190,9 +192,34 @@ class ClipStore:
         row = Clip(clip_id, start, video.st_mtime, "unknown", self._bytes(clip_id), keep, state)
         return replace(row, time_uncertain=uncertain)
 
+    def _remove_cut_files(self, files: dict[str, set[str]], report: StartupReport) -> None:
+        """A ``.part`` cut off in its first moment (empty, or ending in its age header) can
+        never give anything back: remove it, with its whole clip if it is the video, and
+        say so once. Needs no identity, so it runs at every open."""
+        for clip_id, kinds in list(files.items()):
+            for suffix in (VIDEO + PART, THUMBNAIL + PART):
+                if suffix not in kinds:
+                    continue
+                with open(self.path(clip_id, suffix), "rb") as file:
+                    why = vault.cut_in_header(file)
+                if why is None:
+                    continue
+                if suffix == THUMBNAIL + PART:
+                    self.path(clip_id, suffix).unlink()
+                    kinds.discard(suffix)
+                    report.removed.append(f"the thumbnail of clip {clip_id}: {why}")
+                elif VIDEO not in kinds:
+                    for other in kinds:
+                        self.path(clip_id, other).unlink(missing_ok=True)
+                    self.index.remove(clip_id)
+                    del files[clip_id]
+                    report.removed.append(f"clip {clip_id}: {why} (a power cut as it began)")
+                    break
+
     def _reconcile(self, rebuilt: str | None) -> StartupReport:
         report = StartupReport(rebuilt=rebuilt)
         files = self._files()
+        self._remove_cut_files(files, report)
         rows = {
             clip.id: clip for clip in self.index.list(states=("recording", "partial", "complete"))
         }
@@ -243,8 +270,8 @@ class ClipStore:
         try:
             clip = self._with_times(clip)
             self.index.put(clip)
-        except StoreFullError as err:
-            # The files are whole; the next start finds the row stale and fixes it.
+        except OSError as err:  # StoreFullError, or a read-only or failing disk
+            # The files are as they are; the next start finds the row stale and fixes it.
             log.warning("index: clip %s not recorded as %s: %s", clip.id, clip.state, err)
         finally:
             with self._lock:
@@ -253,9 +280,10 @@ class ClipStore:
     def _with_times(self, clip: Clip) -> Clip:
         """``clip`` as its recording finished it, with its row's time fields."""
         row = self.index.get(clip.id)
-        return (
-            clip if row is None else times.finished(clip, row, self._clock(), self._clock_state())
-        )
+        if row is None:
+            return clip
+        clock = self._clock_state()  # then the wall clock at once: a matching pair
+        return times.finished(clip, row, self._clock(), clock)
 
     def correct_times(self) -> builtins.list[str]:
         """Once the clock is synchronised, give each time-uncertain clip of this boot its
@@ -267,7 +295,8 @@ class ClipStore:
             busy = set(self._active)
         done = []
         found = self.index.uncertain()
-        for fix in times.corrections(found, self._clock(), self._clock_state(), busy):
+        clock = self._clock_state()  # then the wall clock at once: a matching pair
+        for fix in times.corrections(found, self._clock(), clock, busy):
             if not self.index.set_times(fix.clip_id, fix.start, fix.end):
                 continue  # deleted or corrected meanwhile
             self._correct_mtimes(fix)
@@ -354,13 +383,17 @@ class ClipStore:
         if self.retention is None:
             return None
         with self._prune_lock:
+            free = self._disk_free()
+            with self._lock:
+                protect = frozenset(self._shortage or ())
             plan = plan_retention(
                 self.list(),
                 now=self._clock(),
-                free=self._disk_free(),
+                free=free,
                 rules=self.retention,
                 need=need,
                 clock=self._clock_state(),
+                protect=protect,
             )
             for clip_id in plan.delete:
                 with contextlib.suppress(ClipNotFound):  # the owner deleted it meanwhile
@@ -372,64 +405,92 @@ class ClipStore:
             ):
                 log.warning("retention: %s", plan.warning)
             self.last_prune = plan
+            after = free + plan.freed
+            if after < self.retention.min_free + need:
+                self.short_of_space()
+            elif after >= self.retention.min_free + max(need, CLIP_ROOM):
+                self._room_again()
             return plan
 
-    def repair(self, identities: Sequence[vault.Identity]) -> builtins.list[Repaired]:
-        """Turn every clip cut off by a crash into a finished clip of its intact part.
+    # -- space -------------------------------------------------------------
+    #
+    # A shortage of space begins at the first full disk (the recorder calls
+    # short_of_space) or the first prune that cannot reach min_free + need, and
+    # ends at a prune that finds min_free + CLIP_ROOM free. The clips recorded
+    # during it (the one a full disk cut short included) are never deleted by
+    # the space rules: what was recorded is not deleted to make room for what is
+    # being recorded when nothing else may go.
 
-        Needs the owner's identities, so it runs after an unlock. The intact
-        plaintext goes from the ``.part`` straight into a new age file in RAM
-        chunks; clips with nothing intact are removed.
+    def short_of_space(self, clip_id: str | None = None) -> None:
+        """The disk is full or short: a shortage begins (if none is under way); the
+        clip ``clip_id`` (say, the one a full disk cut short) is kept from the space
+        rules until it ends, as is every clip started meanwhile."""
+        with self._lock:
+            if self._shortage is None:
+                self._shortage = set()
+                log.info("disk short of space: clips recorded from now on are kept from deletion")
+            if clip_id is not None:
+                self._shortage.add(clip_id)
+
+    def _recording_started(self, clip_id: str) -> None:
+        with self._lock:
+            if self._shortage is not None:
+                self._shortage.add(clip_id)
+
+    def _room_again(self) -> None:
+        with self._lock:
+            if self._shortage is None:
+                return
+            self._shortage = None
+        log.info("disk has room again: every unkept clip is under the retention rules")
+
+    def has_room(self, need: int = 0) -> bool:
+        """Whether the disk has ``min_free + CLIP_ROOM + need`` bytes free (one statvfs)."""
+        min_free = self.retention.min_free if self.retention is not None else 0
+        return self._disk_free() >= min_free + CLIP_ROOM + need
+
+    def space_held(self) -> tuple[int, int]:
+        """Bytes no rule may delete for space: (kept clips, clips recorded during the
+        current shortage and not kept)."""
+        with self._lock:
+            recent = set(self._shortage or ())
+        clips = self.list()
+        kept = sum(c.bytes for c in clips if c.keep)
+        return kept, sum(c.bytes for c in clips if not c.keep and c.id in recent)
+
+    def writable(self) -> OSError | None:
+        """Why clips cannot be written now, or None: a probe (an empty file, created
+        and removed in the clip folder, which is made again if it went) and a write
+        lock on the index. No byte of any clip is written."""
+        probe = self.folder / ".write-probe"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
+            probe.unlink()
+            self.index.check_writable()
+        except OSError as err:
+            return err
+        return None
+
+    def repair(self, identities: Sequence[vault.Identity]) -> builtins.list[Repaired]:
+        """Turn every clip cut off by a crash into a finished clip of its intact, playable
+        part (see :mod:`doorbell.store.repair`); what happened to each, each logged once.
+
+        Needs the owner's identities, so it runs after an unlock. Each clip on its own:
+        one clip's failure is reported by name and never stops the others.
         """
         done = []
         with self._lock:
             active = set(self._active)
+        recipients = list(self._recipients())
         for clip in self.index.list(states=("partial",)):
             if clip.id in active:
                 continue
-            done.append(Repaired(clip.id, self._repair_one(clip, identities)))
+            result = repair_clip(self, clip, identities, recipients)
+            done.append(result)
+            if not result.problem:
+                log.info("repair: %s", result.describe())
+            elif result.removed or clip.id not in self._repair_noted:
+                log.warning("repair: %s", result.describe())
+                self._repair_noted.add(clip.id)
         return done
-
-    def _repair_one(self, clip: Clip, identities: Sequence[vault.Identity]) -> vault.Recovery:
-        recipients = list(self._recipients())
-        report = vault.Recovery()
-        for suffix in (THUMBNAIL, VIDEO):
-            part = self.path(clip.id, suffix + PART)
-            if part.exists():
-                report = self._recover_file(clip.id, suffix, identities, recipients)
-        video = self.path(clip.id, VIDEO)
-        if not video.exists():
-            self.delete(clip.id)
-            return report
-        end = self.path(clip.id, VIDEO).stat().st_mtime
-        self.index.put(replace(clip, end=end, bytes=self._bytes(clip.id), state="complete"))
-        return report
-
-    def _recover_file(
-        self,
-        clip_id: str,
-        suffix: str,
-        identities: Sequence[vault.Identity],
-        recipients: builtins.list[vault.Recipient],
-    ) -> vault.Recovery:
-        part = self.path(clip_id, suffix + PART)
-        report = vault.Recovery()
-        mtime = part.stat().st_mtime
-        with open(part, "rb") as source:
-            chunks = vault.recover(source, identities, report, str(part))
-            first = next(chunks, b"")
-            if first:
-                writer = self._create(clip_id, suffix + ".repair", recipients)
-                with writer:
-                    for chunk in _chain(first, chunks):
-                        writer.write(chunk)
-                repaired = self.path(clip_id, suffix + ".repair")
-                os.utime(repaired, (mtime, mtime))
-                repaired.replace(self.path(clip_id, suffix))
-        part.unlink()
-        return report
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest

@@ -10,6 +10,7 @@ Thread ownership: one connection, guarded by ``_lock``; any thread may call.
 """
 
 import errno
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -75,8 +76,54 @@ class StoreFullError(DoorbellError, OSError):
         return f"{self.filename}: {self.strerror}"
 
 
+class StorageError(DoorbellError, OSError):
+    """The disk under the index cannot be written: read-only, failing, or gone.
+
+    SQLite's SQLITE_READONLY, SQLITE_IOERR and SQLITE_CANTOPEN as an ``OSError``
+    with the errno the folder's state gives (EROFS on a read-only mount, ENOENT
+    when it is gone, EACCES without write permission, else EIO for an I/O error),
+    so callers handle it as any other failing write, by its errno.
+    """
+
+    def __init__(self, path: Path, code: int) -> None:
+        super().__init__(code, os.strerror(code))
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+_STORAGE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN)
+
+
 def _full(err: sqlite3.Error) -> bool:
     return getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def storage_errno(err: sqlite3.Error, path: Path) -> int | None:
+    """The errno of a SQLite error that says the disk cannot be written, or None for any
+    other error. The primary result code decides the kind; the folder's state the errno."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _STORAGE_CODES:
+        return None
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return errno.EROFS
+    except OSError as gone:
+        return gone.errno or errno.EIO
+    if code & 0xFF == sqlite3.SQLITE_IOERR:
+        return errno.EIO
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return errno.EACCES
+    return errno.EROFS if code & 0xFF == sqlite3.SQLITE_READONLY else errno.EIO
+
+
+def _mapped(err: sqlite3.Error, path: Path) -> OSError | None:
+    """The store's own OSError for a full or unwritable disk under the index, or None."""
+    if _full(err):
+        return StoreFullError(path)
+    code = storage_errno(err, path)
+    return None if code is None else StorageError(path, code)
 
 
 @dataclass(frozen=True)
@@ -134,6 +181,9 @@ class Index:
             self._add_columns(columns)
         except sqlite3.DatabaseError as err:
             self.close()
+            mapped = _mapped(err, path)
+            if mapped is not None:  # the disk, not the file: nothing to rebuild
+                raise mapped from err
             raise IndexCorrupt(f"{path}: {err}") from None
         except IndexCorrupt:
             self.close()
@@ -163,7 +213,8 @@ class Index:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction. Raises :class:`StoreFullError` when the disk is full."""
+        """One write transaction. Raises :class:`StoreFullError` when the disk is full,
+        :class:`StorageError` when it cannot be written (read-only, failing, gone)."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -175,9 +226,16 @@ class Index:
                         self._db.execute("ROLLBACK")
                     raise
             except sqlite3.OperationalError as err:
-                if _full(err):
-                    raise StoreFullError(self.path) from err
+                mapped = _mapped(err, self.path)
+                if mapped is not None:
+                    raise mapped from err
                 raise
+
+    def check_writable(self) -> None:
+        """Take the write lock and let it go (an empty transaction): raises what a write
+        would (:class:`StorageError`, :class:`StoreFullError`), writing nothing."""
+        with self._transaction():
+            pass
 
     def put(self, clip: Clip) -> None:
         with self._transaction() as db:

@@ -6,21 +6,84 @@
     clip = recording.finish(end=t2)        # final chunk, fsync, rename, index row
 
 It ends one of four ways: ``finish`` (a whole clip), ``cut_short`` (a full
-disk ended the file at its last whole chunk), ``abort`` (left as a crash
+disk ended the file at its last whole fragment), ``abort`` (left as a crash
 would, recovered after unlock) or ``discard`` (it could not even begin).
+
+``video`` marks each whole MP4 fragment in the vault writer as it goes by
+(:class:`ClipVideo`), so a full disk ends the file at a fragment, never
+inside one, and a clip with no whole fragment leaves no file at all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 from typing import TYPE_CHECKING
 
+from doorbell import vault
+from doorbell.store.fragments import FragmentScanner
 from doorbell.store.index import Clip
 from doorbell.store.layout import PART, THUMBNAIL, VIDEO
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
+
     from doorbell.store.clips import ClipStore
+
+log = logging.getLogger(__name__)
+
+
+class ClipVideo(io.RawIOBase):
+    """The clip's MP4 on its way into its vault writer: write-only, not seekable.
+
+    Each whole fragment (``moof`` + ``mdat``, found by a
+    :class:`~doorbell.store.fragments.FragmentScanner` reading box headers
+    only) is marked in the writer (``vault.Writer.mark``). Otherwise it is the
+    writer: ``close`` finishes the file, ``abort`` leaves it as a crash would,
+    ``discard`` removes it.
+    """
+
+    def __init__(self, writer: vault.Writer) -> None:
+        super().__init__()
+        self.writer = writer
+        self._scanner = FragmentScanner()
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.writer.tell()
+
+    def write(self, data: Buffer) -> int:
+        view = memoryview(data).cast("B")
+        base = self._scanner.offset
+        done = 0
+        for end in self._scanner.feed(view):
+            self.writer.write(view[done : end - base])
+            self.writer.mark()
+            done = end - base
+        if done < len(view):
+            self.writer.write(view[done:])
+        return len(view)
+
+    def flush(self) -> None:
+        if not self.closed:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.writer.close()
+        super().close()
+
+    def abort(self) -> None:
+        self.writer.abort()
+        super().close()
+
+    def discard(self) -> None:
+        self.writer.discard()
+        super().close()
 
 
 class ClipRecording:
@@ -38,7 +101,8 @@ class ClipRecording:
         self.start = start
         self.trigger = trigger
         self._recipients = recipients
-        self.video = store._create(clip_id, VIDEO, recipients)
+        self.video = ClipVideo(store._create(clip_id, VIDEO, recipients))
+        store._recording_started(clip_id)
 
     def write_thumbnail(self, jpeg: bytes) -> None:
         """Encrypt and store the clip's thumbnail (a JPEG held in memory)."""
@@ -61,8 +125,8 @@ class ClipRecording:
 
     def cut_short(self, end: float) -> Clip | None:
         """After a full disk stopped the writer (``vault.DiskFullError``, which already
-        ended the file at its last whole chunk, or removed it when nothing was whole):
-        record what is there. None: nothing of the clip was kept."""
+        ended the file at its last whole fragment, or removed it when no fragment was
+        whole): record what is there. None: nothing of the clip was kept."""
         with contextlib.suppress(OSError):
             self.video.abort()  # a no-op when the writer already ended the file
         video = self.store.path(self.id, VIDEO)
@@ -87,8 +151,12 @@ class ClipRecording:
             self.store.index.remove(self.id)
 
     def abort(self) -> Clip:
-        """Stop without finishing: the clip stays as a crash would leave it (partial)."""
-        self.video.abort()
+        """Stop without finishing: the clip stays as a crash would leave it (partial).
+        On a failing disk as best it can: what reached the disk stays, recoverable."""
+        try:
+            self.video.abort()
+        except OSError as err:  # the last fsync failed: the disk keeps what it kept
+            log.warning("clip %s left partial; its file could not be synced: %s", self.id, err)
         clip = Clip(
             self.id, self.start, None, self.trigger, self.store._bytes(self.id), False, "partial"
         )

@@ -37,7 +37,7 @@ clips by their stamps (which may be wrong for time-uncertain ones: a 1970
 stamp sorts first among them, never before a clip of this boot).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from doorbell.clock import ClockState
@@ -105,11 +105,14 @@ def plan_retention(
     rules: Rules,
     need: int = 0,
     clock: ClockState = WALL_CLOCK_TRUSTED,
+    protect: Collection[str] = frozenset(),
 ) -> Plan:
     """The clips to delete under ``rules``, oldest first, and a warning if that is not enough.
 
     ``now`` is the wall clock (Unix seconds), ``free`` and ``need`` bytes, ``clock``
-    the clocks' state at ``now`` (:func:`doorbell.clock.read`)."""
+    the clocks' state at ``now`` (:func:`doorbell.clock.read`). Clips in ``protect``
+    (ids: those recorded while the disk is short, see ``ClipStore.short_of_space``) go
+    by age only, never to make room."""
     unkept = sorted((c for c in clips if not c.keep), key=oldest_first(clock))
     total = sum(c.bytes for c in clips)
     kept = total - sum(c.bytes for c in unkept)
@@ -120,7 +123,7 @@ def plan_retention(
         too_old = age is not None and age > rules.max_age
         over_quota = rules.quota > 0 and total - freed > rules.quota
         short = free + freed < rules.min_free + need
-        if too_old or over_quota or short:
+        if too_old or ((over_quota or short) and clip.id not in protect):
             delete.append(clip.id)
             freed += clip.bytes
     warnings = []

@@ -41,7 +41,15 @@ from doorbell.vault.keys import (
     parse_identities,
     parse_recipients,
 )
-from doorbell.vault.reader import Reader, Recovery, iter_plaintext, open_file, open_header, recover
+from doorbell.vault.reader import (
+    Reader,
+    Recovery,
+    cut_in_header,
+    iter_plaintext,
+    open_file,
+    open_header,
+    recover,
+)
 from doorbell.vault.stream import CHUNK_SIZE
 from doorbell.vault.writer import (
     PART_SUFFIX,
@@ -77,6 +85,7 @@ __all__ = [
     "X25519Identity",
     "X25519Recipient",
     "create",
+    "cut_in_header",
     "decrypt_bytes",
     "encrypt_bytes",
     "is_age_file",

@@ -49,22 +49,23 @@ class DiskFullError(VaultError, OSError):
     """The disk filled up while writing: the file was ended at its last whole chunk.
 
     No byte beyond what the failed write freed was needed: the last chunk on
-    disk is sealed again, in place, as the final one. ``kept`` is how many
-    plaintext bytes the finished file holds; 0 means nothing whole had been
-    written and the file was removed. ``errno`` is ENOSPC, so code that
-    handles a full disk in general handles this too.
+    disk is sealed again, in place, as the final one; if the writer made marks
+    (``Writer.mark``), the chunk of the last mark on disk, cut at the mark
+    (``at_mark``). ``kept`` is how many plaintext bytes the finished file
+    holds; 0 means nothing whole had been written and the file was removed.
+    ``errno`` is ENOSPC, so code that handles a full disk in general handles
+    this too.
     """
 
     kind = "disk full"
 
-    def __init__(self, source: str, kept: int) -> None:
+    def __init__(self, source: str, kept: int, at_mark: bool = False) -> None:
         import errno
 
-        detail = (
-            f"ended early at its last whole chunk ({kept} bytes kept)"
-            if kept
-            else "nothing whole was written; removed"
-        )
+        where = "the last point its writer marked whole" if at_mark else "its last whole chunk"
+        detail = f"ended early at {where} ({kept} bytes kept)"
+        if not kept:
+            detail = "nothing whole was written; removed"
         VaultError.__init__(self, detail, source)
         self.errno = errno.ENOSPC
         self.filename = source

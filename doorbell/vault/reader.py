@@ -256,6 +256,28 @@ def iter_plaintext(
         index += 1
 
 
+def cut_in_header(stream: BinaryIO) -> str | None:
+    """Why nothing can be recovered from ``stream``, judged without any identity: it is
+    empty, or ends inside its header or nonce, or right after them (a power cut in a
+    file's first moment). None otherwise: a file with a whole header and some payload,
+    or a malformed header followed by more data (a damaged file, for ``recover`` to
+    judge with identities). Reads the header only.
+    """
+    try:
+        parse_header(stream.readline)
+    except HeaderError:
+        if stream.tell() == 0 and not stream.read(1):
+            return "the file is empty"
+        # A cut header leaves the stream at its end; a malformed one has more after it.
+        return None if stream.read(1) else "the file ends inside its age header"
+    rest = _read_full(stream, NONCE_SIZE + 1)
+    if len(rest) < NONCE_SIZE:
+        return "the file ends inside its payload nonce"
+    if len(rest) == NONCE_SIZE:
+        return "the file ends before its first chunk"
+    return None
+
+
 class Recovery:
     """What :func:`recover` found: how much is intact and how much was lost."""
 

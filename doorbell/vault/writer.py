@@ -16,7 +16,11 @@ A full disk (ENOSPC, EDQUOT) while writing a file does not leave it cut off:
 the writer keeps the plaintext of the last chunk it sealed (64 KiB, in RAM),
 truncates that chunk away and seals it again as the final one, in the space
 it just freed, then finishes the file and raises :class:`DiskFullError`. The
-result is a whole, valid age file of everything up to that chunk.
+result is a whole, valid age file of everything up to that chunk. A caller
+whose data has units (a video's fragments) calls :meth:`Writer.mark` after
+each whole one: the file then ends at the last mark on the disk instead, its
+chunk sealed again cut at the mark (the writer keeps that chunk's plaintext
+too, another 64 KiB at most).
 """
 
 import contextlib
@@ -215,11 +219,14 @@ class AtomicFileSink:
             _fsync_dir(self.path)
 
     def abort(self) -> None:
-        """Stop writing and leave ``.part`` as a power cut would."""
+        """Stop writing and leave ``.part`` as a power cut would. The descriptor is closed
+        even if the last fsync fails (a failing disk): that error is raised after."""
         if self._fd is not None:
-            if self._durable:
-                self.sync()
-            self._close()
+            try:
+                if self._durable:
+                    self.sync()
+            finally:
+                self._close()
 
     def discard(self) -> None:
         self._close()
@@ -272,6 +279,11 @@ class Writer(io.RawIOBase):
         # a full disk needs to end the file there (sinks that can truncate only).
         self._cuttable = sink if _can_cut(sink) else None
         self._last: tuple[int, bytes] | None = None
+        # Marks (see mark()): the one in the unsealed buffer (chunk index, bytes of it),
+        # and the last one on the disk (where its chunk starts, its index, its plaintext).
+        self._marked = False
+        self._pending_mark: tuple[int, int] | None = None
+        self._safe_mark: tuple[int, int, bytes] | None = None
         self._guarded(sink.write, header + nonce)
 
     def writable(self) -> bool:
@@ -285,6 +297,19 @@ class Writer(io.RawIOBase):
         in RAM: sealing it early would end the stream."""
         if not self._ended:
             self._sink.flush()
+
+    def mark(self) -> None:
+        """Everything written so far is a whole unit (a video fragment): should the disk
+        fill up, end the file here rather than inside a later unit. Once any mark is
+        made, a full disk ends the file at the last mark whose chunk reached the disk,
+        or removes the file if none did (``DiskFullError.kept`` 0). Costs nothing until
+        the chunk holding the mark is sealed, then one copy of that chunk."""
+        if self._ended or self._written == 0:
+            return
+        self._marked = True
+        # The byte before the mark is always in the buffer: a full buffer is sealed
+        # only when more data comes.
+        self._pending_mark = (self._index, len(self._buffer))
 
     def write(self, data: "Buffer") -> int:
         if self._ended:
@@ -314,6 +339,10 @@ class Writer(io.RawIOBase):
         self._guarded(self._sink.write, sealed)
         if cuttable is not None:
             self._last = (start, bytes(plaintext))
+            mark = self._pending_mark
+            if mark is not None and mark[0] == self._index:  # the mark is on the disk now
+                self._safe_mark = (start, self._index, bytes(plaintext[: mark[1]]))
+                self._pending_mark = None
         self._index += 1
 
     def _guarded(self, write: Callable[[bytes], None], data: bytes) -> None:
@@ -331,19 +360,27 @@ class Writer(io.RawIOBase):
         sink = self._cuttable
         assert sink is not None  # only a cuttable sink's disk-full error comes here
         path = getattr(sink, "path", "")
-        if self._last is None:
+        if self._marked:
+            end = self._safe_mark
+            at_mark = True
+        else:
+            end = None if self._last is None else (self._last[0], self._index - 1, self._last[1])
+            at_mark = False
+        if end is None:
             sink.discard()
-            raise DiskFullError(path, 0)
-        start, plaintext = self._last
+            raise DiskFullError(path, 0, at_mark)
+        start, index, plaintext = end
         try:
+            # Truncating at the chunk's start frees it and all after; its sealed final
+            # version is no longer than it was, so it fits in the space just freed.
             sink.truncate(start)
-            sink.write(self._cipher.seal(self._index - 1, plaintext, last=True))
+            sink.write(self._cipher.seal(index, plaintext, last=True))
             sink.finish()
         except OSError:
             with contextlib.suppress(OSError):  # what is there stays, recoverable
                 sink.abort()
             raise
-        raise DiskFullError(path, (self._index - 1) * CHUNK_SIZE + len(plaintext))
+        raise DiskFullError(path, index * CHUNK_SIZE + len(plaintext), at_mark)
 
     def close(self) -> None:
         """Write the final chunk and finish the file (for a file: fsync and rename)."""
