@@ -277,13 +277,12 @@ def _open_video(path: str) -> av.container.InputContainer:
     try:
         return av.open(f"file:{path}", options=options)
     except av.error.ArgumentError:  # FFmpeg took it for a format not in FILE_FORMATS
-        hint = ""
         if path.lower().endswith(RAW_STREAMS):
-            hint = (
-                "; a raw H.264/H.265 stream has no frame times: put it in an MP4 first, "
-                "e.g. ffmpeg -r 30 -i clip.h264 -c copy clip.mp4"
-            )
-        raise CameraError(f"{path}: not a video file (doorbell reads {FILE_KINDS}){hint}") from None
+            raise CameraError(
+                f"{path}: a raw H.264/H.265 stream has no frame times; put it in an MP4 "
+                "first (ffmpeg -r 30 -i clip.h264 -c copy clip.mp4, at its true rate)"
+            ) from None
+        raise CameraError(f"{path}: not a video file (doorbell reads {FILE_KINDS})") from None
     except av.error.InvalidDataError:
         raise CameraError(
             f"{path}: not a video file, or its header is damaged (doorbell reads {FILE_KINDS})"

@@ -8,10 +8,17 @@ does, so a test asserts the same behaviour on both:
 * :func:`porch`: the project's synthetic porch camera with visitors at known
   times and empty stretches between them (the twin of ``porch-visitors.mp4``).
 
-:func:`write_video` puts frames in an H.264 MP4 with PyAV, for ``doorbell replay``.
+* :func:`uneven_porch`: the porch at a rate that changes (a variable-frame-rate
+  file), each frame with its own presentation time.
+
+:func:`write_video` puts frames in an H.264 MP4 with PyAV, for ``doorbell replay``
+(any size, at a steady rate or at given times); :func:`damage` overwrites part of
+its media data, as a failing card does.
 """
 
+import fractions
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +27,7 @@ import cv2
 import numpy as np
 
 from doorbell.camera import open_camera
-from doorbell.camera.synthetic import WALK_SECONDS
+from doorbell.camera.synthetic import WALK_SECONDS, SyntheticCamera
 
 # What docs/FOOTAGE.md says is in the real clips, in frames, for their twins.
 REAL_TREE_PERSON = 242  # waving-tree.mp4 (15 fps): the tree alone, then a person at 242
@@ -143,17 +150,83 @@ def porch(
     return PorchScene(frames, fps, visits, empty)
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
-    """``frames`` (grey or BGR) as an H.264 MP4 at ``fps``, the way a camera file comes."""
+@dataclass(frozen=True)
+class UnevenScene:
+    """BGR frames, each shown at ``times[i]`` seconds (not i / a rate); a visitor walks
+    in at ``arrival`` seconds."""
+
+    frames: list[np.ndarray]
+    times: list[float]
+    arrival: float
+
+
+def uneven_porch(
+    *,
+    seed: int = 5,
+    width: int = 320,
+    height: int = 180,
+    stretches: tuple[tuple[float, float], ...] = ((10.0, 4.0), (20.0, 15.0)),
+    arrival: float = 14.0,
+) -> UnevenScene:
+    """The synthetic porch recorded at a rate that changes, as a phone or a network camera
+    does when the light or its load changes: each of ``stretches`` is (seconds, frames a
+    second), by default 10 s at 4 fps then 20 s at 15 fps. Times are whole milliseconds,
+    so a file keeps them exactly. One visitor arrives at ``arrival`` and waits 2 s."""
+    camera = SyntheticCamera(
+        seed=seed, width=width, height=height, visitors=[(arrival, 2.0)], every=None
+    )
+    times: list[float] = []
+    start = 0.0
+    for seconds, fps in stretches:
+        count = round(seconds * fps)
+        times += [round(start + i / fps, 3) for i in range(count)]
+        start += seconds
+    frames = [camera.render(at) for at in times]
+    return UnevenScene(frames, times, arrival)
+
+
+def write_video(
+    path: Path, frames: list[np.ndarray], fps: float, *, times: Sequence[float] | None = None
+) -> Path:
+    """``frames`` (grey or BGR) as an H.264 MP4 at ``fps``, the way a camera file comes.
+
+    ``times`` (seconds, whole milliseconds, increasing) gives each frame its own
+    presentation time: a variable-frame-rate file. A picture with an odd side is written
+    in 4:4:4 (H.264 in 4:2:0 has no odd side), as some cameras' files are."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=round(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        odd = width % 2 or height % 2
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv444p" if odd else "yuv420p"
         stream.options = {"preset": "ultrafast"}
-        for image in frames:
+        if times is not None:
+            stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for n, image in enumerate(frames):
             kind = "gray" if image.ndim == 2 else "bgr24"
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format=kind)):
+            frame = av.VideoFrame.from_ndarray(image, format=kind)
+            if times is not None:
+                frame.pts, frame.time_base = round(times[n] * 1000), fractions.Fraction(1, 1000)
+            for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    return path
+
+
+def damage(path: Path, *, at: float = 0.5, length: int = 20_000, seed: int = 7) -> Path:
+    """Overwrite ``length`` bytes of an MP4's media data (its ``mdat`` box: never the
+    header or the index) with seeded noise, ``at`` (0-1) of the way through it, as a
+    failing card or a bad copy does. Returns ``path``."""
+    data = bytearray(path.read_bytes())
+    box = data.index(b"mdat") - 4
+    size = int.from_bytes(data[box : box + 4], "big")
+    payload = box + 8
+    if size == 1:  # a 64-bit size follows the type
+        size, payload = int.from_bytes(data[box + 8 : box + 16], "big"), box + 16
+    end = box + size if size else len(data)
+    assert end - payload > 2 * length, "too little media data to damage in the middle"
+    first = payload + round((end - payload - length) * at)
+    data[first : first + length] = np.random.default_rng(seed).bytes(length)
+    path.write_bytes(bytes(data))
     return path
