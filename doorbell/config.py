@@ -47,6 +47,7 @@ class Spec:
     high: float | None = None
     choices: tuple[str, ...] = ()
     shape: str = ""  # "polygons" | "host:port" | ""
+    even: bool = False  # a whole number that must be even ("an even number" in its note)
 
     @property
     def name(self) -> str:
@@ -75,6 +76,7 @@ def parse_schema(text: str) -> dict[tuple[str, str], Spec]:
         spec = Spec(section, match["key"], None if match["off"] else value, type(value))
         if found := _RANGE.match(note):
             spec = replace(spec, low=float(found[1]), high=float(found[2]))
+            spec = replace(spec, even="an even number" in note)
         elif found := _CHOICES.match(note):
             spec = replace(spec, choices=tuple(found[1].split(", ")))
         elif note.startswith(("polygons", "host:port")):
@@ -113,6 +115,8 @@ def check_value(spec: Spec, value: Any) -> str | None:
         return f"expected a list, got {value!r}"
     if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
         return f"must be {_number(spec.low)} to {_number(spec.high)}, got {value!r}"
+    if spec.even and value % 2:
+        return f"must be an even number (H.264 pictures have even sides), got {value!r}"
     if spec.choices and value not in spec.choices:
         return f"must be one of {', '.join(spec.choices)}, got {value!r}"
     if spec.shape == "polygons":
@@ -226,6 +230,28 @@ class StorageSettings:
 
 CAMERA_BACKENDS = ("picamera2", "opencv", "synthetic")
 
+# What the Pi's hardware H.264 encoder (Pi 4, Pi 3, Zero 2 W) takes: 32 to 1920 pixels a
+# side (the bcm2835-codec driver's MIN_W/H and MAX_W/H_CODEC) and at most 8192 16x16
+# macroblocks a picture (H.264 level 4's largest frame; picamera2 asks for level 4 to 4.2).
+HARDWARE_SIDES = (32, 1920)
+HARDWARE_MACROBLOCKS = 8192
+
+
+def hardware_encoder_problem(width: int, height: int) -> str | None:
+    """Why the Pi's hardware H.264 encoder cannot take ``width`` x ``height`` pixels, or None.
+
+    ``(1920, 1080)`` fits (8160 macroblocks); ``(2592, 1944)`` and ``(1920, 1920)`` do not."""
+    low, high = HARDWARE_SIDES
+    blocks = -(-width // 16) * -(-height // 16)
+    if low <= width <= high and low <= height <= high and blocks <= HARDWARE_MACROBLOCKS:
+        return None
+    return (
+        f"width and height {width}x{height}: the Pi's hardware H.264 encoder (encoder = "
+        f'"auto" on a Pi 4, 3 or Zero 2 W) takes {low} to {high} pixels a side and '
+        f"{HARDWARE_MACROBLOCKS} macroblocks of 16x16 a picture, such as 1920x1080 or "
+        '1080x1920; choose such a size, or set encoder = "libav" (the CPU encoder)'
+    )
+
 
 @dataclass(frozen=True)
 class CameraSettings:
@@ -241,6 +267,9 @@ class CameraSettings:
         _validate(self, "camera")
         if self.backend == "opencv" and not self.source:
             raise ValueError("the opencv backend needs a source (a file, webcam index or URL)")
+        if self.backend == "picamera2" and self.encoder != "libav":  # auto: hardware if any
+            if problem := hardware_encoder_problem(self.width, self.height):
+                raise ValueError(problem)
 
 
 @dataclass(frozen=True)
