@@ -17,9 +17,9 @@ once the clock is synchronised: ``wall_now - (boottime_now - boottime_then)``.
 read only; without CAP_SYS_TIME it can change nothing), judged as systemd's
 timedated judges it for ``timedatectl``'s "System clock synchronized"
 (``NTPSynchronized``): the maximum error the NTP client last set is below the
-kernel's 16 s limit. The STA_UNSYNC flag (and so the TIME_ERROR return) is not
-used alone, as systemd does not: chrony sets it while synchronised to keep the
-kernel off the RTC. The kernel raises the maximum error by 500 µs each second
+kernel's 16 s limit. The STA_UNSYNC flag (and so the TIME_ERROR return) is
+ignored, as systemd ignores it: an NTP client may keep it set while synchronised,
+to stop the kernel writing the RTC. The kernel raises the maximum error by 500 µs each second
 without a correction, so a clock whose server went away counts as synchronised
 for about 9 hours, then not. Where ``adjtimex`` is refused (systemd's
 ``ProtectClock=`` or a system-call filter without it: EPERM), the flag file
@@ -31,13 +31,12 @@ Everything here is a pure function of what it is given, or reads one kernel
 value; tests inject them and never depend on this machine's clock.
 """
 
-import errno
 import functools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PLAUSIBLE_AFTER = 1_735_689_600.0  # 2025-01-01 UTC: no doorbell clip was recorded before
 MAXERROR_LIMIT_US = 16_000_000  # the kernel's NTP_PHASE_LIMIT: maxerror stops there, unsynced
@@ -68,9 +67,10 @@ def synchronised_from_timex(timex: Timex) -> bool:
     return timex.maxerror < MAXERROR_LIMIT_US
 
 
-def read_timex() -> Timex | None:
-    """The kernel's NTP state via ``adjtimex`` with modes 0 (read only); None where the
-    call is refused (EPERM under a system-call filter) or missing (not Linux)."""
+@functools.cache
+def _adjtimex() -> tuple[Any, Any] | None:
+    """libc's ``adjtimex`` and a ``struct timex`` type for it, made once (finding libc
+    runs ``ldconfig``); None where there is none (not Linux)."""
     import ctypes
     import ctypes.util
 
@@ -85,19 +85,27 @@ def read_timex() -> Timex | None:
             ("rest", ctypes.c_byte * 512),  # more than any architecture's struct timex
         ]
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        adjtimex = libc.adjtimex
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        return libc.adjtimex, _Timex
     except (OSError, AttributeError):
         return None
-    buffer = _Timex()  # modes 0: change nothing
+
+
+def read_timex() -> Timex | None:
+    """The kernel's NTP state via ``adjtimex`` with modes 0 (read only); None where the
+    call fails (EPERM under a system-call filter) or is missing (not Linux). Never
+    raises: recording must not stop over a question about the clock."""
+    import ctypes
+
+    found = _adjtimex()
+    if found is None:
+        return None
+    adjtimex, struct = found
+    buffer = struct()  # modes 0: change nothing
     state = adjtimex(ctypes.byref(buffer))
-    if state < 0:
-        err = ctypes.get_errno()
-        if err in (errno.EPERM, errno.ENOSYS, errno.EACCES):
-            return None
-        raise OSError(err, f"adjtimex: {os.strerror(err)}")
+    if state < 0:  # EPERM under a filter; any other failure is as little to go on
+        return None
     return Timex(state, buffer.status, buffer.maxerror)
 
 
