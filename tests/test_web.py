@@ -462,7 +462,7 @@ async def test_the_status_page_shows_the_clock_and_the_frames(client, context):
     assert body["frames"] == {"received": 1234, "dropped": 5, "last_at": last_at}
     page = await (await client.get("/status")).text()
     when = datetime.datetime.fromtimestamp(last_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    assert f'<dd id="frames">1234 received, 5 dropped; last frame {when}</dd>' in page
+    assert f'<dd id="frames">1234 received, 5 dropped; last frame at {when}</dd>' in page
     assert f'<dd id="clock-state" class="uncertain">{text}</dd>' in page
     assert f'<p class="warning" role="alert">{text}</p>' in page
 
@@ -475,11 +475,11 @@ async def test_the_status_page_before_the_first_frame_and_without_clock_facts(cl
     }
     await unlock(client)
     page = await (await client.get("/status")).text()
-    assert '<dd id="frames">0 received, 0 dropped; last frame no frame yet</dd>' in page
+    assert '<dd id="frames">0 received, 0 dropped; no frame yet</dd>' in page
     assert '<dd id="clock-state">clock synchronised</dd>' in page
     context.status = lambda: {"camera": "starting"}
     page = await (await client.get("/status")).text()
-    assert '<dd id="frames">unknown; last frame no frame yet</dd>' in page
+    assert '<dd id="frames">unknown</dd>' in page
     assert '<dd id="clock-state" class="uncertain">unknown</dd>' in page
 
 

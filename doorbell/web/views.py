@@ -247,16 +247,13 @@ def _status_view(status: dict) -> dict:
     last_at = frames.get("last_at")
     last = "no frame yet"
     if last_at is not None:
-        last = datetime.datetime.fromtimestamp(last_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        when = datetime.datetime.fromtimestamp(last_at).astimezone()
+        last = f"last frame at {when:%Y-%m-%d %H:%M:%S}"
+    counts = f"{frames.get('received', 0)} received, {frames.get('dropped', 0)} dropped"
     return {
         "clock_text": clock.get("text") or "unknown",
         "clock_synchronised": clock.get("synchronised"),
-        "frames_text": (
-            f"{frames.get('received', 0)} received, {frames.get('dropped', 0)} dropped"
-            if frames
-            else "unknown"
-        ),
-        "last_frame": last,
+        "frames_text": f"{counts}; {last}" if frames else "unknown",
     }
 
 
@@ -270,7 +267,7 @@ async def status_page(request: web.Request) -> web.StreamResponse:
 
 
 async def video(request: web.Request) -> web.StreamResponse:
-    from doorbell.web.playback import etag_for, send_plaintext
+    from doorbell.web.playback import damage_message, etag_for, send_plaintext
 
     clip = _clip(request)
     if clip.state != "complete":
@@ -288,8 +285,9 @@ async def video(request: web.Request) -> web.StreamResponse:
     except ClipNotFound:
         raise web.HTTPNotFound(text="no such clip\n") from None
     except vault.VaultError as err:
-        log.warning("clip %s cannot be played: %s", clip.id, err.detail)
-        raise web.HTTPUnprocessableEntity(text=f"clip {clip.id} is damaged: {err.kind}\n") from None
+        message = damage_message(clip.id, err)
+        log.warning("%s", message)
+        raise web.HTTPUnprocessableEntity(text=message + "\n") from None
     download = f"doorbell-{clip.id}.mp4" if "download" in request.query else None
     return await send_plaintext(
         request, payload, etag=etag_for(clip.id, payload), filename=download
