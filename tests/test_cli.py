@@ -291,8 +291,11 @@ def test_tampered_file_fails_with_a_one_line_message_and_no_output(owner, tmp_pa
     result = run("decrypt", "-i", str(identity), "-o", str(tmp_path / "out"), str(clip))
     assert result.returncode == 1
     lines = result.stderr.decode().splitlines()
+    chunk_1 = len(raw) - (150_000 + 3 * 16) + (65536 + 16)  # the payload's start, plus chunk 0
     assert lines == [
-        f"doorbell: {clip}: payload failure: chunk 1 fails authentication: damaged, or cut short"
+        f"doorbell: {clip}: payload failure: chunk 1 fails authentication: damaged, or cut short "
+        f"(chunk 1, at byte {chunk_1} of the file); the intact part before it comes back with "
+        f"'doorbell decrypt --recover -i IDENTITY -o OUT {clip}'"
     ]
     assert not (tmp_path / "out").exists()
 

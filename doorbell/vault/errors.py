@@ -97,13 +97,47 @@ class HeaderMacError(VaultError, ValueError):
 
 
 class PayloadError(VaultError, ValueError):
-    """A payload chunk failed authentication: the file is corrupted or was tampered with."""
+    """A payload chunk failed authentication: the file is corrupted or was tampered with.
+
+    ``chunk`` is the index of the chunk that failed and ``offset`` where it starts
+    in the file (bytes), when known. The message says both, and how to get back
+    the intact part before it (``doorbell decrypt --recover``).
+    """
 
     kind = "payload failure"
 
-    def __init__(self, detail: str, source: str | None = None, chunk: int | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        source: str | None = None,
+        chunk: int | None = None,
+        offset: int | None = None,
+    ) -> None:
         self.chunk = chunk
+        self.offset = offset
         super().__init__(detail, source)
+
+    def where(self) -> str:
+        """Where the damage is, e.g. "chunk 3, at byte 196928 of the file", or ""."""
+        if self.chunk is None:
+            return ""
+        at = f", at byte {self.offset} of the file" if self.offset is not None else ""
+        return f"chunk {self.chunk}{at}"
+
+    def remedy(self) -> str:
+        """How to get back what is intact before the damage."""
+        if self.chunk == 0:
+            return "nothing before it is intact"
+        name = self.source if self.source and self.source != "-" else "FILE"
+        return (
+            f"the intact part before it comes back with "
+            f"'doorbell decrypt --recover -i IDENTITY -o OUT {name}'"
+        )
+
+    def __str__(self) -> str:
+        if self.chunk is None:
+            return super().__str__()
+        return f"{super().__str__()} ({self.where()}); {self.remedy()}"
 
 
 class TruncatedError(PayloadError):
@@ -123,6 +157,7 @@ class TruncatedError(PayloadError):
         source: str | None = None,
         chunk: int | None = None,
         authenticated: int | None = None,
+        offset: int | None = None,
     ) -> None:
         self.authenticated = authenticated
-        super().__init__(detail, source, chunk)
+        super().__init__(detail, source, chunk, offset)

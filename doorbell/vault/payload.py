@@ -42,7 +42,9 @@ class OpenedPayload:
         sealed = os.pread(self._fd, length, offset)
         plain = self._cipher.open(index, sealed, last=last) if len(sealed) == length else None
         if plain is None:
-            raise PayloadError(f"chunk {index} fails authentication: damaged", self.path, index)
+            raise PayloadError(
+                f"chunk {index} fails authentication: damaged", self.path, index, offset
+            )
         return plain
 
     def read_at(self, offset: int, length: int) -> bytes:

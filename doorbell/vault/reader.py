@@ -122,19 +122,30 @@ class Reader(io.RawIOBase):
         if index > 0 and self._cipher.open(
             index - 1, self._sealed(index - 1, SEALED_CHUNK_SIZE), last=True
         ):
-            raise PayloadError(f"data follows the final chunk {index - 1}", chunk=index)
+            raise PayloadError(
+                f"data follows the final chunk {index - 1}", chunk=index, offset=self._at(index)
+            )
         if layout.problem is not None:
             raise TruncatedError(
-                f"{layout.problem}: the file was cut short or damaged", chunk=index
+                f"{layout.problem}: the file was cut short or damaged",
+                chunk=index,
+                offset=self._at(index),
             )
         if len(sealed) == SEALED_CHUNK_SIZE and self._cipher.open(index, sealed, last=False):
             raise TruncatedError(
                 f"the file ends after chunk {index} without its final chunk: it was cut short",
                 chunk=index + 1,
+                offset=self._at(index + 1),
             )
         raise PayloadError(
-            f"chunk {index} (the last) fails authentication: damaged, or cut short", chunk=index
+            f"chunk {index} (the last) fails authentication: damaged, or cut short",
+            chunk=index,
+            offset=self._at(index),
         )
+
+    def _at(self, index: int) -> int:
+        """Where chunk ``index`` starts in the file."""
+        return self._start + Layout.offset(index)
 
     def _chunk(self, index: int) -> bytes:
         if self._cached[0] == index:
@@ -143,7 +154,9 @@ class Reader(io.RawIOBase):
         length = self._layout.last_sealed if last else SEALED_CHUNK_SIZE
         plain = self._cipher.open(index, self._sealed(index, length), last=last)
         if plain is None:
-            raise PayloadError(f"chunk {index} fails authentication: damaged", self.source, index)
+            raise PayloadError(
+                f"chunk {index} fails authentication: damaged", self.source, index, self._at(index)
+            )
         self._cached = (index, plain)
         return plain
 
@@ -213,17 +226,31 @@ def _read_full(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
+def _position(stream: BinaryIO) -> int | None:
+    """Where ``stream`` is, or None for a pipe."""
+    try:
+        return stream.tell()
+    except (OSError, ValueError):
+        return None
+
+
 def iter_plaintext(
     stream: BinaryIO, cipher: ChunkCipher, source: str | None = None
 ) -> Iterator[bytes]:
     """Decrypt the chunks of ``stream`` in order, each yielded once authenticated.
 
     Works on pipes (no seeking). Raises PayloadError naming the chunk that
-    fails, or TruncatedError when the stream ends before the final chunk;
-    everything yielded before that is authentic.
+    fails (and where it is in the file, when the stream can tell), or
+    TruncatedError when the stream ends before the final chunk; everything
+    yielded before that is authentic.
     """
     index = 0
     released = 0
+    start = _position(stream)
+
+    def at(index: int) -> int | None:
+        return None if start is None else start + Layout.offset(index)
+
     while True:
         sealed = _read_full(stream, SEALED_CHUNK_SIZE)
         last = len(sealed) < SEALED_CHUNK_SIZE
@@ -235,22 +262,28 @@ def iter_plaintext(
                 source,
                 index,
                 released,
+                at(index),
             )
         if len(sealed) <= TAG_SIZE and (index > 0 or len(sealed) < TAG_SIZE):
             problem = "is empty" if len(sealed) == TAG_SIZE else "is shorter than its tag"
-            raise PayloadError(f"the final chunk {index} {problem}", source, index)
+            raise PayloadError(f"the final chunk {index} {problem}", source, index, at(index))
         plain = None if last else cipher.open(index, sealed, last=False)
         if plain is None:
             last = True
             plain = cipher.open(index, sealed, last=True)
         if plain is None:
             raise PayloadError(
-                f"chunk {index} fails authentication: damaged, or cut short", source, index
+                f"chunk {index} fails authentication: damaged, or cut short",
+                source,
+                index,
+                at(index),
             )
         yield plain
         if last:
             if stream.read(1):
-                raise PayloadError(f"data follows the final chunk {index}", source, index + 1)
+                raise PayloadError(
+                    f"data follows the final chunk {index}", source, index + 1, at(index + 1)
+                )
             return
         released += len(plain)
         index += 1

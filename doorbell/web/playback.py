@@ -63,6 +63,20 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def damage_message(clip_id: str, err: vault.VaultError) -> str:
+    """What the owner is told of a clip that cannot be played (to its end): the clip,
+    where the damage is (chunk and byte of its file) and how to get the rest back."""
+    if isinstance(err, vault.PayloadError) and err.chunk is not None:
+        return f"clip {clip_id} is damaged at {err.where()}: {err.detail}; {err.remedy()}"
+    if isinstance(err, vault.HeaderError | vault.HeaderMacError):
+        return (
+            f"clip {clip_id} is damaged in its age header ({err.detail}): the header holds "
+            "the file's key, so nothing in it can be decrypted; restore the clip file from "
+            f"a backup copy ({err.source or 'its file'})"
+        )
+    return f"clip {clip_id} cannot be opened: {err.kind}: {err.detail}"
+
+
 def etag_for(clip_id: str, payload: OpenedPayload) -> str:
     return f'"{clip_id}-{payload.ciphertext_size:x}-{payload.mtime_ns:x}"'
 
@@ -140,12 +154,9 @@ async def send_plaintext(
     try:
         first = await loop.run_in_executor(None, payload.read_at, start, min(PIECE, end - start))
     except vault.PayloadError as err:
-        log.warning("clip playback stopped: %s", err)
-        clip = request.match_info.get("id", "this clip")
-        raise web.HTTPUnprocessableEntity(
-            text=f"clip {clip} is damaged at chunk {err.chunk}; 'doorbell decrypt --recover' "
-            "gives back its intact part\n"
-        ) from None
+        message = damage_message(request.match_info.get("id", "?"), err)
+        log.warning("clip playback stopped: %s", message)
+        raise web.HTTPUnprocessableEntity(text=message + "\n") from None
     response = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
@@ -173,7 +184,10 @@ async def send_plaintext(
     except ConnectionError:
         pass  # the browser moved on (a seek aborts the request): nothing to report
     except vault.PayloadError as err:
-        log.warning("clip playback stopped mid-way: %s", err)
+        log.warning(
+            "clip playback stopped mid-way: %s",
+            damage_message(request.match_info.get("id", "?"), err),
+        )
         if request.transport is not None:
             request.transport.close()
     return response

@@ -1,0 +1,110 @@
+"""A damaged clip is named with the damage's place (chunk and byte of its file) and the way
+to get back the rest, wherever the owner meets it: `doorbell decrypt`, the web player, the
+vault's own errors."""
+
+import os
+
+import pytest
+
+from doorbell import vault
+from doorbell.cli import main
+from doorbell.store import ClipStore
+from doorbell.vault.stream import CHUNK_SIZE, SEALED_CHUNK_SIZE
+from doorbell.web.playback import damage_message
+from tests.test_web import add_clip, client, clock, context, unlock  # noqa: F401 - fixtures
+
+PLAIN = os.urandom(3 * CHUNK_SIZE + 5000)  # chunks 0-2 whole, chunk 3 the last
+
+
+@pytest.fixture
+def store(data_dir):
+    store = ClipStore.open(data_dir)
+    yield store
+    store.close()
+
+
+def payload_start(path) -> int:
+    """Where chunk 0 starts: the file's size less its sealed chunks."""
+    return path.stat().st_size - (len(PLAIN) + 4 * 16)
+
+
+def damaged_clip(store, chunk: int) -> tuple[str, object, int]:
+    """A finished clip with one byte flipped in ``chunk``; its id, file and chunk's offset."""
+    clip_id = add_clip(store, "bell", 1_700_000_000, PLAIN)
+    path = store.path(clip_id, ".mp4.age")
+    offset = payload_start(path) + chunk * SEALED_CHUNK_SIZE
+    data = bytearray(path.read_bytes())
+    data[offset + 100] ^= 1
+    path.write_bytes(bytes(data))
+    return clip_id, path, offset
+
+
+def test_a_damaged_last_chunk_names_the_clip_the_chunk_its_byte_and_the_remedy(store, identities):
+    clip_id, path, offset = damaged_clip(store, 3)
+    with pytest.raises(vault.PayloadError) as caught:
+        store.open_payload(clip_id, identities)
+    assert damage_message(clip_id, caught.value) == (
+        f"clip {clip_id} is damaged at chunk 3, at byte {offset} of the file: chunk 3 (the "
+        "last) fails authentication: damaged, or cut short; the intact part before it comes "
+        f"back with 'doorbell decrypt --recover -i IDENTITY -o OUT {path}'"
+    )
+
+
+def test_a_damaged_header_says_nothing_can_be_decrypted_and_what_to_do(store, identities):
+    clip_id = add_clip(store, "bell", 1_700_000_000, PLAIN)
+    path = store.path(clip_id, ".mp4.age")
+    data = path.read_bytes()
+    mac = data.index(b"\n--- ") + 10
+    path.write_bytes(data[:mac] + (b"A" if data[mac : mac + 1] != b"A" else b"B") + data[mac + 1 :])
+    with pytest.raises(vault.HeaderMacError) as caught:
+        store.open_payload(clip_id, identities)
+    assert damage_message(clip_id, caught.value) == (
+        f"clip {clip_id} is damaged in its age header (the header was modified after it was "
+        "written): the header holds the file's key, so nothing in it can be decrypted; "
+        f"restore the clip file from a backup copy ({path})"
+    )
+
+
+async def test_the_web_player_answers_with_the_same_words(client, store):  # noqa: F811
+    """A damaged last chunk is caught as the clip opens; a damaged first chunk as the first
+    bytes are decrypted. Both: 422, the clip, the chunk, its byte, the remedy."""
+    last, last_path, last_at = damaged_clip(store, 3)
+    first, _, first_at = damaged_clip(store, 0)
+    await unlock(client)
+    response = await client.get(f"/clips/{last}/video")
+    assert response.status == 422
+    assert await response.text() == (
+        f"clip {last} is damaged at chunk 3, at byte {last_at} of the file: chunk 3 (the last) "
+        "fails authentication: damaged, or cut short; the intact part before it comes back "
+        f"with 'doorbell decrypt --recover -i IDENTITY -o OUT {last_path}'\n"
+    )
+    response = await client.get(f"/clips/{first}/video", headers={"Range": "bytes=0-99"})
+    assert response.status == 422
+    assert await response.text() == (
+        f"clip {first} is damaged at chunk 0, at byte {first_at} of the file: chunk 0 fails "
+        "authentication: damaged; nothing before it is intact\n"
+    )
+
+
+def test_decrypt_names_the_chunk_and_recover_gives_back_the_rest(
+    data_dir, identities, tmp_path, capsys
+):
+    clip = tmp_path / "clip.mp4.age"
+    with vault.create(clip, [i.recipient for i in identities]) as writer:
+        writer.write(PLAIN)
+    data = bytearray(clip.read_bytes())
+    offset = len(data) - (len(PLAIN) + 4 * 16) + 2 * SEALED_CHUNK_SIZE
+    data[offset + 7] ^= 1  # chunk 2 of 4
+    clip.write_bytes(bytes(data))
+    identity = tmp_path / "identity.txt"
+    identity.write_text(identities[0].secret() + "\n")
+    assert main(["decrypt", "-i", str(identity), "-o", str(tmp_path / "out"), str(clip)]) == 1
+    assert capsys.readouterr().err == (
+        f"doorbell: {clip}: payload failure: chunk 2 fails authentication: damaged, or cut "
+        f"short (chunk 2, at byte {offset} of the file); the intact part before it comes "
+        f"back with 'doorbell decrypt --recover -i IDENTITY -o OUT {clip}'\n"
+    )
+    argv = ["decrypt", "--recover", "-i", str(identity), "-o", str(tmp_path / "out"), str(clip)]
+    assert main(argv) == 0
+    assert (tmp_path / "out").read_bytes() == PLAIN[: 2 * CHUNK_SIZE]
+    assert "recovered 131072 bytes (2 chunks)" in capsys.readouterr().err
