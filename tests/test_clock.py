@@ -173,6 +173,7 @@ def test_a_clip_started_before_the_clock_is_set_is_time_uncertain(data_dir):
     store = clocks.store(data_dir)
     first = record(store, clocks)
     row = store.get(first.id)
+    assert first == row  # what finish returns (and the "clip" event carries) is the row
     assert row.time_uncertain and row.boot_id == "boot-a"
     assert row.boot_start == near(30.0 - 2.0)
     assert row.start == near(TRUE0 + 28.0 - 40 * DAY)

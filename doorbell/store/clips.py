@@ -266,7 +266,8 @@ class ClipStore:
             self.path(clip_id, suffix), recipients, fsync_interval=self._fsync_interval
         )
 
-    def _finished(self, clip: Clip) -> None:
+    def _finished(self, clip: Clip) -> Clip:
+        """Record the end of a clip's recording; returns its row (with its time fields)."""
         try:
             clip = self._with_times(clip)
             self.index.put(clip)
@@ -276,6 +277,7 @@ class ClipStore:
         finally:
             with self._lock:
                 self._active.discard(clip.id)
+        return clip
 
     def _with_times(self, clip: Clip) -> Clip:
         """``clip`` as its recording finished it, with its row's time fields."""

@@ -120,8 +120,7 @@ class ClipRecording:
         clip = Clip(
             self.id, self.start, end, self.trigger, self.store._bytes(self.id), False, "complete"
         )
-        self.store._finished(clip)
-        return clip
+        return self.store._finished(clip)
 
     def cut_short(self, end: float) -> Clip | None:
         """After a full disk stopped the writer (``vault.DiskFullError``, which already
@@ -160,5 +159,4 @@ class ClipRecording:
         clip = Clip(
             self.id, self.start, None, self.trigger, self.store._bytes(self.id), False, "partial"
         )
-        self.store._finished(clip)
-        return clip
+        return self.store._finished(clip)
