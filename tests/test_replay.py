@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from doorbell.camera import open_camera
 from doorbell.store import Keyring
 from tests import scenes
 from tests.conftest import PASSPHRASE, footage
@@ -152,3 +153,123 @@ def test_no_mp4_or_jpeg_bytes_anywhere_on_disk(owner, waving_tree, tmp_path):
             if path.is_file():
                 content = path.read_bytes()
                 assert not any(s in content for s in signatures), path
+
+
+# -- times from the file's own timestamps ---------------------------------------------------
+
+
+def clip_times(identity: Path, clip: dict) -> list[float]:
+    """The presentation times of a clip's frames (seconds from its first frame)."""
+    with av.open(io.BytesIO(decrypt_with_age(identity, clip["file"]))) as container:
+        return [frame.time for frame in container.decode(video=0)]
+
+
+def test_a_variable_frame_rate_file_keeps_its_true_times(owner, tmp_path):
+    """4 fps for 10 s, then 15 fps: the visitor who arrives at 14 s starts motion at 14 s
+    (index / the average rate would say 8.8 s), and every time in the summary and in the
+    bell's clip is one of the file's own presentation times."""
+    _, identity = owner
+    scene = scenes.uneven_porch()
+    video = scenes.write_video(tmp_path / "uneven.mp4", scene.frames, 15, times=scene.times)
+    summary = replay(owner[0], video, "--bell-at", "20")
+    motion = next(e for e in summary["events"] if e["kind"] == "motion")  # walking in
+    assert scene.arrival <= motion["start_s"] <= scene.arrival + 1.0
+    times = {round(t, 3) for t in scene.times}
+    [bell] = [c for c in summary["clips"] if c["trigger"] == "bell"]
+    for moment in (motion["start_s"], motion["end_s"], bell["start_s"], bell["end_s"]):
+        assert moment in times
+    assert bell["end_s"] == scene.times[-1]
+    assert 5.0 <= bell["preroll_s"] < 6.0
+    inside = [t - bell["start_s"] for t in scene.times if bell["start_s"] <= t <= bell["end_s"]]
+    assert clip_times(identity, bell) == pytest.approx(inside, abs=1e-3)
+
+
+# -- damaged data ----------------------------------------------------------------------------
+
+
+def test_a_damaged_file_is_replayed_past_the_damage(owner, tmp_path):
+    """20 kB of noise in the middle of a 40 s file: replay warns once naming the file and
+    the stretch, decodes every frame PyAV can, and the bell pressed after the damage gives
+    a clip that plays (OpenCV used to stop at the damage, exit 0, no word)."""
+    _, identity = owner
+    scene = scenes.porch(duration=40.0)
+    video = scenes.damage(scenes.write_video(tmp_path / "porch.mp4", scene.frames, scene.fps))
+    decodable, bad = 0, []
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            try:
+                decodable += len(packet.decode())
+            except av.error.InvalidDataError:
+                bad.append(float(packet.pts * stream.time_base))
+    assert bad and bad[-1] < 30.0  # what the file holds: damage before the bell
+    result = subprocess.run(
+        [sys.executable, "-m", "doorbell", "replay", str(video), "--data-dir", str(owner[0])]
+        + ["--json", "--bell-at", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    [damaged] = summary["damaged"]
+    assert damaged["start_s"] == pytest.approx(bad[0], abs=1e-3)
+    assert bad[-1] < damaged["end_s"] < bad[-1] + 2.0
+    assert result.stderr == (
+        f"doorbell: warning: {video}: damaged video from {damaged['start_s']:.1f} s "
+        f"to {damaged['end_s']:.1f} s skipped\n"
+    )
+    assert summary["frames"] == decodable > 380
+    [bell] = [c for c in summary["clips"] if c["trigger"] == "bell"]
+    assert bell["end_s"] == pytest.approx(39.9)
+    assert len(clip_times(identity, bell)) == round((bell["end_s"] - bell["start_s"]) * 10) + 1
+
+
+# -- what is not a video ---------------------------------------------------------------------
+
+
+def test_a_text_file_is_refused_in_one_line(owner, tmp_path):
+    """FFmpeg alone "decodes" a text file as ANSI art; replay refuses it, naming it."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Shopping list\n- milk\n- eggs\n" * 20)
+    result = subprocess.run(
+        [sys.executable, "-m", "doorbell", "replay", str(notes), "--data-dir", str(owner[0])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"doorbell: {notes}: not a video file "
+        "(doorbell reads MP4, MOV, MKV, WebM, AVI, MPEG-TS, MPEG-PS, FLV or WMV)\n"
+    )
+
+
+# -- odd picture sizes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("size", "recorded"), [((641, 481), (640, 480)), ((1279, 719), (1278, 718))])
+def test_an_odd_size_is_recorded_cropped_to_even(owner, tmp_path, size, recorded):
+    """The H.264 encoder takes no odd side: the masked picture loses its last row and
+    column, and the clip, its thumbnail and its mask are all at the recorded size."""
+    _, identity = owner
+    camera = open_camera("synthetic", width=size[0], height=size[1], fps=10, duration=3.0)
+    frames = [frame.image for frame in camera.frames()]
+    video = scenes.write_video(tmp_path / "odd.mp4", frames, 10)
+    config = tmp_path / "doorbell.toml"
+    config.write_text(f"[privacy]\nmasks = {json.dumps(TOP_BAND)}\n")
+    summary = replay(owner[0], video, "--bell-at", "1", "--config", str(config))
+    assert summary["size"] == list(size) and summary["recorded_size"] == list(recorded)
+    [bell] = summary["clips"]
+    with av.open(io.BytesIO(decrypt_with_age(identity, bell["file"]))) as container:
+        pictures = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
+    assert len(pictures) == 30
+    assert {p.shape for p in pictures} == {recorded[::-1]}
+    band = pictures[-1][: recorded[1] // 4 - 8]
+    assert band.max() <= 20
+    thumb = decrypt_with_age(identity, bell["file"].replace(".mp4.age", ".jpg.age"))
+    image = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image.shape == recorded[::-1]
