@@ -19,10 +19,14 @@ LORES_WIDTH = 320
 
 
 def lores_size(width: int, height: int) -> tuple[int, int]:
-    """The size of the picture motion detection works on: 320 wide, same aspect, even.
+    """The size of the picture motion detection works on: 320 wide, same aspect, even;
+    a picture taller than 4:1 is 1280 high instead (a 6x4000 one is not 320x213334).
 
     ``(1280, 720)`` → ``(320, 180)``; width and height in pixels."""
-    return LORES_WIDTH, max(2, round(LORES_WIDTH * height / width / 2) * 2)
+    high = max(2, round(LORES_WIDTH * height / width / 2) * 2)
+    if high <= 4 * LORES_WIDTH:
+        return LORES_WIDTH, high
+    return max(2, round(4 * LORES_WIDTH * width / height / 2) * 2), 4 * LORES_WIDTH
 
 
 @dataclass(frozen=True)
