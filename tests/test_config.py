@@ -245,3 +245,46 @@ def test_the_readme_documents_every_key():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     rows = set(re.findall(r"^\| `\[(\w+)\] (\w+)` \|", readme, re.MULTILINE))
     assert rows == set(config.schema())
+
+
+# -- picture sizes ------------------------------------------------------------------
+
+
+def test_an_odd_picture_size_is_refused_by_key(tmp_path, capsys):
+    """H.264 (4:2:0) has no odd side: `config check` names width and height."""
+    path = write(tmp_path, '[camera]\nbackend = "synthetic"\nwidth = 641\nheight = 481\n')
+    assert cli.main(["config", "check", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"doorbell: {path}: [camera] width: must be an even number "
+        "(H.264 pictures have even sides), got 641",
+        f"doorbell: {path}: [camera] height: must be an even number "
+        "(H.264 pictures have even sides), got 481",
+    ]
+
+
+def test_sizes_the_pis_hardware_encoder_cannot_take_are_refused(tmp_path):
+    """picamera2 with encoder auto (the hardware one on a Pi 4, 3, Zero 2 W) or hardware:
+    32 to 1920 a side and 8192 macroblocks. libav, or another backend, takes more."""
+    path = write(tmp_path, "[camera]\nwidth = 2592\nheight = 1944\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load_config(path)
+    assert info.value.problems == [
+        f"{path}: [camera]: width and height 2592x1944: the Pi's hardware H.264 encoder "
+        '(encoder = "auto" on a Pi 4, 3 or Zero 2 W) takes 32 to 1920 pixels a side and '
+        "8192 macroblocks of 16x16 a picture, such as 1920x1080 or 1080x1920; choose such "
+        'a size, or set encoder = "libav" (the CPU encoder)'
+    ]
+    for text in (
+        '[camera]\nencoder = "hardware"\nwidth = 1920\nheight = 1920\n',
+        '[camera]\nencoder = "auto"\nwidth = 16\nheight = 16\n',
+    ):
+        with pytest.raises(config.ConfigError, match="hardware H.264 encoder"):
+            config.load_config(write(tmp_path, text))
+    for text in (
+        "[camera]\nwidth = 1920\nheight = 1080\n",
+        "[camera]\nwidth = 1080\nheight = 1920\n",
+        '[camera]\nencoder = "libav"\nwidth = 2592\nheight = 1944\n',
+        '[camera]\nbackend = "synthetic"\nwidth = 2592\nheight = 1944\n',
+    ):
+        camera = config.load_config(write(tmp_path, text)).camera
+        assert camera.width * camera.height in (1920 * 1080, 2592 * 1944)
