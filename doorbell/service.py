@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from doorbell import clock as clocks
 from doorbell.camera import Camera, encoded_stream, open_camera
 from doorbell.camera_loop import CameraLoop, WallTime
 from doorbell.config import Config, StorageSettings, split_listen
@@ -48,6 +49,7 @@ from doorbell.systemd import Notifier
 log = logging.getLogger(__name__)
 RETENTION_SECONDS = 3600.0  # retention runs at start, every hour and before each clip
 MONITOR_SECONDS = 1.0  # how often the state is looked at for changes no event reports (a stall)
+CLOCK_SECONDS = 10.0  # how often clips of uncertain time are corrected, once the clock is set
 STOP_GRACE = 4.0  # seconds the camera thread gets to finish the clip on stop (systemd: 5)
 
 
@@ -107,6 +109,7 @@ class Service:
         monotonic: Callable[[], float] = time.monotonic,
         wait: Callable[[float], object] | None = None,
         notifier: Notifier | None = None,
+        clock_state: Callable[[], clocks.ClockState] = clocks.read,
     ) -> None:
         self.config = config
         self.demo = demo
@@ -119,6 +122,7 @@ class Service:
         self._pin_factory = pin_factory
         self._work_factor = work_factor
         self._clock = clock
+        self._clock_state = clock_state
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self.keyring = Keyring.in_data_dir(self.data_dir)
         self.recipients = KeptRecipients(self.keyring)
@@ -222,8 +226,10 @@ class Service:
     def status(self) -> dict:
         """What the status page shows: camera state, recording, viewers, retention, warnings."""
         camera = self.camera
+        synced = self._clock_state().synchronised
         return {
             "camera": camera.current_state(),
+            "clock": {"synchronised": synced, "text": clocks.describe(synced)},
             "frames": {
                 "received": camera.frames_received,
                 "dropped": camera.frames_dropped,
@@ -241,6 +247,8 @@ class Service:
         parts = [f"camera {self.camera.current_state()}"]
         if self.recording:
             parts.append("recording")
+        if self._clock_state().synchronised is not True:
+            parts.append("clock not synchronised")
         return "; ".join(parts + self._warnings())
 
     def watchdog_tick(self) -> bool:
@@ -329,6 +337,7 @@ class Service:
                     group.create_task(self._retention(store)),
                     group.create_task(self._watchdog()),
                     group.create_task(self._monitor()),
+                    group.create_task(self._correct_times(store)),
                 ]
                 self.notifier.ready(self.status_line())
                 ready(self)
@@ -370,6 +379,12 @@ class Service:
             if now_line != line:
                 self.notifier.status(now_line)
             camera_state, line = now_state, now_line
+
+    async def _correct_times(self, store: ClipStore) -> None:
+        """Once the clock is synchronised, clips recorded before it get their true times."""
+        while True:
+            await asyncio.to_thread(store.correct_times)
+            await asyncio.sleep(CLOCK_SECONDS)
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval

@@ -16,6 +16,7 @@ from doorbell import trigger, vault
 from doorbell.camera import CameraError
 from doorbell.camera.synthetic import SyntheticCamera
 from doorbell.camera_loop import camera_healthy, reconnect_delay
+from doorbell.clock import ClockState
 from doorbell.config import Config, StorageSettings, WebSettings
 from doorbell.pipeline import PipelineSettings
 from doorbell.service import Service
@@ -208,6 +209,7 @@ async def test_a_dying_camera_is_reopened_with_backoff_and_its_clip_finished(dat
         pin_factory=MockFactory(),
         wait=waits.append,
         notifier=Recording("/run/systemd/notify"),
+        clock_state=lambda: ClockState(True, "boot", 100.0),  # no clock note in STATUS=
     )
     await asyncio.wait_for(service.run(stop), 60)
     assert waits == [0.5, 1.0, 0.5]
@@ -530,3 +532,39 @@ async def test_recipients_removed_while_running_are_kept_and_said_loudly(data_di
     with store.open_video(clip.id, identities) as reader:
         assert reader.read(8)[4:8] == b"ftyp"
     store.close()
+
+
+async def test_the_status_says_when_the_clock_is_not_synchronised(data_dir):
+    """A Pi before NTP: the status page's clock line and STATUS= say so; once synchronised,
+    neither does."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    synced = [False]
+    seen: dict = {}
+
+    def look(key):
+        def at_frame():
+            seen[key] = (service.status()["clock"], service.status_line())
+            synced[0] = True
+
+        return at_frame
+
+    script = {2: look("before"), 4: look("after"), 5: lambda: loop.call_soon_threadsafe(stop.set)}
+    service = Service(
+        config_for(data_dir),
+        demo=True,
+        open_cam=lambda: ScriptedCamera(script),
+        pin_factory=MockFactory(),
+        notifier=Notifier(None),
+        clock_state=lambda: ClockState(synced[0], "boot", 100.0),
+    )
+    await asyncio.wait_for(service.run(stop), 60)
+    clock, line = seen["before"]
+    assert clock == {
+        "synchronised": False,
+        "text": "clock not synchronised: clip times may be wrong until it is; see README, Time",
+    }
+    assert line == "camera running; clock not synchronised"
+    clock, line = seen["after"]
+    assert clock == {"synchronised": True, "text": "clock synchronised"}
+    assert line == "camera running"
