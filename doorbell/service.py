@@ -277,6 +277,8 @@ class Service:
             self.data_dir,
             self.recipients.recipients,
             retention=retention_rules(self.config.storage),
+            clock=self._clock,
+            clock_state=self._clock_state,
         )
         self.store = store
         for line in store.report.lines():

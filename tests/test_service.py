@@ -568,3 +568,65 @@ async def test_the_status_says_when_the_clock_is_not_synchronised(data_dir):
     clock, line = seen["after"]
     assert clock == {"synchronised": True, "text": "clock synchronised"}
     assert line == "camera running"
+
+
+async def test_a_pi_booted_40_days_behind_keeps_both_clips_and_gets_their_times_right(data_dir):
+    """The issue's trial: the wall clock 40 days behind at start, a bell clip, NTP steps the
+    clock, a second bell clip. Both clips are kept by retention (it ran before clip 2 and at
+    the end), the first is marked uncertain until the clock is set, and then both carry
+    their true times."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    mono = [0.0]  # camera seconds, frame by frame
+    set_at = [None]  # when NTP set the clock (camera seconds)
+    truth = 1_790_000_000.0  # the true Unix time at the first frame
+
+    def wall():
+        return truth + mono[0] - (0.0 if set_at[0] is not None else 40 * 86400)
+
+    def state():
+        return ClockState(set_at[0] is not None, "this-boot", 500.0 + mono[0])
+
+    def tick():
+        mono[0] += 1 / 15
+
+    def ntp():
+        set_at[0] = mono[0]
+
+    seen = {}
+
+    def look():
+        seen["first"] = [(c.start, c.time_uncertain) for c in service.store.list()]
+
+    def then(action):
+        return lambda: (tick(), action())
+
+    script = {i: tick for i in range(200)} | {
+        15: then(lambda: service._pressed(0.0)),  # as gpiozero calls it (no debounce between)
+        90: then(ntp),
+        100: then(look),
+        120: then(lambda: service._pressed(0.0)),
+        199: then(lambda: loop.call_soon_threadsafe(stop.set)),
+    }
+    config = config_for(data_dir, post_roll=1.0)
+    service = Service(
+        config,
+        demo=True,
+        open_cam=lambda: ScriptedCamera(script),
+        pin_factory=MockFactory(),
+        notifier=Notifier(None),
+        clock=wall,
+        monotonic=lambda: mono[0],
+        clock_state=state,
+    )
+    await asyncio.wait_for(service.run(stop), 60)
+    [(start, uncertain)] = seen["first"]
+    assert uncertain and abs(start - (truth - 40 * 86400)) < 1.0  # stamped 40 days back
+    store = ClipStore(data_dir, lambda: [], clock=wall, clock_state=state)
+    store.correct_times()
+    store.prune()
+    second, first = store.list()
+    assert not first.time_uncertain and not second.time_uncertain
+    assert abs(first.start - truth) < 0.2  # the pre-roll's keyframe at 0 s, corrected
+    assert abs(second.start - (truth + 7.0)) < 0.2  # the keyframe 1 s before the press at 8 s
+    store.close()
