@@ -108,6 +108,168 @@ def noise_packets(count: int, fps: float = 15.0):
     return encoder.stream_info(), packets + encoder.flush()
 
 
+class NoiseCamera:
+    """Noise packets in camera time, as long as asked for: one 3 s pass repeated, a
+    keyframe a second. ``at`` is the last packet's time."""
+
+    def __init__(self) -> None:
+        self.info, self._pass = noise_packets(45)
+        self.at = -1.0 / self.info.fps
+        self._next = 0
+        self._offset = 0.0
+
+    def packets(self, seconds: float) -> list:
+        from doorbell.camera import EncodedPacket
+
+        out = []
+        end = self.at + seconds
+        while self.at < end - 1e-9:
+            packet = self._pass[self._next]
+            out.append(EncodedPacket(packet.at + self._offset, packet.keyframe, packet.data))
+            self.at = out[-1].at
+            self._next += 1
+            if self._next == len(self._pass):
+                self._next = 0
+                self._offset += len(self._pass) / self.info.fps
+        return out
+
+
+def strict_frames(mp4: bytes) -> int:
+    """Frames of an MP4 decoded to its end with every error raised, as `ffmpeg -xerror`
+    and Chromium do (unlike ``decodable_frames``, which stops quietly at the damage)."""
+    import io
+
+    import av
+
+    frames = 0
+    with av.open(io.BytesIO(mp4)) as container:
+        for packet in container.demux(video=0):
+            frames += len(packet.decode())
+    return frames
+
+
+def test_a_marked_file_ends_at_its_last_mark_on_the_disk(small_disk, owner):
+    """Units of 50 000 bytes, each marked as written, onto 1 MB: the file ends at a mark
+    (whole units only), as many as reached the disk, and decrypts to exactly them."""
+    identity, recipient = owner
+    disk = small_disk(1 << 20)
+    data = os.urandom(40 * 50_000)
+    writer = vault.create(disk / "clip.age", [recipient])
+    with pytest.raises(vault.DiskFullError) as info:
+        for start in range(0, len(data), 50_000):
+            for piece in range(start, start + 50_000, 7000):  # a unit in several writes
+                writer.write(data[piece : min(piece + 7000, start + 50_000)])
+            writer.mark()
+        writer.close()
+    kept = info.value.kept
+    assert kept % 50_000 == 0 and kept >= 1_000_000 - 3 * CHUNK_SIZE - 50_000
+    assert "ended early at the last point its writer marked whole" in str(info.value)
+    with vault.open_file(disk / "clip.age", [identity]) as reader:
+        assert reader.read() == data[:kept]
+
+
+def test_a_marked_file_with_no_mark_on_the_disk_is_removed(small_disk, owner):
+    """Room for the header only: the chunk holding the first mark never reached the disk,
+    so there is no file at all (a clip with no whole frame is no clip), though a chunk-cut
+    file would not have had one either."""
+    _, recipient = owner
+    disk = small_disk(512 << 10)
+    fill(disk / "filler", leave=os.statvfs(disk).f_frsize)
+    writer = vault.create(disk / "clip.age", [recipient])
+    with pytest.raises(vault.DiskFullError) as info:
+        writer.write(b"x" * 1000)
+        writer.mark()  # in RAM: its chunk is sealed, and written, when more data comes
+        writer.write(os.urandom(CHUNK_SIZE))
+    assert info.value.kept == 0 and sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_with_every_older_clip_kept_the_cut_clip_stays_and_recording_waits_for_room(
+    small_disk, caplog
+):
+    """4 MB disk, two kept clips on it, a bell clip fills it: the cut clip is kept (it is
+    not deleted to make room for the next), exactly one finished clip is announced, and
+    recording stops with the fault line and its figures, logged once. Deleting a kept clip
+    makes room: recording resumes by itself, with a new clip (the trigger still wants one)."""
+    import logging
+
+    from doorbell.recorder import RETRY_SECONDS, Recorder, disk_full_fault
+    from doorbell.store import ClipStore, Keyring, Rules
+    from doorbell.trigger import Start
+    from tests.conftest import PASSPHRASE, find_plaintext
+
+    caplog.set_level(logging.INFO)
+    data = small_disk(4 << 20)
+    keyring = Keyring.in_data_dir(data)
+    keyring.init(PASSPHRASE, work_factor=10)
+    identities = keyring.unlock(PASSPHRASE)
+    camera = NoiseCamera()
+    t0 = 1_800_000_000.0  # the wall clock at camera time 0 (injected: the store's clock too)
+    store = ClipStore(
+        data,
+        keyring.recipients,
+        retention=Rules(max_age=30 * 86400, min_free=0),
+        clock=lambda: t0 + camera.at,
+    )
+    kept = []
+    for start in (t0 - 2000, t0 - 1000):
+        recording = store.new_clip("motion", start=start)
+        recording.video.write(os.urandom(1_000_000))
+        kept.append(recording.finish(end=start + 10).id)
+        store.set_keep(kept[-1], True)
+
+    events: list[tuple[str, object]] = []
+    recorder = Recorder(
+        store,
+        camera.info,
+        pre_roll=1.0,
+        wall_time=lambda t: t0 + t,
+        on_clip=lambda kind, detail: events.append((kind, detail)),
+    )
+    recorder.add(camera.packets(1.0))
+    recorder.apply([Start(at=camera.at, since=camera.at - 1.0, trigger="bell")])
+    while recorder.fault is None and camera.at < 60:
+        recorder.add(camera.packets(0.5))
+
+    [(started, trigger), (finished, cut)] = events  # one clip, one announcement
+    assert (started, trigger, finished) == ("started", "bell", "finished")
+    assert cut.state == "complete" and not recorder.recording
+    kept_bytes = sum(c.bytes for c in store.list() if c.keep)
+    assert recorder.fault == disk_full_fault(kept_bytes, cut.bytes)
+    assert recorder.fault.startswith("disk full: kept clips use 2 MB and clips recorded since")
+    assert recorder.fault.endswith(
+        "; nothing is recorded until there is room (unkeep or delete clips)"
+    )
+    assert recorder.disk_full
+
+    recorder.add(camera.packets(10.0))  # time passes; the bell still wants its clip
+    assert len(events) == 2 and recorder.fault is not None
+    assert {c.id for c in store.list()} == {*kept, cut.id}  # the cut clip was not deleted
+    with store.open_video(cut.id, identities) as reader:
+        mp4 = reader.read()
+    assert strict_frames(mp4) > 30  # it plays to its end: it ends at a whole fragment
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [disk_full_fault(kept_bytes, cut.bytes)]
+
+    store.delete(kept[0])  # the owner makes room
+    resumed_from = camera.at
+    while recorder.fault is not None and camera.at < resumed_from + RETRY_SECONDS + 1:
+        recorder.add(camera.packets(0.2))
+    assert recorder.fault is None and recorder.recording
+    assert events[2] == ("started", "bell")
+    assert camera.at - resumed_from <= RETRY_SECONDS + 0.5  # looked again within the retry
+    resumed = [r for r in caplog.records if "recording resumed" in r.getMessage()]
+    assert [r.getMessage() for r in resumed] == ["recording resumed: the disk has room again"]
+    recorder.add(camera.packets(1.0))
+    after = recorder.stop(camera.at)
+    assert after is not None and events[3] == ("finished", after.clip)
+    assert {c.id for c in store.list()} == {kept[1], cut.id, after.clip.id}
+    with store.open_video(after.clip.id, identities) as reader:
+        assert strict_frames(reader.read()) > 15
+    assert find_plaintext(data, mp4) == []
+    assert not [p for p in (data / "clips").iterdir() if p.name.endswith(".part")]
+    store.close()
+
+
 def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goes_on(
     small_disk,
 ):

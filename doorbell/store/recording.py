@@ -101,7 +101,14 @@ class ClipRecording:
         self.start = start
         self.trigger = trigger
         self._recipients = recipients
-        self.video = ClipVideo(store._create(clip_id, VIDEO, recipients))
+        try:
+            self.video = ClipVideo(store._create(clip_id, VIDEO, recipients))
+        except BaseException:  # no file could be made (a read-only or full disk): no clip
+            with store._lock:
+                store._active.discard(clip_id)
+            with contextlib.suppress(OSError):  # the index may be as unwritable
+                store.index.remove(clip_id)
+            raise
         store._recording_started(clip_id)
 
     def write_thumbnail(self, jpeg: bytes) -> None:
