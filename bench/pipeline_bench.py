@@ -8,7 +8,8 @@ beside the repository; if it is missing, the bench says so and exits with 2.
 Makes a 1280x720 H.264 file from porch-visitors.mp4 (upscaled, looped to
 ``--seconds``), then, each in a fresh process so peak RSS is its own:
 
-* baseline: decode the file and nothing else (OpenCV, as the replay does);
+* baseline: decode the file to BGR pictures and nothing else (the file
+  camera, PyAV, as the replay does);
 * ours: ``doorbell replay`` with a bell press every 20 s (decode, mask,
   motion, H.264 encode, fragmented MP4, encrypt, write).
 
@@ -36,10 +37,12 @@ def check_footage() -> None:
 
 
 DECODE_ONLY = """
-import sys, cv2
-capture = cv2.VideoCapture(sys.argv[1])
-while capture.read()[0]:
+import sys
+from doorbell.camera.file import FileCamera
+camera = FileCamera(sys.argv[1])
+for frame in camera.frames():
     pass
+camera.close()
 """
 
 
