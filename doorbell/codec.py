@@ -30,10 +30,10 @@ presentation time, and a damaged packet is skipped and reported, not the end.
 import contextlib
 import fractions
 import io
-import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -219,7 +219,7 @@ class VideoFile:
         elif self._stream.duration and self._stream.time_base:
             self.duration = float(self._stream.duration * self._stream.time_base)
 
-    def pictures(self, on_damage: Callable[[float | None], None]) -> Iterator[Picture]:
+    def pictures(self, on_damage: Callable[[float | None], None]) -> Generator[Picture, None, None]:
         """Every picture, in presentation order; damaged packets skipped (see the class).
 
         Raises CameraError if the file cannot be read any more (an I/O error)."""
@@ -232,7 +232,8 @@ class VideoFile:
                     try:
                         frames = packet.decode()
                     except av.FFmpegError:  # damaged data: skip the packet, go on
-                        on_damage(float(packet.pts * base) if packet.pts is not None else None)
+                        pts = packet.pts
+                        on_damage(float(pts * base) if pts is not None and base else None)
                         continue
                     for frame in frames:
                         yield self._picture(frame, base)
@@ -264,7 +265,7 @@ def _reason(err: Exception) -> str:
 def _open_video(path: str) -> av.container.InputContainer:
     """The container of ``path``, opened as one of :data:`FILE_FORMATS` only."""
     try:
-        found = os.stat(path)
+        found = Path(path).stat()
     except FileNotFoundError:
         raise CameraError(f"{path}: no such video file") from None
     except OSError as err:
@@ -301,7 +302,7 @@ def _video_stream(container: av.container.InputContainer, path: str) -> av.Video
             if not stream.codec_context.width or not stream.codec_context.height:
                 raise CameraError(f"{path}: its video has no picture size")
             return stream
-    found = sorted({s.type for s in container.streams if s.type != "video"})
+    found: list[str] = sorted({s.type for s in container.streams if s.type != "video"})
     if container.streams.video:
         found.append("a still picture")
     only = f", only {' and '.join(found)}" if found else ""

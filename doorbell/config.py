@@ -267,9 +267,9 @@ class CameraSettings:
         _validate(self, "camera")
         if self.backend == "opencv" and not self.source:
             raise ValueError("the opencv backend needs a source (a file, webcam index or URL)")
-        if self.backend == "picamera2" and self.encoder != "libav":  # auto: hardware if any
-            if problem := hardware_encoder_problem(self.width, self.height):
-                raise ValueError(problem)
+        hardware = self.backend == "picamera2" and self.encoder != "libav"  # auto: if any
+        if hardware and (problem := hardware_encoder_problem(self.width, self.height)):
+            raise ValueError(problem)
 
 
 @dataclass(frozen=True)

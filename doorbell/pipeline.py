@@ -34,7 +34,6 @@ from doorbell.privacy import PrivacyMask, polygon_mask
 from doorbell.recorder import Recorded, Recorder
 from doorbell.store import ClipStore
 
-
 # The largest picture recorded; a larger one is scaled down to fit, its aspect kept.
 # 4096 a side is the config's limit; 4096x2304 (36,864 macroblocks) is the largest
 # frame of H.264 level 5.1, which browsers' decoders take.

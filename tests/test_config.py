@@ -278,7 +278,7 @@ def test_sizes_the_pis_hardware_encoder_cannot_take_are_refused(tmp_path):
         '[camera]\nencoder = "hardware"\nwidth = 1920\nheight = 1920\n',
         '[camera]\nencoder = "auto"\nwidth = 16\nheight = 16\n',
     ):
-        with pytest.raises(config.ConfigError, match="hardware H.264 encoder"):
+        with pytest.raises(config.ConfigError, match=r"hardware H\.264 encoder"):
             config.load_config(write(tmp_path, text))
     for text in (
         "[camera]\nwidth = 1920\nheight = 1080\n",

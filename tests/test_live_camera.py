@@ -39,7 +39,7 @@ class MjpegStream(BaseHTTPRequestHandler):
     pictures = jpegs()
     release = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.end_headers()
@@ -128,7 +128,7 @@ class FlakyCapture:
     def get(self, prop: int) -> float:
         return 25.0 if prop == cv2.CAP_PROP_FPS else 0.0
 
-    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+    def isOpened(self) -> bool:
         return True
 
     def release(self) -> None:
@@ -182,7 +182,9 @@ def test_a_source_with_no_first_frame_is_refused_when_opened():
 def test_sources_are_named_without_secrets():
     assert source_name("0") == "webcam 0"
     assert source_name(2) == "webcam 2"
-    assert source_name("rtsp://admin:pw@[fd00::5]:554/s1?token=x") == "rtsp://admin@[fd00::5]:554/s1"
+    assert (
+        source_name("rtsp://admin:pw@[fd00::5]:554/s1?token=x") == "rtsp://admin@[fd00::5]:554/s1"
+    )
     assert source_name("http://cam.local/video.mjpg") == "http://cam.local/video.mjpg"
     assert source_name("/dev/video0") == "/dev/video0"
 

@@ -64,7 +64,13 @@ def record(data_dir, identities, pictures: list[np.ndarray], width: int, height:
 
 @pytest.mark.parametrize(
     ("size", "recorded"),
-    [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((1, 1), (2, 2)), ((5000, 6), (4096, 4)), ((7, 4001), (6, 4000))],
+    [
+        ((2, 2), (2, 2)),
+        ((3, 3), (2, 2)),
+        ((1, 1), (2, 2)),
+        ((5000, 6), (4096, 4)),
+        ((7, 4001), (6, 4000)),
+    ],
 )
 def test_tiny_and_very_wide_pictures_are_recorded(data_dir, identities, size, recorded):
     """2x2, 3x3, 1x1, 5000x6 (scaled to 4096x4), 7x4001: every frame recorded at the fitted

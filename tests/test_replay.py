@@ -23,6 +23,7 @@ from tests import scenes
 from tests.conftest import PASSPHRASE, footage
 
 TOP_BAND = [[[0.0, 0.0], [1.0, 0.0], [1.0, 0.25], [0.0, 0.25]]]
+DOORBELL = [sys.executable, "-m", "doorbell"]
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +205,7 @@ def test_a_damaged_file_is_replayed_past_the_damage(owner, tmp_path):
                 bad.append(float(packet.pts * stream.time_base))
     assert bad and bad[-1] < 30.0  # what the file holds: damage before the bell
     result = subprocess.run(
-        [sys.executable, "-m", "doorbell", "replay", str(video), "--data-dir", str(owner[0])]
-        + ["--json", "--bell-at", "30"],
+        [*DOORBELL, "replay", str(video), "--data-dir", str(owner[0]), "--json", "--bell-at", "30"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -234,7 +234,7 @@ def test_a_text_file_is_refused_in_one_line(owner, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("Shopping list\n- milk\n- eggs\n" * 20)
     result = subprocess.run(
-        [sys.executable, "-m", "doorbell", "replay", str(notes), "--data-dir", str(owner[0])],
+        [*DOORBELL, "replay", str(notes), "--data-dir", str(owner[0])],
         capture_output=True,
         text=True,
         timeout=60,
@@ -251,7 +251,9 @@ def test_a_text_file_is_refused_in_one_line(owner, tmp_path):
 # -- odd picture sizes -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("size", "recorded"), [((641, 481), (640, 480)), ((1279, 719), (1278, 718))])
+@pytest.mark.parametrize(
+    ("size", "recorded"), [((641, 481), (640, 480)), ((1279, 719), (1278, 718))]
+)
 def test_an_odd_size_is_recorded_cropped_to_even(owner, tmp_path, size, recorded):
     """The H.264 encoder takes no odd side: the masked picture loses its last row and
     column, and the clip, its thumbnail and its mask are all at the recorded size."""

@@ -25,9 +25,9 @@ backend alone, and only when chosen; importing this package loads no OpenCV
 (the frame and packet types live in :mod:`doorbell.camera.frame`).
 """
 
-import os
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from doorbell.camera.frame import LORES_WIDTH, EncodedPacket, Frame, StreamInfo, lores_size
@@ -96,7 +96,7 @@ def is_live(source: str | int) -> bool:
     if isinstance(source, int) or source.isdigit() or "://" in source:
         return True
     try:
-        return stat.S_ISCHR(os.stat(source).st_mode)
+        return stat.S_ISCHR(Path(source).stat().st_mode)
     except OSError:
         return False
 
