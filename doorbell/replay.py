@@ -118,6 +118,9 @@ def terminal_progress() -> Progress:
 
 def describe(summary: dict) -> str:
     lines = [f"{summary['frames']} frames at {summary['fps']:g} fps"]
+    if summary["size"] != summary["recorded_size"]:
+        size, recorded = (f"{w}x{h}" for w, h in (summary["size"], summary["recorded_size"]))
+        lines.append(f"  recorded at {recorded} (the video is {size}; H.264 takes even sides)")
     for damage in summary["damaged"]:
         lines.append(f"  damaged {damage['start_s']:8.2f} s - {damage['end_s']:8.2f} s, skipped")
     for event in summary["events"]:

@@ -245,6 +245,21 @@ def test_a_file_source_opens_the_file_camera_and_a_live_one_opencv(steady):
     assert not any(is_live(s) for s in (str(steady), "porch.mp4", "/dev/nothing-here"))
 
 
+def test_the_service_refuses_a_text_file_as_its_camera(tmp_path):
+    """``[camera] backend = "opencv"`` with a text file: the service's camera open fails
+    with the same line (its camera loop reports it and tries again), nothing recorded."""
+    from doorbell.config import CameraSettings, Config
+    from doorbell.service import camera_options
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n" * 50)
+    config = Config(camera=CameraSettings(backend="opencv", source=str(notes)))
+    backend, options = camera_options(config)
+    with pytest.raises(CameraError) as info:
+        open_camera(backend, **options)
+    assert str(info.value) == f"{notes}: {NOT_VIDEO['notes.txt'][1]}"
+
+
 def test_odd_sizes_come_as_they_are(tmp_path):
     """A 641x481 file gives 641x481 BGR frames (the pipeline fits them for its encoder)."""
     frames = [np.full((481, 641, 3), 40 * i, np.uint8) for i in range(3)]
