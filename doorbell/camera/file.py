@@ -11,7 +11,8 @@ relative to the first frame, never frame number / frame rate: a
 variable-frame-rate file keeps its true times. Times only increase: looping,
 each pass starts one frame (1 / fps) after the previous pass's last frame,
 and a timestamp that goes back or repeats (two recordings joined) starts a
-new stretch the same way (:class:`FrameTimes`). ``realtime`` paces the
+new stretch the same way, and a frame repeated or out of order after damage
+is dropped (:class:`FrameTimes`). ``realtime`` paces the
 frames by those times on ``clock``.
 
 Damaged data in the middle is skipped and decoding goes on after it. Each
@@ -50,16 +51,23 @@ class Damage:
         return f"{path}: damaged video from {self.start:.1f} s to {self.end:.1f} s skipped"
 
 
+# A frame whose time is at most this far behind the last one's is dropped: a repeated
+# frame, or one out of order after damaged data. Further back, the file's clock started
+# again (two recordings joined): a new stretch. Seconds.
+REORDER_WINDOW = 1.0
+
+
 class FrameTimes:
     """Presentation times in (seconds, as the file gives them, or None), frame times out:
     0 at the first frame, then increasing with the file's own times.
 
     ``step`` (seconds, one nominal frame) separates what cannot follow on: the next pass
-    of a loop (:meth:`new_pass`), a time that goes back or repeats, a frame without one.
+    of a loop (:meth:`new_pass`), a clock that started again, a frame without a time.
+    A frame at or up to :data:`REORDER_WINDOW` before the last one gets None: drop it.
 
     >>> times = FrameTimes(0.1)
-    >>> [times.at(pts) for pts in (5.0, 5.25, 5.5, 5.5)]
-    [0.0, 0.25, 0.5, 0.6]
+    >>> [times.at(pts) for pts in (5.0, 5.25, 5.5, 5.5, 2.0)]
+    [0.0, 0.25, 0.5, None, 0.6]
     """
 
     def __init__(self, step: float) -> None:
@@ -68,14 +76,16 @@ class FrameTimes:
         self._origin: float | None = None  # the pts at which this stretch began
         self._base = 0.0  # the frame time at which this stretch began
 
-    def at(self, pts: float | None) -> float:
-        """The frame time of the next frame, shown at ``pts``."""
+    def at(self, pts: float | None) -> float | None:
+        """The frame time of the next frame, shown at ``pts``; None to drop it."""
         if pts is not None and self._origin is not None:
             at = self._base + pts - self._origin
             if self.last is None or at > self.last:
                 self.last = at
                 return at
-        # a new pass or stretch, a time going back or repeating, or a frame without one
+            if at >= self.last - REORDER_WINDOW:
+                return None
+        # a new pass, a clock started again, or a frame without a time
         at = 0.0 if self.last is None else self.last + self.step
         if pts is not None:
             self._origin, self._base = pts, at
@@ -157,6 +167,8 @@ class FileCamera:
             seen = 0
             for picture in self._one_pass():
                 at = self._times.at(picture.pts)
+                if at is None:  # repeated, or out of order: already past
+                    continue
                 if self._damage_from is not None and at > self._damage_from:
                     self._report(at)  # the first good frame after the damage
                 if self.realtime:
