@@ -400,8 +400,9 @@ class Recorder:
         if so, resume, with a clip and its pre-roll if the trigger still wants one."""
         self._retry_at = at + RETRY_SECONDS
         if self._fault_kind == DISK_FULL:
+            self.store.prune(need=CLIP_ROOM)  # the owner may have unkept clips meanwhile
             if not self.store.has_room():
-                self.fault = disk_full_fault(*self._held())  # the owner may have unkept some
+                self.fault = disk_full_fault(*self._held())
                 return
         else:
             problem = self.store.writable()

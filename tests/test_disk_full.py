@@ -183,13 +183,15 @@ def test_a_marked_file_with_no_mark_on_the_disk_is_removed(small_disk, owner):
     assert info.value.kept == 0 and sorted(p.name for p in disk.iterdir()) == ["filler"]
 
 
+@pytest.mark.parametrize("make_room", ["delete", "unkeep"])
 def test_with_every_older_clip_kept_the_cut_clip_stays_and_recording_waits_for_room(
-    small_disk, caplog
+    small_disk, caplog, make_room
 ):
     """4 MB disk, two kept clips on it, a bell clip fills it: the cut clip is kept (it is
     not deleted to make room for the next), exactly one finished clip is announced, and
-    recording stops with the fault line and its figures, logged once. Deleting a kept clip
-    makes room: recording resumes by itself, with a new clip (the trigger still wants one)."""
+    recording stops with the fault line and its figures, logged once. The owner deletes a
+    kept clip, or unkeeps it (retention then deletes it): recording resumes by itself,
+    with a new clip (the trigger still wants one)."""
     import logging
 
     from doorbell.recorder import RETRY_SECONDS, Recorder, disk_full_fault
@@ -250,7 +252,10 @@ def test_with_every_older_clip_kept_the_cut_clip_stays_and_recording_waits_for_r
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [disk_full_fault(kept_bytes, cut.bytes)]
 
-    store.delete(kept[0])  # the owner makes room
+    if make_room == "delete":
+        store.delete(kept[0])
+    else:
+        store.set_keep(kept[0], False)  # the next look for room lets retention take it
     resumed_from = camera.at
     while recorder.fault is not None and camera.at < resumed_from + RETRY_SECONDS + 1:
         recorder.add(camera.packets(0.2))

@@ -447,9 +447,10 @@ class ClipStore:
         log.info("disk has room again: every unkept clip is under the retention rules")
 
     def has_room(self, need: int = 0) -> bool:
-        """Whether the disk has ``min_free + CLIP_ROOM + need`` bytes free (one statvfs)."""
-        min_free = self.retention.min_free if self.retention is not None else 0
-        return self._disk_free() >= min_free + CLIP_ROOM + need
+        """Whether the disk has room for a clip to begin: ``CLIP_ROOM + need`` bytes free
+        (one statvfs). ``min_free`` is retention's target, not a limit: when nothing else
+        may go, clips are recorded into it."""
+        return self._disk_free() >= CLIP_ROOM + need
 
     def space_held(self) -> tuple[int, int]:
         """Bytes no rule may delete for space: (kept clips, clips recorded during the
