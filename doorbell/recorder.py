@@ -300,6 +300,10 @@ class Recorder:
         if self._open is None:
             return None
         current, self._open = self._open, None
+        if current.mp4.first_at is None:  # no keyframe came: not one frame to play
+            current.mp4.abandon()
+            current.recording.discard()
+            return None
         last = current.mp4.last_at if current.mp4.last_at is not None else at
         try:
             current.mp4.close()

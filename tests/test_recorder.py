@@ -121,3 +121,30 @@ def test_a_killed_recorder_loses_at_most_its_unsealed_chunk_and_the_frame_in_the
     assert worst <= 7  # ~15 KB frames: a 64 KiB chunk holds 4-5 of them, plus 1-2
     recorder.stop(camera.at)
     store.close()
+
+
+def test_a_clip_stopped_before_its_first_keyframe_is_no_clip(data_dir):
+    """The camera had sent no keyframe yet when the bell rang, nor until the clip ended:
+    nothing in it could play, so nothing is kept or listed (and no "finished" is said)."""
+    from doorbell.recorder import Recorder
+    from doorbell.store import ClipStore
+    from doorbell.trigger import Start
+    from tests.test_disk_full import NoiseCamera
+
+    camera = NoiseCamera()
+    store = ClipStore.open(data_dir)
+    events: list = []
+    recorder = Recorder(
+        store,
+        camera.info,
+        pre_roll=1.0,
+        wall_time=lambda t: 1.8e9 + t,
+        on_clip=lambda kind, detail: events.append(kind),
+    )
+    recorder.add(p for p in camera.packets(0.5) if not p.keyframe)
+    recorder.apply([Start(at=camera.at, since=camera.at - 1.0, trigger="bell")])
+    recorder.add(p for p in camera.packets(0.3) if not p.keyframe)
+    assert recorder.stop(camera.at) is None and events == ["started"]
+    assert store.list(states=("recording", "partial", "complete")) == []
+    assert list((data_dir / "clips").iterdir()) == []
+    store.close()
