@@ -33,70 +33,20 @@ and read by others as a plain value.
 
 import collections
 import contextlib
-import errno
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 from doorbell.codec import Mp4Writer
+from doorbell.faults import disk_full_fault, out_of_space, storage_failure, storage_fault
 from doorbell.store import Clip, ClipRecording, ClipStore
 from doorbell.store.clips import CLIP_ROOM
 from doorbell.trigger import Action, Start, Stop, Trigger
-from doorbell.vault import is_disk_full
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # camera seconds between looks for room, or a writable folder, while stopped
-# What the disk, not the recorder, is to blame for: wait it out, never reopen the camera.
-STORAGE_ERRNOS = frozenset(
-    {
-        errno.EROFS,
-        errno.EIO,
-        errno.EACCES,
-        errno.EPERM,
-        errno.ENOENT,
-        errno.ENOTDIR,
-        errno.ENODEV,
-        errno.ENXIO,
-        errno.EUCLEAN,
-    }
-)
 DISK_FULL, STORAGE = "disk full", "storage fault"
-
-
-def out_of_space(err: BaseException) -> bool:
-    """A write failed for want of space: the vault's ``DiskFullError``, the store's
-    ``StoreFullError`` (its index) and any other ENOSPC/EDQUOT from the disk all carry
-    that errno, so the kind is read from it, never from a message."""
-    return is_disk_full(err)
-
-
-def storage_failure(err: BaseException) -> bool:
-    """A write failed because the data folder cannot be written (read-only, failing,
-    gone), by its errno: the index maps SQLite's errors to these too."""
-    return isinstance(err, OSError) and err.errno in STORAGE_ERRNOS
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 100_000_000 else f"{n / 1e6:.0f} MB"
-
-
-def disk_full_fault(kept: int, recent: int) -> str:
-    """The status line for a disk full of clips no rule may delete: ``kept`` bytes of
-    kept clips, ``recent`` bytes of unkept ones recorded since the disk filled."""
-    since = f" and clips recorded since it filled {_size(recent)}" if recent else ""
-    return (
-        f"disk full: kept clips use {_size(kept)}{since}; nothing is recorded until "
-        "there is room (unkeep or delete clips)"
-    )
-
-
-def storage_fault(folder: object, err: OSError) -> str:
-    """The status line for a data folder that cannot be written."""
-    reason = os.strerror(err.errno) if err.errno else str(err)
-    reason = reason[:1].lower() + reason[1:]
-    return f"storage fault: {folder}: {reason}; nothing is recorded until it is writable again"
 
 
 class PacketRing:

@@ -194,7 +194,8 @@ def test_with_every_older_clip_kept_the_cut_clip_stays_and_recording_waits_for_r
     with a new clip (the trigger still wants one)."""
     import logging
 
-    from doorbell.recorder import RETRY_SECONDS, Recorder, disk_full_fault
+    from doorbell.faults import disk_full_fault
+    from doorbell.recorder import RETRY_SECONDS, Recorder
     from doorbell.store import ClipStore, Keyring, Rules
     from doorbell.trigger import Start
     from tests.conftest import PASSPHRASE, find_plaintext
@@ -340,7 +341,7 @@ def test_a_full_disk_under_the_index_is_the_stores_own_error(small_disk, owner):
     import errno
     import sqlite3
 
-    from doorbell.recorder import out_of_space
+    from doorbell.faults import out_of_space
     from doorbell.store import ClipStore, StoreFullError
     from doorbell.store.index import Clip
 

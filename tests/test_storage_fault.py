@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from doorbell import vault
-from doorbell.recorder import RETRY_SECONDS, Recorder, storage_fault
+from doorbell.faults import storage_fault
+from doorbell.recorder import RETRY_SECONDS, Recorder
 from doorbell.store import ClipStore, Keyring
 from doorbell.store.index import StorageError, storage_errno
 from doorbell.trigger import Start
@@ -230,7 +231,7 @@ def test_an_index_on_a_read_only_disk_is_a_storage_error_not_a_corrupt_index(tmp
 
 def test_the_kinds_of_failure_and_their_lines():
     """What stops recording and what does not, and the fault's wording per errno."""
-    from doorbell.recorder import out_of_space, storage_failure
+    from doorbell.faults import out_of_space, storage_failure
 
     for code in (errno.EROFS, errno.EIO, errno.EACCES, errno.ENOENT):
         assert storage_failure(OSError(code, "x")) and not out_of_space(OSError(code, "x"))
