@@ -108,3 +108,18 @@ def test_decrypt_names_the_chunk_and_recover_gives_back_the_rest(
     assert main(argv) == 0
     assert (tmp_path / "out").read_bytes() == PLAIN[: 2 * CHUNK_SIZE]
     assert "recovered 131072 bytes (2 chunks)" in capsys.readouterr().err
+
+
+def test_decrypt_says_a_damaged_header_leaves_nothing_to_decrypt(identities, tmp_path, capsys):
+    clip = tmp_path / "clip.mp4.age"
+    with vault.create(clip, [i.recipient for i in identities]) as writer:
+        writer.write(PLAIN)
+    clip.write_bytes(clip.read_bytes().replace(b"v1\n", b"v1\n-> grease x\n\n", 1))
+    identity = tmp_path / "identity.txt"
+    identity.write_text(identities[0].secret() + "\n")
+    assert main(["decrypt", "-i", str(identity), "-o", str(tmp_path / "out"), str(clip)]) == 1
+    assert capsys.readouterr().err == (
+        f"doorbell: {clip}: header MAC failure: the header was modified after it was written; "
+        "its key cannot be trusted, so nothing in it can be decrypted (a backup copy of the "
+        "file may be whole)\n"
+    )

@@ -91,9 +91,17 @@ class NoIdentityMatchError(VaultError, LookupError):
 
 
 class HeaderMacError(VaultError, ValueError):
-    """A recipient stanza opened, but the header's MAC does not match: tampered header."""
+    """A recipient stanza opened, but the header's MAC does not match: tampered header.
+
+    The message says what that means: no byte of the file may be decrypted."""
 
     kind = "header MAC failure"
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}; its key cannot be trusted, so nothing in it can be "
+            "decrypted (a backup copy of the file may be whole)"
+        )
 
 
 class PayloadError(VaultError, ValueError):
