@@ -30,14 +30,16 @@ def notify_socket():
 
 
 def receive(sock, until: str, limit: int = 200) -> list[dict]:
-    """Messages as dicts, up to and including the first holding ``until`` (KEY=value)."""
+    """Messages as dicts, up to and including the first holding ``until`` (KEY=value; a
+    value ending in ``*`` matches any value it begins)."""
     key, value = until.split("=", 1)
     messages = []
     for _ in range(limit):
         text = sock.recv(4096).decode()
         message = dict(line.split("=", 1) for line in text.splitlines())
         messages.append(message)
-        if message.get(key) == value:
+        got = message.get(key)
+        if got == value or (got and value.endswith("*") and got.startswith(value[:-1])):
             return messages
     raise AssertionError(f"no {until} in {messages}")
 
@@ -124,7 +126,7 @@ def test_doorbell_run_under_systemd(notify_socket, tmp_path):
         ready = receive(sock, "READY=1")[-1]
         assert ready["STATUS"].startswith("camera ")
         receive(sock, "WATCHDOG=1")
-        receive(sock, "STATUS=camera running")
+        receive(sock, "STATUS=camera running*")  # "; clock not synchronised" on some machines
         receive(sock, "WATCHDOG=1")  # still fed while the camera runs
         limits = Path(f"/proc/{process.pid}/limits").read_text()
         assert re.search(r"Max core file size\s+0\s+0", limits)  # law 1: no core dumps
