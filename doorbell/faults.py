@@ -50,11 +50,13 @@ def _size(n: int) -> str:
 def disk_full_fault(kept: int, recent: int) -> str:
     """The status line for a disk full of clips no rule may delete: ``kept`` bytes of
     kept clips, ``recent`` bytes of unkept ones recorded since the disk filled."""
-    since = f" and clips recorded since it filled {_size(recent)}" if recent else ""
-    return (
-        f"disk full: kept clips use {_size(kept)}{since}; nothing is recorded until "
-        "there is room (unkeep or delete clips)"
-    )
+    held = []
+    if kept:
+        held.append(f"kept clips use {_size(kept)}")
+    if recent:
+        held.append(f"clips recorded since it filled {'' if kept else 'use '}{_size(recent)}")
+    what = " and ".join(held) if held else "other files than clips fill it"
+    return f"disk full: {what}; nothing is recorded until there is room (unkeep or delete clips)"
 
 
 def storage_fault(folder: object, err: OSError) -> str:

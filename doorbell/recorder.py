@@ -153,6 +153,7 @@ class Recorder:
                     raise
 
     def apply(self, actions: Iterable[Action]) -> None:
+        stopped = False
         for action in actions:
             try:
                 if isinstance(action, Start):
@@ -162,11 +163,13 @@ class Recorder:
                     else:  # a press while stopped: look for room now, not in seconds
                         self._retry(action.at)
                 elif isinstance(action, Stop):
-                    self._wanted = None
+                    self._wanted, stopped = None, True
                     self._stop(action.at)
             except Exception as err:
                 if not self._stopped_by(err, action.at):
                     raise
+        if stopped and self._wanted is None:  # the event is over, not going on in a new clip
+            self.store.release_shortage()
 
     def stop(self, at: float) -> Recorded | None:
         """Finish the clip being recorded (if any) with its last packet so far."""
@@ -176,6 +179,8 @@ class Recorder:
             if not self._stopped_by(err, at):
                 raise
             return None
+        finally:
+            self.store.release_shortage()
 
     # -- recording -------------------------------------------------------------------------
 
@@ -202,9 +207,10 @@ class Recorder:
         except Exception as err:
             if not out_of_space(err):
                 raise
-        self.store.short_of_space()
-        self.store.prune(need=CLIP_ROOM)
-        if self.store.has_room():
+        need = self._need(action.since)
+        self.store.short_of_space(hold=True)
+        self.store.prune(need=CLIP_ROOM + need)
+        if self.store.has_room(need):
             try:
                 self._start(action, trigger_at)
                 return
@@ -263,7 +269,7 @@ class Recorder:
                 with contextlib.suppress(OSError):
                     current.recording.abort()  # left partial, recovered after unlock
                 raise
-            clip = self._salvage(current, last)
+            clip = self._salvage(current, last, need=0)
             if not self.store.has_room():
                 self._halt(DISK_FULL, at)
         return None if clip is None else self._recorded(current, clip, last)
@@ -289,25 +295,30 @@ class Recorder:
         assert current is not None
         log.warning("disk full: clip %s ended at its last whole fragment", current.recording.id)
         last = current.mp4.last_at if current.mp4.last_at is not None else at
-        clip = self._salvage(current, last)
-        if clip is not None:
-            self._recorded(current, clip, last)
-        if not self.store.has_room():
-            self._halt(DISK_FULL, at)
-            return
         # The new clip has its own pre-roll: it overlaps what the cut clip lost (the
         # frame in the muxer, the writer's unsealed chunk), so no moment goes unrecorded.
         again = Start(at=at, since=at - self.pre_roll, trigger=current.trigger)
+        need = self._need(again.since)
+        clip = self._salvage(current, last, need)
+        if clip is not None:
+            self._recorded(current, clip, last)
+        if not self.store.has_room(need):
+            self._halt(DISK_FULL, at)
+            return
         self._start_with_room(again, trigger_at=current.trigger_at)
 
-    def _salvage(self, current: _Open, last: float) -> Clip | None:
+    def _need(self, since: float) -> int:
+        """Bytes a clip starting at ``since`` writes at once: its pre-roll from the ring."""
+        return sum(len(packet.data) for packet in self.ring.since(since))
+
+    def _salvage(self, current: _Open, last: float, need: int) -> Clip | None:
         """A full disk stopped the clip's writer, which ended the file at its last whole
         fragment: keep the clip from the space rules, make room from other clips (the
         index needs some to record it), then record what reached the disk. None if
         nothing did."""
         current.mp4.abandon()
-        self.store.short_of_space(current.recording.id)
-        self.store.prune(need=CLIP_ROOM)
+        self.store.short_of_space(current.recording.id, hold=True)
+        self.store.prune(need=CLIP_ROOM + need)
         return current.recording.cut_short(end=self._end(current, last))
 
     # -- stopped, and resuming ---------------------------------------------------------------
@@ -316,7 +327,7 @@ class Recorder:
         """Whether ``err`` is the disk's (full, read-only, failing): if so recording stops
         until it is fixed, and the caller goes on. Anything else is the caller's."""
         if out_of_space(err):
-            self.store.short_of_space()
+            self.store.short_of_space(hold=True)
             self._halt(DISK_FULL, at)
             return True
         if storage_failure(err):
@@ -354,8 +365,9 @@ class Recorder:
         if so, resume, with a clip and its pre-roll if the trigger still wants one."""
         self._retry_at = at + RETRY_SECONDS
         if self._fault_kind == DISK_FULL:
-            self.store.prune(need=CLIP_ROOM)  # the owner may have unkept clips meanwhile
-            if not self.store.has_room():
+            need = self._need(at - self.pre_roll) if self._wanted is not None else 0
+            self.store.prune(need=CLIP_ROOM + need)  # the owner may have unkept clips
+            if not self.store.has_room(need):
                 self.fault = disk_full_fault(*self._held())
                 return
         else:

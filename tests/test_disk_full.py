@@ -360,3 +360,53 @@ def test_a_full_disk_under_the_index_is_the_stores_own_error(small_disk, owner):
     assert store.index.get("f" * 16) is not None
     assert not out_of_space(sqlite3.OperationalError("database or disk is full"))
     store.close()
+
+
+def test_a_long_event_never_deletes_its_first_clips_to_make_room_for_its_last(small_disk):
+    """4 MB disk, one old unkept clip, then a bell clip that goes on and on: the first cut
+    deletes the old clip to go on (something else could go), the second finds only the
+    event's own clips: they all stay, and recording stops saying how much they use."""
+    from doorbell.faults import disk_full_fault
+    from doorbell.recorder import Recorder
+    from doorbell.store import ClipStore, Keyring, Rules
+    from doorbell.trigger import Start, Stop
+    from tests.conftest import PASSPHRASE
+
+    data = small_disk(4 << 20)
+    keyring = Keyring.in_data_dir(data)
+    keyring.init(PASSPHRASE, work_factor=10)
+    camera = NoiseCamera()
+    t0 = 1_800_000_000.0
+    store = ClipStore(
+        data,
+        keyring.recipients,
+        retention=Rules(max_age=30 * 86400, min_free=0),
+        clock=lambda: t0 + camera.at,
+    )
+    old = store.new_clip("motion", start=t0 - 1000)
+    old.video.write(os.urandom(1_000_000))
+    old_id = old.finish(end=t0 - 990).id
+    announced: list = []
+    recorder = Recorder(
+        store,
+        camera.info,
+        pre_roll=1.0,
+        wall_time=lambda t: t0 + t,
+        on_clip=lambda kind, detail: announced.append(detail) if kind == "finished" else None,
+    )
+    recorder.add(camera.packets(1.0))
+    recorder.apply([Start(at=camera.at, since=camera.at - 1.0, trigger="bell")])
+    while recorder.fault is None and camera.at < 120:
+        recorder.add(camera.packets(0.5))
+
+    assert len(announced) == 2  # cut once with something else to delete, once without
+    clips = {c.id: c for c in store.list()}
+    assert old_id not in clips and set(clips) == {c.id for c in announced}
+    assert recorder.fault == disk_full_fault(0, sum(c.bytes for c in announced))
+    assert recorder.fault.startswith("disk full: clips recorded since it filled use 4 MB; ")
+    recorder.apply(
+        [Stop(at=camera.at, reason="quiet")]
+    )  # the event ends; its clips stay until room returns
+    store.prune()
+    assert {c.id for c in store.list()} == set(clips)
+    store.close()

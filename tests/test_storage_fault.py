@@ -231,12 +231,20 @@ def test_an_index_on_a_read_only_disk_is_a_storage_error_not_a_corrupt_index(tmp
 
 def test_the_kinds_of_failure_and_their_lines():
     """What stops recording and what does not, and the fault's wording per errno."""
-    from doorbell.faults import out_of_space, storage_failure
+    from doorbell.faults import disk_full_fault, out_of_space, storage_failure
 
     for code in (errno.EROFS, errno.EIO, errno.EACCES, errno.ENOENT):
         assert storage_failure(OSError(code, "x")) and not out_of_space(OSError(code, "x"))
     assert out_of_space(vault.DiskFullError("f", 0)) and not storage_failure(OSError(28, "x"))
     assert not storage_failure(ValueError()) and not storage_failure(OSError("no errno"))
+    assert disk_full_fault(3_200_000_000, 0) == (
+        "disk full: kept clips use 3.2 GB; nothing is recorded until there is room (unkeep "
+        "or delete clips)"
+    )
+    assert disk_full_fault(3_200_000_000, 40_000_000).startswith(
+        "disk full: kept clips use 3.2 GB and clips recorded since it filled 40 MB; "
+    )
+    assert disk_full_fault(0, 0).startswith("disk full: other files than clips fill it; ")
     assert storage_fault("/d", OSError(errno.EACCES, "x")) == (
         "storage fault: /d: permission denied; nothing is recorded until it is writable again"
     )

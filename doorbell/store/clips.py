@@ -120,6 +120,7 @@ class ClipStore:
         # Clips recorded during the current shortage of space (None: there is room), which
         # the space rules never delete; guarded by _lock (see short_of_space).
         self._shortage: set[str] | None = None
+        self._shortage_held = False  # a recording that met the shortage goes on
         self._repair_noted: set[str] = set()  # clips whose repair problem was logged
         self._lock = threading.Lock()  # guards _active; the index locks itself
         self.index, rebuilt = self._open_index()
@@ -418,21 +419,31 @@ class ClipStore:
     #
     # A shortage of space begins at the first full disk (the recorder calls
     # short_of_space) or the first prune that cannot reach min_free + need, and
-    # ends at a prune that finds min_free + CLIP_ROOM free. The clips recorded
-    # during it (the one a full disk cut short included) are never deleted by
-    # the space rules: what was recorded is not deleted to make room for what is
-    # being recorded when nothing else may go.
+    # ends at a prune that finds min_free + CLIP_ROOM free once the recording
+    # that met it is over (release_shortage). The clips recorded during it (the
+    # one a full disk cut short included) are never deleted by the space rules:
+    # what was recorded is not deleted to make room for what is being recorded
+    # when nothing else may go, and a long event's first clips are not deleted
+    # to make room for its last ones.
 
-    def short_of_space(self, clip_id: str | None = None) -> None:
+    def short_of_space(self, clip_id: str | None = None, *, hold: bool = False) -> None:
         """The disk is full or short: a shortage begins (if none is under way); the
         clip ``clip_id`` (say, the one a full disk cut short) is kept from the space
-        rules until it ends, as is every clip started meanwhile."""
+        rules until it ends, as is every clip started meanwhile. ``hold``: a recording
+        met it, and it lasts at least until :meth:`release_shortage`."""
         with self._lock:
             if self._shortage is None:
                 self._shortage = set()
                 log.info("disk short of space: clips recorded from now on are kept from deletion")
             if clip_id is not None:
                 self._shortage.add(clip_id)
+            self._shortage_held = self._shortage_held or hold
+
+    def release_shortage(self) -> None:
+        """The recording that met the shortage is over (its trigger stopped): the next
+        prune that finds room ends the shortage."""
+        with self._lock:
+            self._shortage_held = False
 
     def _recording_started(self, clip_id: str) -> None:
         with self._lock:
@@ -441,7 +452,7 @@ class ClipStore:
 
     def _room_again(self) -> None:
         with self._lock:
-            if self._shortage is None:
+            if self._shortage is None or self._shortage_held:
                 return
             self._shortage = None
         log.info("disk has room again: every unkept clip is under the retention rules")
