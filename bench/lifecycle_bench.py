@@ -12,7 +12,7 @@ Each figure against a baseline in the same run:
   the recording process's peak RSS against the imports' alone;
 - a clip cut short by a full disk (a real 8 MB tmpfs; needs root): the time
   from the ENOSPC to the next clip recording, against starting a clip on a disk
-  with room, and the plaintext the cut clip kept out of what reached its writer.
+  with room, and the bytes the cut clip kept (it ends at its last whole fragment).
 """
 
 import argparse
