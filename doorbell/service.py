@@ -28,6 +28,7 @@ from doorbell import clock as clocks
 from doorbell.camera import Camera, encoded_stream, open_camera
 from doorbell.camera_loop import CameraLoop, WallTime
 from doorbell.config import Config, StorageSettings, split_listen
+from doorbell.errors import DoorbellError
 from doorbell.events import (
     BellPressed,
     CameraState,
@@ -38,6 +39,7 @@ from doorbell.events import (
     MotionChanged,
     PirChanged,
 )
+from doorbell.faults import storage_failure, storage_fault
 from doorbell.gpio import DoorbellPins
 from doorbell.live import LiveFrames
 from doorbell.pipeline import Pipeline
@@ -51,6 +53,10 @@ RETENTION_SECONDS = 3600.0  # retention runs at start, every hour and before eac
 MONITOR_SECONDS = 1.0  # how often the state is looked at for changes no event reports (a stall)
 CLOCK_SECONDS = 10.0  # how often clips of uncertain time are corrected, once the clock is set
 STOP_GRACE = 4.0  # seconds the camera thread gets to finish the clip on stop (systemd: 5)
+
+
+class DataFolderError(DoorbellError):
+    """The data folder cannot be written when the doorbell starts (read-only, failing)."""
 
 
 def retention_rules(storage: StorageSettings) -> Rules:
@@ -273,13 +279,21 @@ class Service:
 
         loop = asyncio.get_running_loop()
         self.bus = EventBus(loop)
-        store = ClipStore(
-            self.data_dir,
-            self.recipients.recipients,
-            retention=retention_rules(self.config.storage),
-            clock=self._clock,
-            clock_state=self._clock_state,
-        )
+        try:
+            store = ClipStore(
+                self.data_dir,
+                self.recipients.recipients,
+                retention=retention_rules(self.config.storage),
+                clock=self._clock,
+                clock_state=self._clock_state,
+            )
+        except OSError as err:
+            if not storage_failure(err):
+                raise
+            raise DataFolderError(
+                f"{storage_fault(self.data_dir, err).split('; ')[0]}; the doorbell starts "
+                "once it is writable (under systemd it tries again every 5 s)"
+            ) from None
         self.store = store
         for line in store.report.lines():
             log.warning("store: %s", line)

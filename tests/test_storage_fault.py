@@ -4,6 +4,7 @@ takes writes again. Real mounts: a tmpfs remounted read-only, an ext4 image whos
 system is shut down under an open clip (every I/O then fails with EIO, as a dying card's
 does). Skipped, with the reason, where the machine cannot mount."""
 
+import asyncio
 import errno
 import fcntl
 import logging
@@ -250,4 +251,31 @@ def test_the_kinds_of_failure_and_their_lines():
     )
     assert storage_fault("/d", StorageError(Path("/d/index.sqlite3"), errno.EIO)).startswith(
         "storage fault: /d: input/output error;"
+    )
+
+
+async def test_a_service_started_on_a_read_only_card_says_so_in_one_line(tmp_path, mounts):
+    """The card is read-only when the doorbell starts: one line naming the folder, the
+    fault and what happens next (systemd starts it again), no traceback, no index moved."""
+    import dataclasses
+
+    from doorbell.config import Config, StorageSettings, WebSettings
+    from doorbell.service import DataFolderError, Service
+
+    data, keyring = owner_data(tmp_path / "x")
+    mounts.tmpfs(tmp_path / "card")
+    shutil.copytree(data, tmp_path / "card" / "data")
+    data = tmp_path / "card" / "data"
+    ClipStore(data, keyring.recipients).close()
+    mounts.remount(tmp_path / "card", "ro")
+    config = dataclasses.replace(
+        Config(),
+        storage=StorageSettings(data_dir=str(data), min_free_mb=0),
+        web=WebSettings(listen="127.0.0.1:0", tls="off"),
+    )
+    with pytest.raises(DataFolderError) as caught:
+        await Service(config, demo=True).run(asyncio.Event())
+    assert str(caught.value) == (
+        f"storage fault: {data}: read-only file system; the doorbell starts once it is "
+        "writable (under systemd it tries again every 5 s)"
     )
