@@ -217,7 +217,7 @@ class Service:
         found = []
         if self.recipients.fault:
             found.append(self.recipients.fault)
-        fault = getattr(self.pipeline.recorder, "fault", None) if self.pipeline else None
+        fault = self.pipeline.recorder.fault if self.pipeline else None
         if fault:
             found.append(fault)
         plan = self.store.last_prune if self.store is not None else None
