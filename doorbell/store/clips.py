@@ -4,13 +4,11 @@ state). A clip being written is a :class:`~doorbell.store.recording.ClipRecordin
 
 Ids are random (16 hex digits): a file name tells nothing about when. The
 store writes with recipients only; reading needs identities, passed per call
-and never kept (law 2). The index is a cache: at open it is checked against
-the files and rebuilt from them if missing or corrupt. A rebuilt row takes its
-times from the files' mtimes (set at finish: thumbnail = start, video = end),
-its keep flag from the marker; only the trigger is lost ("unknown"), and with
-it which boot the clip was of: a rebuilt row is time-certain unless its time is
-before :data:`doorbell.clock.PLAUSIBLE_AFTER` (a clip whose clock was wrong
-and not yet corrected comes back with that clock's times).
+and never kept (law 2). The index is a cache of the files: what happens at open
+(checked against them, rebuilt from them if missing or corrupt) is in
+:mod:`~doorbell.store.startup`; the bookkeeping of a shortage of space, which
+keeps the clips recorded during it from the space rules, in
+:mod:`~doorbell.store.shortage`.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -32,16 +30,20 @@ from doorbell import clock as clocks
 from doorbell import vault
 from doorbell.errors import DoorbellError
 from doorbell.store import times
-from doorbell.store.index import Clip, ClipFilters, Index, IndexCorrupt
+from doorbell.store.index import Clip, ClipFilters
 from doorbell.store.keyring import Keyring
-from doorbell.store.layout import FILE, KEEP, LEFTOVER, PART, THUMBNAIL, VIDEO, valid_id
+from doorbell.store.layout import KEEP, PART, THUMBNAIL, VIDEO, valid_id
 from doorbell.store.recording import ClipRecording
 from doorbell.store.repair import Repaired, repair_clip
 from doorbell.store.retention import Plan, Rules, plan_retention
+from doorbell.store.shortage import Shortage
+from doorbell.store.startup import StartupReport, open_index, reconcile
 from doorbell.vault.payload import OpenedPayload
 
 if TYPE_CHECKING:
     from typing import Unpack
+
+__all__ = ["CLIP_ROOM", "ClipNotFound", "ClipStore", "Repaired", "StartupReport", "StoreOptions"]
 
 log = logging.getLogger(__name__)
 CLIP_ROOM = 8 * vault.CHUNK_SIZE  # bytes free beyond min_free for a clip to begin (512 KiB)
@@ -52,31 +54,6 @@ class ClipNotFound(DoorbellError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-@dataclass
-class StartupReport:
-    """What the store found when it opened, for the log and the status page."""
-
-    rebuilt: str | None = None  # why the index was rebuilt, if it was
-    partial: list[str] = field(default_factory=list)  # clips cut off by a crash
-    finished: list[str] = field(default_factory=list)  # renamed but not indexed: adopted
-    dropped: list[str] = field(default_factory=list)  # rows whose files are gone
-    removed: list[str] = field(default_factory=list)  # "clip <id>: why", nothing recoverable
-
-    def lines(self) -> list[str]:
-        out = [f"index rebuilt from the clip files: {self.rebuilt}"] if self.rebuilt else []
-        if self.partial:
-            out.append(
-                f"{len(self.partial)} clip(s) cut off by a crash or power cut "
-                f"({', '.join(self.partial)}); their intact part is recovered after unlock"
-            )
-        if self.finished:
-            out.append(f"{len(self.finished)} finished clip(s) added to the index")
-        if self.dropped:
-            out.append(f"{len(self.dropped)} index row(s) without files removed")
-        out += [f"{line}; removed" for line in self.removed]
-        return out
 
 
 class StoreOptions(TypedDict, total=False):
@@ -117,14 +94,11 @@ class ClipStore:
         self._prune_lock = threading.Lock()
         self.last_prune: Plan | None = None
         self._active: set[str] = set()
-        # Clips recorded during the current shortage of space (None: there is room), which
-        # the space rules never delete; guarded by _lock (see short_of_space).
-        self._shortage: set[str] | None = None
-        self._shortage_held = False  # a recording that met the shortage goes on
+        self._shortage = Shortage()  # its clips are never deleted by the space rules
         self._repair_noted: set[str] = set()  # clips whose repair problem was logged
-        self._lock = threading.Lock()  # guards _active; the index locks itself
-        self.index, rebuilt = self._open_index()
-        self.report = self._reconcile(rebuilt)
+        self._lock = threading.Lock()  # guards _active; the index and _shortage lock themselves
+        self.index, rebuilt = open_index(self.data_dir, self.folder, clock)
+        self.report: StartupReport = reconcile(self, rebuilt)
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], **options: Unpack[StoreOptions]) -> ClipStore:
@@ -143,107 +117,12 @@ class ClipStore:
             raise ClipNotFound(f"{clip_id!r} is not a clip id")
         return self.folder / (clip_id + suffix)
 
-    def _files(self) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {}
-        for entry in os.scandir(self.folder):
-            match = FILE.fullmatch(entry.name)
-            if match:
-                found.setdefault(match[1], set()).add(match[2] + (match[3] or ""))
-            elif LEFTOVER.fullmatch(entry.name):  # a repair cut off: its .part is still there
-                Path(entry.path).unlink()
-        for clip_id, kinds in found.items():
-            for suffix in (VIDEO, THUMBNAIL):
-                if suffix in kinds and suffix + PART in kinds:  # a repair done but for cleanup
-                    self.path(clip_id, suffix + PART).unlink()
-                    kinds.discard(suffix + PART)
-        return found
-
     def _bytes(self, clip_id: str) -> int:
         total = 0
         for suffix in (VIDEO, THUMBNAIL, VIDEO + PART, THUMBNAIL + PART):
             with contextlib.suppress(FileNotFoundError):
                 total += self.path(clip_id, suffix).stat().st_size
         return total
-
-    # -- opening -----------------------------------------------------------
-
-    def _open_index(self) -> tuple[Index, str | None]:
-        path = self.data_dir / "index.sqlite3"
-        existed = path.exists()
-        try:
-            index = Index(path)
-        except IndexCorrupt as err:
-            aside = path.with_name(f"{path.name}.corrupt-{int(self._clock())}")
-            for suffix in ("", "-wal", "-shm"):
-                old = Path(f"{path}{suffix}")
-                if old.exists():
-                    old.replace(Path(f"{aside}{suffix}"))
-            return Index(path), f"{err}; the old file was moved to {aside.name}"
-        if existed or not any(self.folder.iterdir()):
-            return index, None  # a new data dir has nothing to rebuild: nothing to say
-        return index, "no index file"
-
-    def _row_from_files(self, clip_id: str, kinds: set[str]) -> Clip:
-        video = self.path(clip_id, VIDEO if VIDEO in kinds else VIDEO + PART).stat()
-        thumb = self.path(clip_id, THUMBNAIL)
-        start = thumb.stat().st_mtime if thumb.exists() else video.st_mtime
-        state = "complete" if VIDEO in kinds else "partial"
-        keep = KEEP in kinds
-        uncertain = not clocks.plausible(start)  # a 1970 mtime; any other one is believed
-        row = Clip(clip_id, start, video.st_mtime, "unknown", self._bytes(clip_id), keep, state)
-        return replace(row, time_uncertain=uncertain)
-
-    def _remove_cut_files(self, files: dict[str, set[str]], report: StartupReport) -> None:
-        """A ``.part`` cut off in its first moment (empty, or ending in its age header) can
-        never give anything back: remove it, with its whole clip if it is the video, and
-        say so once. Needs no identity, so it runs at every open."""
-        for clip_id, kinds in list(files.items()):
-            for suffix in (VIDEO + PART, THUMBNAIL + PART):
-                if suffix not in kinds:
-                    continue
-                with open(self.path(clip_id, suffix), "rb") as file:
-                    why = vault.cut_in_header(file)
-                if why is None:
-                    continue
-                if suffix == THUMBNAIL + PART:
-                    self.path(clip_id, suffix).unlink()
-                    kinds.discard(suffix)
-                    report.removed.append(f"the thumbnail of clip {clip_id}: {why}")
-                elif VIDEO not in kinds:
-                    for other in kinds:
-                        self.path(clip_id, other).unlink(missing_ok=True)
-                    self.index.remove(clip_id)
-                    del files[clip_id]
-                    report.removed.append(f"clip {clip_id}: {why} (a power cut as it began)")
-                    break
-
-    def _reconcile(self, rebuilt: str | None) -> StartupReport:
-        report = StartupReport(rebuilt=rebuilt)
-        files = self._files()
-        self._remove_cut_files(files, report)
-        rows = {
-            clip.id: clip for clip in self.index.list(states=("recording", "partial", "complete"))
-        }
-        fixed = []
-        for clip_id, kinds in files.items():
-            if VIDEO not in kinds and VIDEO + PART not in kinds:
-                continue  # a stray thumbnail or marker: its clip is gone
-            row = rows.pop(clip_id, None)
-            if row is None:
-                fixed.append(self._row_from_files(clip_id, kinds))
-            elif row.state != "complete" and VIDEO in kinds:
-                end = self.path(clip_id, VIDEO).stat().st_mtime
-                fixed.append(replace(row, end=end, bytes=self._bytes(clip_id), state="complete"))
-                report.finished.append(clip_id)
-            elif row.state == "recording":
-                fixed.append(replace(row, bytes=self._bytes(clip_id), state="partial"))
-            if VIDEO not in kinds:
-                report.partial.append(clip_id)
-        self.index.put_many(fixed)
-        for clip_id in rows:  # rows whose video is gone
-            self.index.remove(clip_id)
-            report.dropped.append(clip_id)
-        return report
 
     # -- writing -----------------------------------------------------------
 
@@ -387,8 +266,7 @@ class ClipStore:
             return None
         with self._prune_lock:
             free = self._disk_free()
-            with self._lock:
-                protect = frozenset(self._shortage or ())
+            protect = self._shortage.clips()
             plan = plan_retention(
                 self.list(),
                 now=self._clock(),
@@ -411,51 +289,27 @@ class ClipStore:
             after = free + plan.freed
             if after < self.retention.min_free + need:
                 self.short_of_space()
-            elif after >= self.retention.min_free + max(need, CLIP_ROOM):
-                self._room_again()
+            elif after >= self.retention.min_free + max(need, CLIP_ROOM) and self._shortage.end():
+                log.info("disk has room again: every unkept clip is under the retention rules")
             return plan
 
-    # -- space -------------------------------------------------------------
-    #
-    # A shortage of space begins at the first full disk (the recorder calls
-    # short_of_space) or the first prune that cannot reach min_free + need, and
-    # ends at a prune that finds min_free + CLIP_ROOM free once the recording
-    # that met it is over (release_shortage). The clips recorded during it (the
-    # one a full disk cut short included) are never deleted by the space rules:
-    # what was recorded is not deleted to make room for what is being recorded
-    # when nothing else may go, and a long event's first clips are not deleted
-    # to make room for its last ones.
+    # -- space (see doorbell.store.shortage) --------------------------------
 
     def short_of_space(self, clip_id: str | None = None, *, hold: bool = False) -> None:
         """The disk is full or short: a shortage begins (if none is under way); the
         clip ``clip_id`` (say, the one a full disk cut short) is kept from the space
         rules until it ends, as is every clip started meanwhile. ``hold``: a recording
         met it, and it lasts at least until :meth:`release_shortage`."""
-        with self._lock:
-            if self._shortage is None:
-                self._shortage = set()
-                log.info("disk short of space: clips recorded from now on are kept from deletion")
-            if clip_id is not None:
-                self._shortage.add(clip_id)
-            self._shortage_held = self._shortage_held or hold
+        if self._shortage.begin(clip_id, hold=hold):
+            log.info("disk short of space: clips recorded from now on are kept from deletion")
 
     def release_shortage(self) -> None:
         """The recording that met the shortage is over (its trigger stopped): the next
         prune that finds room ends the shortage."""
-        with self._lock:
-            self._shortage_held = False
+        self._shortage.release()
 
     def _recording_started(self, clip_id: str) -> None:
-        with self._lock:
-            if self._shortage is not None:
-                self._shortage.add(clip_id)
-
-    def _room_again(self) -> None:
-        with self._lock:
-            if self._shortage is None or self._shortage_held:
-                return
-            self._shortage = None
-        log.info("disk has room again: every unkept clip is under the retention rules")
+        self._shortage.recording_started(clip_id)
 
     def has_room(self, need: int = 0) -> bool:
         """Whether the disk has room for a clip to begin: ``CLIP_ROOM + need`` bytes free
@@ -466,8 +320,7 @@ class ClipStore:
     def space_held(self) -> tuple[int, int]:
         """Bytes no rule may delete for space: (kept clips, clips recorded during the
         current shortage and not kept)."""
-        with self._lock:
-            recent = set(self._shortage or ())
+        recent = self._shortage.clips()
         clips = self.list()
         kept = sum(c.bytes for c in clips if c.keep)
         return kept, sum(c.bytes for c in clips if not c.keep and c.id in recent)

@@ -1,0 +1,178 @@
+"""What the store does when it opens: the index checked against the clip files.
+
+    index, rebuilt = open_index(data_dir, folder, clock)   # ClipStore.__init__ does this
+    report = reconcile(store, rebuilt)                    # a StartupReport, for the log
+
+The index is a cache: the files under ``clips/`` are the truth. At open the
+index is checked against them, and rebuilt from them if missing or corrupt (a
+corrupt file is moved aside, named for the time it was found). A rebuilt row
+takes its times from the files' mtimes (set at finish: thumbnail = start,
+video = end), its keep flag from the marker; only the trigger is lost
+("unknown"), and with it which boot the clip was of: a rebuilt row is
+time-certain unless its time is before :data:`doorbell.clock.PLAUSIBLE_AFTER`
+(a clip whose clock was wrong and not yet corrected comes back with that
+clock's times).
+
+What a crash leaves is tidied here too, needing no identity: the leftovers of
+a repair that was cut off, and a ``.part`` cut off in its first moment (empty,
+or ending in its age header), which can never give anything back. A clip cut
+off later stays ``partial`` until :meth:`ClipStore.repair` runs after unlock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from doorbell import clock as clocks
+from doorbell import vault
+from doorbell.store.index import Clip, Index, IndexCorrupt
+from doorbell.store.layout import FILE, KEEP, LEFTOVER, PART, THUMBNAIL, VIDEO
+
+if TYPE_CHECKING:
+    from doorbell.store.clips import ClipStore
+
+
+@dataclass
+class StartupReport:
+    """What the store found when it opened, for the log and the status page."""
+
+    rebuilt: str | None = None  # why the index was rebuilt, if it was
+    partial: list[str] = field(default_factory=list)  # clips cut off by a crash
+    finished: list[str] = field(default_factory=list)  # renamed but not indexed: adopted
+    dropped: list[str] = field(default_factory=list)  # rows whose files are gone
+    removed: list[str] = field(default_factory=list)  # "clip <id>: why", nothing recoverable
+
+    def lines(self) -> list[str]:
+        out = [f"index rebuilt from the clip files: {self.rebuilt}"] if self.rebuilt else []
+        if self.partial:
+            out.append(
+                f"{len(self.partial)} clip(s) cut off by a crash or power cut "
+                f"({', '.join(self.partial)}); their intact part is recovered after unlock"
+            )
+        if self.finished:
+            out.append(f"{len(self.finished)} finished clip(s) added to the index")
+        if self.dropped:
+            out.append(f"{len(self.dropped)} index row(s) without files removed")
+        out += [f"{line}; removed" for line in self.removed]
+        return out
+
+
+def open_index(
+    data_dir: Path, folder: Path, clock: Callable[[], float]
+) -> tuple[Index, str | None]:
+    """The index ``<data_dir>/index.sqlite3`` and why it must be rebuilt, or None.
+
+    A corrupt index (and its ``-wal``/``-shm``) is moved aside to
+    ``index.sqlite3.corrupt-<clock() in whole seconds>`` and a new, empty one made. A
+    missing index needs rebuilding only when ``folder`` (the clip folder) holds files.
+    """
+    path = data_dir / "index.sqlite3"
+    existed = path.exists()
+    try:
+        index = Index(path)
+    except IndexCorrupt as err:
+        aside = path.with_name(f"{path.name}.corrupt-{int(clock())}")
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(f"{path}{suffix}")
+            if old.exists():
+                old.replace(Path(f"{aside}{suffix}"))
+        return Index(path), f"{err}; the old file was moved to {aside.name}"
+    if existed or not any(folder.iterdir()):
+        return index, None  # a new data dir has nothing to rebuild: nothing to say
+    return index, "no index file"
+
+
+def find_files(store: ClipStore) -> dict[str, set[str]]:
+    """The clip files in the store's folder: id -> its suffixes (``VIDEO``, ``VIDEO +
+    PART``, ``THUMBNAIL``, ``KEEP``...). Removes what a cut-off repair left: a leftover
+    ``.repair`` file, and a ``.part`` whose finished file is already there."""
+    found: dict[str, set[str]] = {}
+    for entry in os.scandir(store.folder):
+        match = FILE.fullmatch(entry.name)
+        if match:
+            found.setdefault(match[1], set()).add(match[2] + (match[3] or ""))
+        elif LEFTOVER.fullmatch(entry.name):  # a repair cut off: its .part is still there
+            Path(entry.path).unlink()
+    for clip_id, kinds in found.items():
+        for suffix in (VIDEO, THUMBNAIL):
+            if suffix in kinds and suffix + PART in kinds:  # a repair done but for cleanup
+                store.path(clip_id, suffix + PART).unlink()
+                kinds.discard(suffix + PART)
+    return found
+
+
+def row_from_files(store: ClipStore, clip_id: str, kinds: set[str]) -> Clip:
+    """An index row for a clip the index does not know, from its files (``kinds``, its
+    suffixes, holds ``VIDEO`` or ``VIDEO + PART``): times from their mtimes, keep from
+    the marker, trigger "unknown"; ``complete`` if the video is finished, else
+    ``partial``."""
+    video = store.path(clip_id, VIDEO if VIDEO in kinds else VIDEO + PART).stat()
+    thumb = store.path(clip_id, THUMBNAIL)
+    start = thumb.stat().st_mtime if thumb.exists() else video.st_mtime
+    state = "complete" if VIDEO in kinds else "partial"
+    keep = KEEP in kinds
+    uncertain = not clocks.plausible(start)  # a 1970 mtime; any other one is believed
+    row = Clip(clip_id, start, video.st_mtime, "unknown", store._bytes(clip_id), keep, state)
+    return replace(row, time_uncertain=uncertain)
+
+
+def remove_cut_files(store: ClipStore, files: dict[str, set[str]], report: StartupReport) -> None:
+    """A ``.part`` cut off in its first moment (empty, or ending in its age header) can
+    never give anything back: remove it, with its whole clip (files, row and entry in
+    ``files``) if it is the video, and say so once in ``report.removed``. Needs no
+    identity, so it runs at every open."""
+    for clip_id, kinds in list(files.items()):
+        for suffix in (VIDEO + PART, THUMBNAIL + PART):
+            if suffix not in kinds:
+                continue
+            with open(store.path(clip_id, suffix), "rb") as file:
+                why = vault.cut_in_header(file)
+            if why is None:
+                continue
+            if suffix == THUMBNAIL + PART:
+                store.path(clip_id, suffix).unlink()
+                kinds.discard(suffix)
+                report.removed.append(f"the thumbnail of clip {clip_id}: {why}")
+            elif VIDEO not in kinds:
+                for other in kinds:
+                    store.path(clip_id, other).unlink(missing_ok=True)
+                store.index.remove(clip_id)
+                del files[clip_id]
+                report.removed.append(f"clip {clip_id}: {why} (a power cut as it began)")
+                break
+
+
+def reconcile(store: ClipStore, rebuilt: str | None) -> StartupReport:
+    """Make the store's index agree with its files, and say what changed: rows added for
+    files it lacks, a row not yet ``complete`` whose video was renamed into place made
+    ``complete``, a ``recording`` row whose video is still a ``.part`` made ``partial``
+    (cut off), rows whose video is gone removed. ``rebuilt``: why
+    the index was rebuilt (from :func:`open_index`), for the report."""
+    report = StartupReport(rebuilt=rebuilt)
+    files = find_files(store)
+    remove_cut_files(store, files, report)
+    rows = {clip.id: clip for clip in store.index.list(states=("recording", "partial", "complete"))}
+    fixed = []
+    for clip_id, kinds in files.items():
+        if VIDEO not in kinds and VIDEO + PART not in kinds:
+            continue  # a stray thumbnail or marker: its clip is gone
+        row = rows.pop(clip_id, None)
+        if row is None:
+            fixed.append(row_from_files(store, clip_id, kinds))
+        elif row.state != "complete" and VIDEO in kinds:
+            end = store.path(clip_id, VIDEO).stat().st_mtime
+            fixed.append(replace(row, end=end, bytes=store._bytes(clip_id), state="complete"))
+            report.finished.append(clip_id)
+        elif row.state == "recording":
+            fixed.append(replace(row, bytes=store._bytes(clip_id), state="partial"))
+        if VIDEO not in kinds:
+            report.partial.append(clip_id)
+    store.index.put_many(fixed)
+    for clip_id in rows:  # rows whose video is gone
+        store.index.remove(clip_id)
+        report.dropped.append(clip_id)
+    return report
