@@ -123,3 +123,43 @@ def test_decrypt_says_a_damaged_header_leaves_nothing_to_decrypt(identities, tmp
         "its key cannot be trusted, so nothing in it can be decrypted (a backup copy of the "
         "file may be whole)\n"
     )
+
+
+@pytest.mark.parametrize("existing", ["none", "file", "fifo"])
+def test_a_failed_decrypt_never_harms_what_the_output_named(identities, tmp_path, existing):
+    """`-o OUT` with a damaged input: an existing file is left as it was, a device or FIFO
+    is never removed (a trial run deleted /dev/null this way), and no partial file stays.
+    A good input replaces the file whole."""
+    clip = tmp_path / "clip.mp4.age"
+    with vault.create(clip, [i.recipient for i in identities]) as writer:
+        writer.write(PLAIN)
+    good = clip.read_bytes()
+    bad = bytearray(good)
+    bad[-100] ^= 1  # the last chunk
+    damaged = tmp_path / "damaged.mp4.age"
+    damaged.write_bytes(bytes(bad))
+    identity = tmp_path / "identity.txt"
+    identity.write_text(identities[0].secret() + "\n")
+    out = tmp_path / "out"
+    if existing == "file":
+        out.write_bytes(b"precious")
+    elif existing == "fifo":
+        os.mkfifo(out)
+        reader = os.open(out, os.O_RDONLY | os.O_NONBLOCK)  # so opening it to write works
+    try:
+        if existing != "fifo":  # (a FIFO nobody reads would block the plaintext before it)
+            assert main(["decrypt", "-i", str(identity), "-o", str(out), str(damaged)]) == 1
+        assert main(["decrypt", "-i", str(identity), "-o", str(out), str(identity)]) == 1
+        assert not (tmp_path / "out.part").exists()
+        if existing == "none":
+            assert not out.exists()
+        elif existing == "file":
+            assert out.read_bytes() == b"precious"
+        else:
+            assert out.is_fifo()
+    finally:
+        if existing == "fifo":
+            os.close(reader)
+            out.unlink()
+    assert main(["decrypt", "-i", str(identity), "-o", str(out), str(clip)]) == 0
+    assert out.read_bytes() == PLAIN and oct(out.stat().st_mode & 0o777) == "0o600"

@@ -3,7 +3,9 @@ flags (``-r``, ``-R``, ``-i``, ``-o``), standard input and output when no file i
 named. Imports the vault only: no video stack."""
 
 import argparse
+import contextlib
 import os
+import stat
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
@@ -116,8 +118,12 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     identities = _identities(args)
     name = args.input if args.input not in (None, "-") else "-"
     source = _input(args.input)
-    sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    out = vault.StreamSink(sink)
+    try:
+        target = Output(args.output) if args.output else None
+    except BaseException:
+        source.close()
+        raise
+    out = vault.StreamSink(target.file if target else sys.stdout.buffer)
     ok = False
     try:
         if args.recover:
@@ -143,12 +149,53 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     finally:
         if not ok:
             out.abort()
-        if args.output:
-            sink.close()
-            if not ok:
-                os.unlink(args.output)
+        if target is not None:
+            target.close(keep=ok)
         source.close()
     return 0
+
+
+class Output:
+    """Where ``-o OUT`` plaintext goes, so that a failure never harms what was there.
+
+    A regular file (or a new one) is written as ``OUT.part`` (private to the user) and
+    renamed over ``OUT`` only when everything decrypted: a damaged input leaves an
+    existing ``OUT`` as it was and no partial file. Anything else that exists (a
+    device such as ``/dev/null``, a FIFO) is written to directly and never removed.
+    Raises UsageError if ``OUT.part`` exists or ``OUT`` cannot be opened.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            found = None
+        except OSError as err:
+            raise UsageError(f"{path}: cannot write the output ({err.strerror})") from None
+        self.direct = found is not None and not stat.S_ISREG(found.st_mode)
+        self.part = path if self.direct else path + ".part"
+        flags = os.O_WRONLY | os.O_CLOEXEC | (0 if self.direct else os.O_CREAT | os.O_EXCL)
+        try:
+            fd = os.open(self.part, flags, 0o600)
+        except FileExistsError:
+            raise UsageError(
+                f"{self.part} exists: an earlier decrypt did not finish; remove it first"
+            ) from None
+        except OSError as err:
+            raise UsageError(f"{self.part}: cannot write the output ({err.strerror})") from None
+        self.file = os.fdopen(fd, "wb")
+
+    def close(self, keep: bool) -> None:
+        """Close it; ``keep``: put it in place, else remove what this run made."""
+        self.file.close()
+        if self.direct:
+            return
+        if keep:
+            os.replace(self.part, self.path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.part)
 
 
 def _nonnegative(text: str) -> int:
