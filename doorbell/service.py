@@ -242,6 +242,7 @@ class Service:
                 "last_at": camera.last_frame_wall,
             },
             "recording": self.recording,
+            "recipients": [str(r) for r in self.recipients.current()],
             "live_viewers": self.live.viewers,
             "retention": describe_retention(self.config.storage),
             "warnings": self._warnings(),

@@ -524,6 +524,7 @@ async def test_recipients_removed_while_running_are_kept_and_said_loudly(data_di
         "before; put the file back"
     )
     assert seen["gone"]["warnings"] == [fault]
+    assert seen["gone"]["recipients"] == [saved.decode().split()[-1]]  # still encrypted to it
     assert seen["gone"]["frames"]["dropped"] == 0 and seen["gone"]["frames"]["received"] == 30
     assert any(fault in line for line in lines)
     assert seen["back"]["warnings"] == []

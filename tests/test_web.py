@@ -495,3 +495,15 @@ async def test_an_internal_error_is_a_plain_500(aiohttp_client, context):
     response = await client.get("/broken")
     text = await response.text()
     assert response.status == 500 and "secret detail" not in text and "Traceback" not in text
+
+
+async def test_the_status_page_with_a_folder_where_the_recipients_file_was(client, context):
+    """keys/recipients.txt replaced by a folder (not text, not a key): the status page and
+    the API still answer, with no recipients of their own to show, never a 500."""
+    await unlock(client)
+    path = context.keyring.recipients_file
+    path.unlink()
+    path.mkdir()
+    response = await client.get("/api/status")
+    assert response.status == 200 and (await response.json())["recipients"] == []
+    assert (await client.get("/status")).status == 200

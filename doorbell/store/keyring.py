@@ -212,6 +212,13 @@ class KeptRecipients:
             self._kept = found
         return found
 
+    def current(self) -> list[vault.X25519Recipient]:
+        """What new clips are encrypted to now (the file's, or the kept ones); [] if none."""
+        try:
+            return self.recipients()
+        except (DoorbellError, OSError, UnicodeDecodeError):
+            return []
+
     def check(self) -> bool:
         """Whether new clips can be encrypted to anyone now (the file, or kept keys)."""
         try:

@@ -358,7 +358,7 @@ def _status(app: web.Application) -> dict:
     disk = shutil.disk_usage(store.folder)
     try:
         recipients = [str(r) for r in context.keyring.recipients()]
-    except DoorbellError:
+    except (DoorbellError, OSError, UnicodeDecodeError):  # missing, a folder, not text
         recipients = []
     return {
         "clips": len(clips),
