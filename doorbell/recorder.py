@@ -220,7 +220,9 @@ class Recorder:
         self._halt(DISK_FULL, action.at)
 
     def _start(self, action: Start, trigger_at: float | None = None) -> None:
-        if self._open is not None:
+        follows = None
+        if self._open is not None:  # the same visit goes on in a new clip (a bell after motion)
+            follows = self._open.recording.id
             self._stop(action.at)
             if self._fault_kind is not None:  # finishing it found the disk full
                 return
@@ -228,7 +230,7 @@ class Recorder:
         if not backlog:
             log.warning("no keyframe in the buffer yet; the clip starts with the next one")
         start_at = backlog[0].at if backlog else action.at
-        recording = self.store.new_clip(action.trigger, start=self._wall(start_at))
+        recording = self.store.new_clip(action.trigger, start=self._wall(start_at), follows=follows)
         try:
             jpeg = self._thumbnail()
             if jpeg:

@@ -410,3 +410,52 @@ def test_a_long_event_never_deletes_its_first_clips_to_make_room_for_its_last(sm
     store.prune()
     assert {c.id for c in store.list()} == set(clips)
     store.close()
+
+
+def test_a_bell_that_ends_a_motion_clip_never_deletes_it_to_make_room(small_disk):
+    """Every older clip is kept and the disk is under min_free. A visitor walks up (a
+    motion clip) and rings: the bell's Start ends the motion clip and begins the bell clip.
+    The motion clip is the same visit: retention must not delete it to make room for the
+    bell clip (a trial saw exactly that). It joins the shortage instead; both clips stay."""
+    from doorbell.recorder import Recorder
+    from doorbell.store import ClipStore, Keyring, Rules
+    from doorbell.trigger import Start, Stop
+    from tests.conftest import PASSPHRASE
+
+    data = small_disk(8 << 20)
+    keyring = Keyring.in_data_dir(data)
+    keyring.init(PASSPHRASE, work_factor=10)
+    camera = NoiseCamera()
+    t0 = 1_800_000_000.0
+    store = ClipStore(
+        data,
+        keyring.recipients,
+        retention=Rules(max_age=30 * 86400, min_free=3 << 20),
+        clock=lambda: t0 + camera.at,
+    )
+    kept = store.new_clip("motion", start=t0 - 1000)
+    kept.video.write(os.urandom(2_000_000))
+    store.set_keep(kept.finish(end=t0 - 990).id, True)
+    announced: list = []
+    recorder = Recorder(
+        store,
+        camera.info,
+        pre_roll=1.0,
+        wall_time=lambda t: t0 + t,
+        on_clip=lambda kind, detail: announced.append(detail) if kind == "finished" else None,
+    )
+    recorder.add(camera.packets(1.0))
+    recorder.apply([Start(at=camera.at, since=camera.at - 1.0, trigger="motion")])
+    recorder.add(camera.packets(2.0))
+    filler = data / "filler"
+    fill(filler, leave=2 << 20)  # now short of min_free (3 MB), with room to record
+    recorder.apply([Start(at=camera.at, since=camera.at - 1.0, trigger="bell")])
+    recorder.add(camera.packets(1.0))
+    recorder.apply([Stop(at=camera.at, reason="quiet")])
+    [motion, bell] = announced
+    assert (motion.trigger, bell.trigger) == ("motion", "bell")
+    assert {c.id for c in store.list()} == {motion.id, bell.id} | {
+        c.id for c in store.list() if c.keep
+    }
+    assert recorder.fault is None  # the bell clip had room: recorded whole
+    store.close()

@@ -126,11 +126,15 @@ class ClipStore:
 
     # -- writing -----------------------------------------------------------
 
-    def new_clip(self, trigger: str, start: float | None = None) -> ClipRecording:
+    def new_clip(
+        self, trigger: str, start: float | None = None, follows: str | None = None
+    ) -> ClipRecording:
         """Start a clip (retention runs first): returns its recording, whose ``video``
-        takes the MP4 bytes."""
+        takes the MP4 bytes. ``follows``: the clip this one continues (the same visit:
+        a bell that ended a motion clip), which the space rules never delete to make
+        room for this one; if nothing else may go, it joins the shortage."""
         recipients = list(self._recipients())
-        self.prune()
+        self.prune(protect=(follows,) if follows else ())
         clip_id = secrets.token_hex(8)
         clock, now = self._clock_state(), self._clock()
         start = now if start is None else start
@@ -258,15 +262,17 @@ class ClipStore:
             self.path(clip_id, suffix).unlink(missing_ok=True)
         self.index.remove(clip_id)
 
-    def prune(self, need: int = 0) -> Plan | None:
+    def prune(self, need: int = 0, protect: Sequence[str] = ()) -> Plan | None:
         """Apply the retention rules (if any): delete the oldest unkept clips that
         are too old or over the quota, or while the disk has less than
-        ``min_free + need`` free. Clips being recorded and kept clips stay."""
+        ``min_free + need`` free. Clips being recorded and kept clips stay; so do, from
+        the space rules, the clips of a shortage under way and the ids in ``protect``
+        (which join the shortage if this prune finds the disk short)."""
         if self.retention is None:
             return None
         with self._prune_lock:
             free = self._disk_free()
-            protect = self._shortage.clips()
+            held = self._shortage.clips() | frozenset(protect)
             plan = plan_retention(
                 self.list(),
                 now=self._clock(),
@@ -274,7 +280,7 @@ class ClipStore:
                 rules=self.retention,
                 need=need,
                 clock=self._clock_state(),
-                protect=protect,
+                protect=held,
             )
             for clip_id in plan.delete:
                 with contextlib.suppress(ClipNotFound):  # the owner deleted it meanwhile
@@ -289,6 +295,8 @@ class ClipStore:
             after = free + plan.freed
             if after < self.retention.min_free + need:
                 self.short_of_space()
+                for clip_id in protect:
+                    self.short_of_space(clip_id)
             elif after >= self.retention.min_free + max(need, CLIP_ROOM) and self._shortage.end():
                 log.info("disk has room again: every unkept clip is under the retention rules")
             return plan
