@@ -163,3 +163,37 @@ def test_a_failed_decrypt_never_harms_what_the_output_named(identities, tmp_path
             out.unlink()
     assert main(["decrypt", "-i", str(identity), "-o", str(out), str(clip)]) == 0
     assert out.read_bytes() == PLAIN and oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_recover_gives_a_video_that_plays_to_its_end(identities, tmp_path, capsys):
+    """`decrypt --recover` of a damaged clip, as its message advises: the intact prefix cut
+    back to its last whole fragment, so a strict decoder (every error raised, as Chromium
+    and `ffmpeg -xerror`) plays it to its end; stderr says how much was cut."""
+    import numpy as np
+
+    from doorbell.codec import H264Encoder, Mp4Writer
+    from tests.test_disk_full import strict_frames
+
+    encoder = H264Encoder(320, 240, 10.0)
+    clip = tmp_path / "clip.mp4.age"
+    noise = np.random.default_rng(7)
+    with vault.create(clip, [i.recipient for i in identities]) as writer:
+        mp4 = Mp4Writer(writer, encoder.stream_info())
+        for n in range(60):  # noise: about 30 kB a frame, so chunks end inside fragments
+            picture = noise.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+            for packet in encoder.encode(picture, n / 10):
+                mp4.write(packet)
+        for packet in encoder.flush():
+            mp4.write(packet)
+        mp4.close()
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2] ^= 1
+    clip.write_bytes(bytes(data))
+    identity = tmp_path / "identity.txt"
+    identity.write_text(identities[0].secret() + "\n")
+    out = tmp_path / "out.mp4"
+    assert main(["decrypt", "--recover", "-i", str(identity), "-o", str(out), str(clip)]) == 0
+    err = capsys.readouterr().err
+    assert "to its last whole fragment" in err
+    frames = strict_frames(out.read_bytes())
+    assert 15 <= frames < 60  # the part before the damage, every frame of it whole

@@ -98,7 +98,9 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     """Decrypt the input (a file, or standard input) with the ``-i`` identities, to
     ``-o OUT`` or standard output: all of it, a byte range (``--offset N``/``--length
     M``, in plaintext bytes, a file only), or with ``--recover`` the intact prefix of a
-    damaged or unfinished file and a line on stderr saying what was lost. Returns 0.
+    damaged or unfinished file (a video cut back to its last whole MP4 fragment, so
+    strict players play it to its end) and a line on stderr saying what was lost.
+    Returns 0.
 
     Raises UsageError for a missing ``-i``, flags that do not combine, or an unreadable
     input or identity file; a DoorbellError naming the file for a header, identity,
@@ -127,10 +129,18 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     ok = False
     try:
         if args.recover:
-            report = vault.Recovery()
-            for chunk in vault.recover(source, identities, report, name):
+            from doorbell.store.fragments import Trimmed, trim
+
+            report, trimmed = vault.Recovery(), Trimmed()
+            for chunk in trim(vault.recover(source, identities, report, name), trimmed):
                 out.write(chunk)
-            print(f"doorbell: {name}: {report.describe()}", file=sys.stderr)
+            said = report.describe()
+            if trimmed.is_mp4 and trimmed.dropped:  # a strict player plays it to its end
+                said += (
+                    f"; the video is cut back {trimmed.dropped} bytes to its last whole "
+                    f"fragment ({trimmed.fragments} kept)"
+                )
+            print(f"doorbell: {name}: {said}", file=sys.stderr)
         elif ranged:
             with vault.Reader(source, identities, name) as reader:
                 offset = args.offset or 0
