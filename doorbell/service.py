@@ -59,6 +59,17 @@ class DataFolderError(DoorbellError):
     """The data folder cannot be written when the doorbell starts (read-only, failing)."""
 
 
+def fault_lines(keys: str | None, recorder: str | None, retention: str) -> list[str]:
+    """Every fault in one line each, for the status page and STATUS=: the keys', the
+    recorder's (disk full, storage fault), retention's ("; "-joined) without the
+    retention line a disk-full line already says more fully."""
+    found = [line for line in (keys, recorder) if line]
+    for part in retention.split("; ") if retention else ():
+        if not (recorder and recorder.startswith("disk full") and "short of space" in part):
+            found.append(part)
+    return found
+
+
 def retention_rules(storage: StorageSettings) -> Rules:
     """The ``[storage]`` settings as retention rules (seconds and bytes)."""
     return Rules(
@@ -213,17 +224,12 @@ class Service:
     # -- what it says about itself -------------------------------------------------------
 
     def _warnings(self) -> list[str]:
-        """Every fault in one line each: keys, storage, retention."""
-        found = []
-        if self.recipients.fault:
-            found.append(self.recipients.fault)
-        fault = self.pipeline.recorder.fault if self.pipeline else None
-        if fault:
-            found.append(fault)
         plan = self.store.last_prune if self.store is not None else None
-        if plan is not None and plan.warning:
-            found.append(plan.warning)
-        return found
+        return fault_lines(
+            self.recipients.fault,
+            self.pipeline.recorder.fault if self.pipeline else None,
+            plan.warning if plan is not None else "",
+        )
 
     @property
     def recording(self) -> bool:

@@ -631,3 +631,18 @@ async def test_a_pi_booted_40_days_behind_keeps_both_clips_and_gets_their_times_
     assert abs(first.start - truth) < 0.2  # the pre-roll's keyframe at 0 s, corrected
     assert abs(second.start - (truth + 7.0)) < 0.2  # the keyframe 1 s before the press at 8 s
     store.close()
+
+
+def test_fault_lines_say_each_fault_once():
+    """Keys, recorder and retention faults, one line each; a disk-full line replaces
+    retention's "short of space" (it says more), never its quota line."""
+    from doorbell.service import fault_lines
+
+    short = "the disk is short of space (0 MB free, 2 MB wanted) and no unkept clip is left"
+    quota = "kept clips alone use 9 GB, more than the 8 GB quota: unkeep some, or raise quota_gb"
+    full = "disk full: kept clips use 6 MB; nothing is recorded until there is room"
+    assert fault_lines(None, None, "") == []
+    assert fault_lines("keys gone", None, short) == ["keys gone", short]
+    assert fault_lines(None, full, f"{quota}; {short}") == [full, quota]
+    storage = "storage fault: /data: read-only file system; nothing is recorded until …"
+    assert fault_lines(None, storage, short) == [storage, short]
