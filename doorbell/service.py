@@ -27,7 +27,7 @@ from pathlib import Path
 from doorbell import clock as clocks
 from doorbell.camera import Camera, encoded_stream, open_camera
 from doorbell.camera_loop import CameraLoop, WallTime
-from doorbell.config import Config, StorageSettings, split_listen
+from doorbell.config import Config, split_listen
 from doorbell.errors import DoorbellError
 from doorbell.events import (
     BellPressed,
@@ -43,9 +43,10 @@ from doorbell.faults import storage_failure, storage_fault
 from doorbell.gpio import DoorbellPins
 from doorbell.live import LiveFrames
 from doorbell.pipeline import Pipeline
-from doorbell.store import Clip, ClipStore, Keyring, Rules
+from doorbell.status import describe_retention, fault_lines
+from doorbell.store import Clip, ClipStore, Keyring
 from doorbell.store.keyring import KeptRecipients
-from doorbell.store.retention import DAY, GB, MB
+from doorbell.store.retention import retention_rules
 from doorbell.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -57,36 +58,6 @@ STOP_GRACE = 4.0  # seconds the camera thread gets to finish the clip on stop (s
 
 class DataFolderError(DoorbellError):
     """The data folder cannot be written when the doorbell starts (read-only, failing)."""
-
-
-def fault_lines(keys: str | None, recorder: str | None, retention: str) -> list[str]:
-    """Every fault in one line each, for the status page and STATUS=: the keys', the
-    recorder's (disk full, storage fault), retention's ("; "-joined) without the
-    retention line a disk-full line already says more fully."""
-    found = [line for line in (keys, recorder) if line]
-    for part in retention.split("; ") if retention else ():
-        if not (recorder and recorder.startswith("disk full") and "short of space" in part):
-            found.append(part)
-    return found
-
-
-def retention_rules(storage: StorageSettings) -> Rules:
-    """The ``[storage]`` settings as retention rules (seconds and bytes)."""
-    return Rules(
-        max_age=storage.max_age_days * DAY,
-        quota=round(storage.quota_gb * GB),
-        min_free=storage.min_free_mb * MB,
-    )
-
-
-def describe_retention(storage: StorageSettings) -> str:
-    """The rules in words, for the status page."""
-    parts = [f"clips older than {storage.max_age_days} days are deleted"]
-    if storage.quota_gb:
-        parts.append(f"the oldest go when all clips pass {storage.quota_gb:g} GB")
-    if storage.min_free_mb:
-        parts.append(f"or when the disk has under {storage.min_free_mb} MB free")
-    return ", ".join(parts) + "; kept clips are never deleted"
 
 
 def camera_options(config: Config, *, demo: bool = False) -> tuple[str, dict]:

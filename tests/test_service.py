@@ -636,7 +636,7 @@ async def test_a_pi_booted_40_days_behind_keeps_both_clips_and_gets_their_times_
 def test_fault_lines_say_each_fault_once():
     """Keys, recorder and retention faults, one line each; a disk-full line replaces
     retention's "short of space" (it says more), never its quota line."""
-    from doorbell.service import fault_lines
+    from doorbell.status import fault_lines
 
     short = "the disk is short of space (0 MB free, 2 MB wanted) and no unkept clip is left"
     quota = "kept clips alone use 9 GB, more than the 8 GB quota: unkeep some, or raise quota_gb"

@@ -41,6 +41,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from doorbell.clock import ClockState
+from doorbell.config import StorageSettings
 from doorbell.store.index import Clip
 
 DAY = 86_400.0
@@ -138,3 +139,12 @@ def plan_retention(
             f"{_size(rules.min_free + need)} wanted) and no unkept clip is left to delete"
         )
     return Plan(tuple(delete), freed, "; ".join(warnings))
+
+
+def retention_rules(storage: StorageSettings) -> Rules:
+    """The config's ``[storage]`` settings as retention rules (seconds and bytes)."""
+    return Rules(
+        max_age=storage.max_age_days * DAY,
+        quota=round(storage.quota_gb * GB),
+        min_free=storage.min_free_mb * MB,
+    )
