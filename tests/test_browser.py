@@ -138,7 +138,9 @@ async def test_first_run_to_playback_and_back_to_locked(service, page):
             v.addEventListener('error', () => reject(new Error('video error ' + v.error.code)));
         })"""
     )
-    assert duration > 2.0  # post-roll 2 s, and what pre-roll there was since setup
+    # The 2 s post-roll, and what pre-roll there was: none if the bell came before the
+    # recorder's first keyframe (the key is looked for once a second after set-up).
+    assert duration >= 1.9
     seeked = await page.evaluate(
         """() => new Promise((resolve) => {
             const v = document.getElementById('video');
