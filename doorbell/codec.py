@@ -28,6 +28,7 @@ presentation time, and a damaged packet is skipped and reported, not the end.
 """
 
 import contextlib
+import errno
 import fractions
 import io
 import stat
@@ -277,19 +278,21 @@ def _open_video(path: str) -> av.container.InputContainer:
     options = {"format_whitelist": FILE_FORMATS, "protocol_whitelist": "file"}
     try:
         return av.open(f"file:{path}", options=options)
-    except av.error.ArgumentError:  # FFmpeg took it for a format not in FILE_FORMATS
-        if path.lower().endswith(RAW_STREAMS):
-            raise CameraError(
-                f"{path}: a raw H.264/H.265 stream has no frame times; put it in an MP4 "
-                "first (ffmpeg -r 30 -i clip.h264 -c copy clip.mp4, at its true rate)"
-            ) from None
-        raise CameraError(f"{path}: not a video file (doorbell reads {FILE_KINDS})") from None
     except av.error.InvalidDataError:
         raise CameraError(
             f"{path}: not a video file, or its header is damaged (doorbell reads {FILE_KINDS})"
         ) from None
     except av.FFmpegError as err:
-        raise CameraError(f"{path}: cannot read it ({_reason(err)})") from None
+        if err.errno != errno.EINVAL:
+            raise CameraError(f"{path}: cannot read it ({_reason(err)})") from None
+    # EINVAL (ArgumentError; ValueError before PyAV 15): FFmpeg took it for a format not in
+    # FILE_FORMATS
+    if path.lower().endswith(RAW_STREAMS):
+        raise CameraError(
+            f"{path}: a raw H.264/H.265 stream has no frame times; put it in an MP4 "
+            "first (ffmpeg -r 30 -i clip.h264 -c copy clip.mp4, at its true rate)"
+        )
+    raise CameraError(f"{path}: not a video file (doorbell reads {FILE_KINDS})")
 
 
 def _video_stream(container: av.container.InputContainer, path: str) -> av.VideoStream:

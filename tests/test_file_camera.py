@@ -181,7 +181,7 @@ def sound(path: Path, cover: bool = False) -> Path:
         if cover:
             picture = out.add_stream("mjpeg", rate=1)
             picture.width, picture.height, picture.pix_fmt = 160, 120, "yuvj420p"
-            picture.disposition = av.stream.Disposition.attached_pic
+            picture.disposition = av.stream.Disposition.attached_pic.value  # an int for PyAV 14
             image = av.VideoFrame.from_ndarray(np.zeros((120, 160, 3), np.uint8), format="bgr24")
             packets += [*picture.encode(image), *picture.encode(None)]
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.float32), "fltp", "mono")
