@@ -35,7 +35,8 @@ def replay(
     """Run ``video`` through the pipeline into the store of ``data_dir``; the summary.
 
     ``warn`` hears each damaged stretch of the video in words as it is skipped (else
-    it is logged). Raises CameraError naming the video if it is not one, PipelineError
+    it is logged), and each ``bell_at`` past the video's last frame (in the summary's
+    ``bells_not_pressed`` too). Raises CameraError naming the video if it is not one, PipelineError
     if the pipeline cannot take it."""
 
     def damaged(damage: Damage) -> None:
@@ -66,6 +67,12 @@ def replay(
                 pipeline.process(frame)
                 if progress is not None and frame.index % 25 == 0:
                     progress(frame.at, frame.index, camera.duration)
+            for at in presses:  # never silently: a press past the end did not happen
+                if warn is not None:
+                    warn(
+                        f"{video}: --bell-at {at:g} s is after the video's last frame "
+                        f"({pipeline.last_at:.1f} s): not pressed"
+                    )
         finally:  # Ctrl-C too: the clip being recorded is finished, not left as .part
             recorded = pipeline.finish()
     finally:
@@ -76,6 +83,7 @@ def replay(
         "frames": pipeline.frames,
         "size": [camera.width, camera.height],
         "recorded_size": list(pipeline.size),
+        "bells_not_pressed": presses,
         "damaged": [
             {"start_s": round(d.start, 3), "end_s": round(d.end, 3)} for d in camera.damaged
         ],

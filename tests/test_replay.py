@@ -275,3 +275,27 @@ def test_an_odd_size_is_recorded_cropped_to_even(owner, tmp_path, size, recorded
     thumb = decrypt_with_age(identity, bell["file"].replace(".mp4.age", ".jpg.age"))
     image = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_GRAYSCALE)
     assert image.shape == recorded[::-1]
+
+
+def test_a_bell_past_the_end_is_said_not_pressed(owner, tmp_path):
+    """`--bell-at` past the video's last frame: the press cannot happen, and replay says
+    so (a warning naming the time, and the summary's bells_not_pressed), never silently."""
+    scene = scenes.porch(duration=4.0)
+    video = scenes.write_video(tmp_path / "short.mp4", scene.frames, scene.fps)
+    argv = [*DOORBELL, "replay", str(video), "--data-dir", str(owner[0]), "--json"]
+    result = subprocess.run(
+        [*argv, "--bell-at", "1", "--bell-at", "700"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["bells_not_pressed"] == [700.0]
+    assert [e["kind"] for e in summary["events"]].count("bell") == 1
+    last = (summary["frames"] - 1) / summary["fps"]
+    assert result.stderr == (
+        f"doorbell: warning: {video}: --bell-at 700 s is after the video's last frame "
+        f"({last:.1f} s): not pressed\n"
+    )
