@@ -46,7 +46,7 @@ class Spec:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
-    shape: str = ""  # "polygons" | "host:port" | ""
+    shape: str = ""  # "polygons" | "host:port" | "names" | ""
     even: bool = False  # a whole number that must be even ("an even number" in its note)
 
     @property
@@ -54,6 +54,9 @@ class Spec:
         return f"[{self.section}] {self.key}"
 
 
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
 _KEY = re.compile(r"^(?P<off>#\s*)?(?P<key>[a-z_]+)\s*=\s*(?P<value>.+?)\s*#\s*(?P<note>.*)$")
 _RANGE = re.compile(r"^(-?\d+(?:\.\d+)?) to (-?\d+(?:\.\d+)?)\b")
 _CHOICES = re.compile(r"^one of ([a-z0-9_]+(?:, [a-z0-9_]+)*)")
@@ -79,7 +82,7 @@ def parse_schema(text: str) -> dict[tuple[str, str], Spec]:
             spec = replace(spec, even="an even number" in note)
         elif found := _CHOICES.match(note):
             spec = replace(spec, choices=tuple(found[1].split(", ")))
-        elif note.startswith(("polygons", "host:port")):
+        elif note.startswith(("polygons", "host:port", "names")):
             spec = replace(spec, shape=note.split(";")[0].split()[0])
         specs[(section, spec.key)] = spec
     return specs
@@ -121,6 +124,10 @@ def check_value(spec: Spec, value: Any) -> str | None:
         return f"must be one of {', '.join(spec.choices)}, got {value!r}"
     if spec.shape == "polygons":
         return check_polygons(value)
+    if spec.shape == "names":
+        bad = [n for n in value if not isinstance(n, str) or not _HOSTNAME.fullmatch(n)]
+        if bad:
+            return f'expected host names such as "doorbell.lan", got {bad[0]!r}'
     if spec.shape == "host:port":
         try:
             split_listen(value)
@@ -278,9 +285,11 @@ class WebSettings:
     tls: str = "auto"  # auto: TLS unless listening on loopback only | on | off
     idle_lock_minutes: float = 15.0
     live_fps: float = 2.0
+    server_names: Sequence[str] = ()  # names the pages answer to besides the device's own
 
     def __post_init__(self) -> None:
         _validate(self, "web")
+        object.__setattr__(self, "server_names", tuple(self.server_names))  # frozen, hashable
 
 
 @dataclass(frozen=True)

@@ -139,14 +139,15 @@ def test_every_setting_is_in_the_default_file_and_nothing_else():
 
 
 def test_every_key_states_what_it_may_hold():
-    """Numbers have a range; strings are a choice, an address or free text; lists are polygons."""
+    """Numbers have a range; strings are a choice, an address or free text; lists are polygons
+    or host names."""
     for spec in config.schema().values():
         if spec.kind in (int, float):
             assert spec.low is not None and spec.low <= (spec.default or spec.low) <= spec.high, (
                 spec
             )
         if spec.kind is list:
-            assert spec.shape == "polygons", spec
+            assert spec.shape in ("polygons", "names"), spec
         if spec.choices:
             assert spec.default in spec.choices, spec
 
@@ -288,3 +289,22 @@ def test_sizes_the_pis_hardware_encoder_cannot_take_are_refused(tmp_path):
     ):
         camera = config.load_config(write(tmp_path, text)).camera
         assert camera.width * camera.height in (1920 * 1080, 2592 * 1944)
+
+
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [
+        (["doorbell.lan", "porch.fritz.box."], None),
+        (["evil example"], "expected host names such as \"doorbell.lan\", got 'evil example'"),
+        (["http://doorbell.lan"], "got 'http://doorbell.lan'"),
+        ([7], "got 7"),
+    ],
+)
+def test_server_names_are_host_names(names, problem):
+    """[web] server_names: host names only, the bad one named."""
+    if problem is None:
+        assert config.WebSettings(server_names=names).server_names == tuple(names)
+        return
+    with pytest.raises(ValueError, match="server_names") as caught:
+        config.WebSettings(server_names=names)
+    assert problem in str(caught.value)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from doorbell.config import WebSettings
 from doorbell.events import BellPressed, ClipFinished, EventBus, MotionChanged
 from doorbell.store import ClipStore, Keyring
 from doorbell.web import routes
@@ -507,3 +508,47 @@ async def test_the_status_page_with_a_folder_where_the_recipients_file_was(clien
     response = await client.get("/api/status")
     assert response.status == 200 and (await response.json())["recipients"] == []
     assert (await client.get("/status")).status == 200
+
+
+# --- DNS rebinding: the device's own name and origin only -----------------------------------
+
+
+@pytest.mark.parametrize("path", ["/health", "/unlock", "/setup", "/api/status"])
+async def test_a_foreign_host_name_is_refused_on_every_route(client, path):
+    """A page on evil.example that points its name at the doorbell (DNS rebinding) sends
+    Host: evil.example: every route answers 421, before any session or setup check."""
+    response = await client.get(path, headers={"Host": "evil.example:8443"})
+    assert response.status == 421
+    assert "[web] server_names" in await response.text()
+    response = await client.post(
+        "/api/unlock", json={"passphrase": PASSPHRASE}, headers={"Host": "evil.example"}
+    )
+    assert response.status == 421
+
+
+async def test_the_device_s_own_names_and_addresses_are_answered(aiohttp_client, context):
+    """IP addresses (v4, v6), localhost, the hostname, hostname.local and the configured
+    server_names all reach the pages."""
+    import socket
+
+    context.settings = WebSettings(server_names=["doorbell.lan"])
+    client = await aiohttp_client(make_app(context))
+    host = socket.gethostname()
+    names = ("127.0.0.1:9", "[::1]:8443", "192.168.1.20", "localhost", host, f"{host}.local")
+    for name in (*names, "Doorbell.LAN.:8443"):
+        response = await client.get("/health", headers={"Host": name})
+        assert response.status == 200, name
+
+
+async def test_a_request_from_another_site_s_page_is_refused(client):
+    """A form or fetch from another origin (Origin: https://evil.example) is refused with
+    403 even with the right Host; the device's own pages (same origin) and requests with
+    no Origin (curl) pass."""
+    host = client.server.host + ":" + str(client.server.port)
+    own = f"http://{host}"
+    for origin, status in (("https://evil.example", 403), ("null", 403), (own, 200), (None, 200)):
+        headers = {"Origin": origin} if origin else {}
+        response = await client.post(
+            "/api/unlock", json={"passphrase": PASSPHRASE}, headers=headers
+        )
+        assert response.status == status, origin

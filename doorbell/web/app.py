@@ -3,8 +3,9 @@
     app = make_app(WebContext(store=..., keyring=..., bus=..., settings=...))
 
 Idle sessions are locked by the app's own background task (``cleanup_ctx``).
-Three middlewares, outermost first: security headers on every response
-(errors too); errors as short plain messages, never a traceback; and access,
+Four middlewares, outermost first: security headers on every response
+(errors too); the device's own name and origin only (421/403, against DNS
+rebinding); errors as short plain messages, never a traceback; and access,
 which looks the route up in :data:`routes.ROUTES` and lets a request through
 only as its row says (anything not in the table needs the owner).
 """
@@ -21,12 +22,14 @@ from aiohttp import web
 
 from doorbell.errors import DoorbellError
 from doorbell.web.context import ACCESS, CONTEXT, SESSION, SESSIONS, THROTTLE, WebContext
+from doorbell.web.origin import host_allowed, origin_matches, own_names
 from doorbell.web.routes import OWNER, PUBLIC, ROUTES, SETUP, STATIC_PREFIX
 from doorbell.web.sessions import COOKIE, ClipCache, Sessions, Throttle
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 EXPIRE_SECONDS = 30.0  # how often idle sessions are looked for and locked
+OWN_NAMES = web.AppKey("own_names", frozenset)  # the names the pages answer to
 
 CSP = (
     "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
@@ -55,6 +58,22 @@ async def security_headers(
         response.headers.update(SECURITY_HEADERS)
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+@web.middleware
+async def own_origin(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every route answers only requests sent to this device by its own name or address,
+    from its own pages (:mod:`doorbell.web.origin`: DNS rebinding)."""
+    if not host_allowed(request.host, request.app[OWN_NAMES]):
+        raise web.HTTPMisdirectedRequest(
+            text="this doorbell answers to its own address or name only; add the name you "
+            "use to [web] server_names\n"
+        )
+    if not origin_matches(request.headers.get("Origin"), request.host):
+        raise web.HTTPForbidden(text="a request from another site's page is refused\n")
+    return await handler(request)
 
 
 @web.middleware
@@ -123,8 +142,9 @@ def make_app(
     """The aiohttp application for ``context``: routes, guards, templates, static files."""
     from doorbell.web.playback import PayloadCache
 
-    app = web.Application(middlewares=[security_headers, plain_errors, access])
+    app = web.Application(middlewares=[security_headers, own_origin, plain_errors, access])
     app[CONTEXT] = context
+    app[OWN_NAMES] = own_names(context.settings.server_names)
     app[SESSIONS] = Sessions(
         context.settings.idle_lock_minutes * 60, context.clock, cache_factory or PayloadCache
     )
