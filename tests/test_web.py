@@ -552,3 +552,32 @@ async def test_a_request_from_another_site_s_page_is_refused(client):
             "/api/unlock", json={"passphrase": PASSPHRASE}, headers=headers
         )
         assert response.status == status, origin
+
+
+async def test_a_throttled_unlock_is_refused_before_its_body_is_read(client):
+    """While the throttle says wait, an unlock is answered 429 whatever it carries (not
+    JSON, 1 MB): its body is never read, so a throttled guess costs nothing."""
+    for _ in range(FREE_FAILURES):
+        await client.post("/api/unlock", json={"passphrase": "not it at all"})
+    for data, kind in ((b"not json", "text/plain"), (b"x" * 1_000_000, "application/json")):
+        response = await client.post("/api/unlock", data=data, headers={"Content-Type": kind})
+        assert response.status == 429
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_json_body_past_4_kib_is_refused_unread(client, chunked):
+    """Every JSON body the pages send is under 1 KiB: one past 4 KiB gets 413, with a
+    Content-Length or without one (chunked), and no more than 4 KiB of it is read."""
+    body = json.dumps({"passphrase": "x" * 5000}).encode()
+
+    async def pieces():
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    data = pieces() if chunked else body
+    response = await client.post(
+        "/api/unlock", data=data, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 413
+    ok = await client.post("/api/unlock", json={"passphrase": "x" * 3000})
+    assert ok.status == 401  # a long wrong passphrase under the limit is read and tried

@@ -12,6 +12,7 @@ serving.
 
 import asyncio
 import datetime
+import json
 import logging
 import shutil
 
@@ -24,7 +25,7 @@ from doorbell.store import Clip, ClipNotFound
 from doorbell.store.keyring import check_passphrase
 from doorbell.vault.payload import OpenedPayload
 from doorbell.web.context import CONTEXT, SESSION, SESSIONS, THROTTLE, session_of
-from doorbell.web.sessions import COOKIE
+from doorbell.web.sessions import COOKIE, Throttle
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 24
@@ -36,12 +37,23 @@ async def _run(func, *args):  # noqa: ANN001 - a thin executor hop
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
+BODY_LIMIT = 4096  # bytes: every JSON body the pages send is under 1 KiB (a passphrase, a flag)
+
+
 async def _json(request: web.Request) -> dict:
+    """The request's JSON object, read only up to :data:`BODY_LIMIT` bytes (413 beyond:
+    a request costs no more memory than that, signed in or not)."""
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(text="send JSON (Content-Type: application/json)\n")
+    too_big = web.HTTPRequestEntityTooLarge(BODY_LIMIT, request.content_length or BODY_LIMIT + 1)
+    if request.content_length is not None and request.content_length > BODY_LIMIT:
+        raise too_big
+    data = await request.content.read(BODY_LIMIT + 1)
+    if len(data) > BODY_LIMIT:
+        raise too_big
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise web.HTTPBadRequest(text="the body is not valid JSON\n") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="the body must be a JSON object\n")
@@ -99,20 +111,26 @@ async def unlock_page(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template("unlock.html", request, _page(request))
 
 
+def _throttled(throttle: Throttle) -> None:
+    """429 while the unlock throttle says wait."""
+    wait = throttle.wait()
+    if wait > 0:
+        raise web.HTTPTooManyRequests(
+            text=f"too many wrong passphrases; try again in {wait:.0f} s\n",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+
+
 async def unlock(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
+    throttle = request.app[THROTTLE]
+    _throttled(throttle)  # before the body is read: a throttled guess costs nothing
     body = await _json(request)
     passphrase = body.get("passphrase")
     if not isinstance(passphrase, str) or not passphrase:
         raise web.HTTPBadRequest(text="passphrase: a non-empty string is needed\n")
-    throttle = request.app[THROTTLE]
     async with _unlocking:
-        wait = throttle.wait()
-        if wait > 0:
-            raise web.HTTPTooManyRequests(
-                text=f"too many wrong passphrases; try again in {wait:.0f} s\n",
-                headers={"Retry-After": str(max(1, round(wait)))},
-            )
+        _throttled(throttle)
         try:
             identities = await _run(context.keyring.unlock, passphrase)
         except vault.NoIdentityMatchError:
