@@ -201,23 +201,23 @@ class Recorder:
     def _start_with_room(self, action: Start, trigger_at: float | None = None) -> None:
         """Start a clip; if the disk is full, free room by retention and try once more,
         or stop recording if there is none."""
-        try:
-            self._start(action, trigger_at)
+        if self._started(action, trigger_at):
             return
-        except Exception as err:
-            if not out_of_space(err):
-                raise
         need = self._need(action.since)
         self.store.short_of_space(hold=True)
         self.store.prune(need=CLIP_ROOM + need)
-        if self.store.has_room(need):
-            try:
-                self._start(action, trigger_at)
-                return
-            except Exception as err:
-                if not out_of_space(err):
-                    raise
-        self._halt(DISK_FULL, action.at)
+        if not (self.store.has_room(need) and self._started(action, trigger_at)):
+            self._halt(DISK_FULL, action.at)
+
+    def _started(self, action: Start, trigger_at: float | None) -> bool:
+        """Start the clip; False if the disk was full (any other failure is raised)."""
+        try:
+            self._start(action, trigger_at)
+        except Exception as err:
+            if not out_of_space(err):
+                raise
+            return False
+        return True
 
     def _start(self, action: Start, trigger_at: float | None = None) -> None:
         follows = None

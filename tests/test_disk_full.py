@@ -362,29 +362,22 @@ def test_a_full_disk_under_the_index_is_the_stores_own_error(small_disk, owner):
     store.close()
 
 
-def test_a_long_event_never_deletes_its_first_clips_to_make_room_for_its_last(small_disk):
-    """4 MB disk, one old unkept clip, then a bell clip that goes on and on: the first cut
-    deletes the old clip to go on (something else could go), the second finds only the
-    event's own clips: they all stay, and recording stops saying how much they use."""
-    from doorbell.faults import disk_full_fault
+def recording_beside_an_old_clip(data, keyring, camera, t0, *, min_free, old_size):
+    """A store on ``data`` (retention: 30 days, ``min_free`` bytes) holding one finished
+    motion clip of ``old_size`` bytes from 1000 s before ``t0``, and a recorder on it with
+    a 1 s pre-roll whose finished clips go to ``announced``.
+    Returns (store, the old clip's id, recorder, announced)."""
     from doorbell.recorder import Recorder
-    from doorbell.store import ClipStore, Keyring, Rules
-    from doorbell.trigger import Start, Stop
-    from tests.conftest import PASSPHRASE
+    from doorbell.store import ClipStore, Rules
 
-    data = small_disk(4 << 20)
-    keyring = Keyring.in_data_dir(data)
-    keyring.init(PASSPHRASE, work_factor=10)
-    camera = NoiseCamera()
-    t0 = 1_800_000_000.0
     store = ClipStore(
         data,
         keyring.recipients,
-        retention=Rules(max_age=30 * 86400, min_free=0),
+        retention=Rules(max_age=30 * 86400, min_free=min_free),
         clock=lambda: t0 + camera.at,
     )
     old = store.new_clip("motion", start=t0 - 1000)
-    old.video.write(os.urandom(1_000_000))
+    old.video.write(os.urandom(old_size))
     old_id = old.finish(end=t0 - 990).id
     announced: list = []
     recorder = Recorder(
@@ -393,6 +386,26 @@ def test_a_long_event_never_deletes_its_first_clips_to_make_room_for_its_last(sm
         pre_roll=1.0,
         wall_time=lambda t: t0 + t,
         on_clip=lambda kind, detail: announced.append(detail) if kind == "finished" else None,
+    )
+    return store, old_id, recorder, announced
+
+
+def test_a_long_event_never_deletes_its_first_clips_to_make_room_for_its_last(small_disk):
+    """4 MB disk, one old unkept clip, then a bell clip that goes on and on: the first cut
+    deletes the old clip to go on (something else could go), the second finds only the
+    event's own clips: they all stay, and recording stops saying how much they use."""
+    from doorbell.faults import disk_full_fault
+    from doorbell.store import Keyring
+    from doorbell.trigger import Start, Stop
+    from tests.conftest import PASSPHRASE
+
+    data = small_disk(4 << 20)
+    keyring = Keyring.in_data_dir(data)
+    keyring.init(PASSPHRASE, work_factor=10)
+    camera = NoiseCamera()
+    t0 = 1_800_000_000.0
+    store, old_id, recorder, announced = recording_beside_an_old_clip(
+        data, keyring, camera, t0, min_free=0, old_size=1_000_000
     )
     recorder.add(camera.packets(1.0))
     recorder.apply([Start(at=camera.at, since=camera.at - 1.0, trigger="bell")])
@@ -417,8 +430,7 @@ def test_a_bell_that_ends_a_motion_clip_never_deletes_it_to_make_room(small_disk
     motion clip) and rings: the bell's Start ends the motion clip and begins the bell clip.
     The motion clip is the same visit: retention must not delete it to make room for the
     bell clip (a trial saw exactly that). It joins the shortage instead; both clips stay."""
-    from doorbell.recorder import Recorder
-    from doorbell.store import ClipStore, Keyring, Rules
+    from doorbell.store import Keyring
     from doorbell.trigger import Start, Stop
     from tests.conftest import PASSPHRASE
 
@@ -427,23 +439,10 @@ def test_a_bell_that_ends_a_motion_clip_never_deletes_it_to_make_room(small_disk
     keyring.init(PASSPHRASE, work_factor=10)
     camera = NoiseCamera()
     t0 = 1_800_000_000.0
-    store = ClipStore(
-        data,
-        keyring.recipients,
-        retention=Rules(max_age=30 * 86400, min_free=3 << 20),
-        clock=lambda: t0 + camera.at,
+    store, kept_id, recorder, announced = recording_beside_an_old_clip(
+        data, keyring, camera, t0, min_free=3 << 20, old_size=2_000_000
     )
-    kept = store.new_clip("motion", start=t0 - 1000)
-    kept.video.write(os.urandom(2_000_000))
-    store.set_keep(kept.finish(end=t0 - 990).id, True)
-    announced: list = []
-    recorder = Recorder(
-        store,
-        camera.info,
-        pre_roll=1.0,
-        wall_time=lambda t: t0 + t,
-        on_clip=lambda kind, detail: announced.append(detail) if kind == "finished" else None,
-    )
+    store.set_keep(kept_id, True)
     recorder.add(camera.packets(1.0))
     recorder.apply([Start(at=camera.at, since=camera.at - 1.0, trigger="motion")])
     recorder.add(camera.packets(2.0))
