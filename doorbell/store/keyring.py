@@ -156,6 +156,26 @@ class Keyring:
         self._append_recipient(recipient, comment)
         return True
 
+    def remove_recipient(self, recipient: vault.X25519Recipient) -> bool:
+        """Stop encrypting new clips to ``recipient`` (its line, and the comment line just
+        above it, leave ``recipients.txt``); False if it was not there."""
+        try:
+            lines = self.recipients_file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return False
+        kept: list[str] = []
+        found = False
+        for line in lines:
+            if line.strip() == str(recipient):
+                found = True
+                if kept and kept[-1].startswith("#"):
+                    kept.pop()
+                continue
+            kept.append(line)
+        if found:
+            _write_atomically(self.recipients_file, "".join(f"{line}\n" for line in kept))
+        return found
+
     def _append_recipient(self, recipient: vault.X25519Recipient, comment: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         old = self.recipients_file.read_text() if self.recipients_file.exists() else ""
