@@ -284,6 +284,7 @@ class WebSettings:
     listen: str = "0.0.0.0:8443"
     tls: str = "auto"  # auto: TLS unless listening on loopback only | on | off
     idle_lock_minutes: float = 15.0
+    session_hours: float = 12.0
     live_fps: float = 2.0
     server_names: Sequence[str] = ()  # names the pages answer to besides the device's own
 

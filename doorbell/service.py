@@ -42,6 +42,7 @@ from doorbell.events import (
 from doorbell.faults import storage_failure, storage_fault
 from doorbell.gpio import DoorbellPins
 from doorbell.live import LiveFrames
+from doorbell.owners import Owners, SetupCode
 from doorbell.pipeline import Pipeline
 from doorbell.status import describe_retention, fault_lines
 from doorbell.store import Clip, ClipStore, Keyring
@@ -84,6 +85,17 @@ class Service:
     :meth:`run`; ``open_cam``, ``pin_factory``, the clocks, ``wait`` and
     ``notifier`` are the seams tests use (a scripted camera, gpiozero's
     ``MockFactory``, a fake clock, a recording notifier)."""
+
+    def _pairing_note(self) -> None:
+        """With no owner yet, make sure there is a setup code, and say where to see it
+        (never the code itself: the journal is not the place for a secret)."""
+        if Owners(self.keyring).has_owner():
+            return
+        SetupCode(self.data_dir).ensure()
+        log.info(
+            "no owner yet: open the pages and pair with the setup code "
+            "(on this device: doorbell setup-code)"
+        )
 
     def __init__(
         self,
@@ -253,7 +265,7 @@ class Service:
 
         from doorbell.web import tls
         from doorbell.web.app import make_app
-        from doorbell.web.context import WebContext
+        from doorbell.web.context import BROWSER_WORK_FACTOR, WebContext
 
         loop = asyncio.get_running_loop()
         self.bus = EventBus(loop)
@@ -299,11 +311,11 @@ class Service:
                 live=self.live,
                 status=self.status,
                 press_bell=self.press_mock_bell if self.demo else None,
-                work_factor=self._work_factor,
+                work_factor=self._work_factor or BROWSER_WORK_FACTOR,
                 tls_fingerprint=self.tls_fingerprint,
                 secure_cookies=ssl_context is not None,
-                on_unlock=lambda identities: store.repair(identities),
             )
+            self._pairing_note()
             runner = web.AppRunner(make_app(context), access_log=None, handler_cancellation=True)
             await runner.setup()
             site = web.TCPSite(runner, host, port, ssl_context=ssl_context)

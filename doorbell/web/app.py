@@ -2,7 +2,8 @@
 
     app = make_app(WebContext(store=..., keyring=..., bus=..., settings=...))
 
-Idle sessions are locked by the app's own background task (``cleanup_ctx``).
+Sessions past their idle time or lifetime are ended by the app's own background task
+(``cleanup_ctx``), which tells their open tabs at once (the event stream).
 Four middlewares, outermost first: security headers on every response
 (errors too); the device's own name and origin only (421/403, against DNS
 rebinding); errors as short plain messages, never a traceback; and access,
@@ -21,22 +22,43 @@ import jinja2
 from aiohttp import web
 
 from doorbell.errors import DoorbellError
-from doorbell.web.context import ACCESS, CONTEXT, SESSION, SESSIONS, THROTTLE, WebContext
+from doorbell.owners import Challenges, Owners, SetupCode, Throttle
+from doorbell.web import vendor
+from doorbell.web.context import (
+    ACCESS,
+    CHALLENGES,
+    CONTEXT,
+    OWNERS,
+    SESSION,
+    SESSIONS,
+    SETUP_CODE,
+    THROTTLE,
+    WebContext,
+)
 from doorbell.web.origin import host_allowed, origin_matches, own_names
-from doorbell.web.routes import OWNER, PUBLIC, ROUTES, SETUP, STATIC_PREFIX
-from doorbell.web.sessions import COOKIE, ClipCache, Sessions, Throttle
+from doorbell.web.routes import OWNER, PUBLIC, ROUTES, STATIC_PREFIX, VENDOR_PREFIX
+from doorbell.web.sessions import COOKIE, Sessions
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-EXPIRE_SECONDS = 30.0  # how often idle sessions are looked for and locked
+EXPIRE_SECONDS = 5.0  # how often sessions past their time are looked for and ended
 OWN_NAMES = web.AppKey("own_names", frozenset)  # the names the pages answer to
+IMPORT_MAP = web.AppKey("import_map", str)  # the pages' import map (web.vendor), verbatim
+SECURITY_HEADERS_KEY = web.AppKey("security_headers", dict)
 
-CSP = (
-    "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
-)
+
+def csp(import_map_hash: str) -> str:
+    """The pages' Content-Security-Policy: this device's own files only, the one inline
+    script being the import map (allowed by its hash), pictures and video from blob: URLs
+    (what the page decrypted), no frames, no other site, no plug-ins."""
+    return (
+        f"default-src 'self'; script-src 'self' {import_map_hash}; img-src 'self' blob:; "
+        "media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'; object-src 'none'"
+    )
+
+
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -52,10 +74,10 @@ async def security_headers(
     try:
         response = await handler(request)
     except web.HTTPException as err:
-        err.headers.update(SECURITY_HEADERS)
+        err.headers.update(request.app[SECURITY_HEADERS_KEY])
         raise
     if not response.prepared:
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(request.app[SECURITY_HEADERS_KEY])
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -107,26 +129,20 @@ async def access(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     app = request.app
-    context = app[CONTEXT]
     key = _route_key(request)
     if key is None and isinstance(request.match_info.http_exception, web.HTTPException):
         raise request.match_info.http_exception  # 404 / 405: nothing to guard
     row = app[ACCESS].get(key)
-    if row is None and request.path.startswith(STATIC_PREFIX) and request.method in ("GET", "HEAD"):
+    public_file = request.path.startswith((STATIC_PREFIX, VENDOR_PREFIX))
+    if row is None and public_file and request.method in ("GET", "HEAD"):
         return await handler(request)
     access_kind, page = row if row is not None else (OWNER, False)
     if access_kind == PUBLIC:
         return await handler(request)
-    if access_kind == SETUP:
-        if context.keyring.has_identity():
-            if page:
-                raise web.HTTPSeeOther("/unlock")
-            raise web.HTTPConflict(text="the owner identity exists already\n")
-        return await handler(request)
     session = app[SESSIONS].get(request.cookies.get(COOKIE), touch=request.path != "/api/events")
     if session is None:
         if page:
-            raise web.HTTPSeeOther("/unlock" if context.keyring.has_identity() else "/setup")
+            raise web.HTTPSeeOther("/unlock" if app[OWNERS].has_owner() else "/setup")
         raise web.HTTPUnauthorized(text="locked: unlock first\n")
     if request.method not in ("GET", "HEAD") and not session.csrf_ok(
         request.headers.get("X-CSRF-Token")
@@ -136,19 +152,27 @@ async def access(
     return await handler(request)
 
 
-def make_app(
-    context: WebContext, *, cache_factory: Callable[[], ClipCache] | None = None
-) -> web.Application:
-    """The aiohttp application for ``context``: routes, guards, templates, static files."""
-    from doorbell.web.playback import PayloadCache
-
+def make_app(context: WebContext) -> web.Application:
+    """The aiohttp application for ``context``: routes, guards, templates, static files
+    and the browser's age library."""
     app = web.Application(middlewares=[security_headers, own_origin, plain_errors, access])
     app[CONTEXT] = context
     app[OWN_NAMES] = own_names(context.settings.server_names)
+    settings = context.settings
     app[SESSIONS] = Sessions(
-        context.settings.idle_lock_minutes * 60, context.clock, cache_factory or PayloadCache
+        settings.idle_lock_minutes * 60, settings.session_hours * 3600, context.clock
     )
-    app[THROTTLE] = Throttle(context.clock)
+    app[OWNERS] = Owners(context.keyring, context.wall_clock)
+    app[SETUP_CODE] = SetupCode(context.data_dir)
+    app[CHALLENGES] = Challenges(context.clock)
+    app[THROTTLE] = Throttle(context.data_dir / "throttle.json", context.wall_clock)
+    library = _library(context)
+    app[IMPORT_MAP] = library.import_map if library else vendor.EMPTY_MAP
+    app[SECURITY_HEADERS_KEY] = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": csp(vendor.csp_hash(app[IMPORT_MAP])),
+    }
+    vendor.add_vendor_routes(app, library)
     app[ACCESS] = {}
     for route in ROUTES:
         if route.path == "/api/bell" and context.press_bell is None:
@@ -166,10 +190,22 @@ def make_app(
     return app
 
 
+def _library(context: WebContext) -> vendor.Vendor | None:
+    """The browser's age library to serve: the context's node_modules, else the one
+    found (web.vendor); None when it is not installed (the pages say so)."""
+    if context.node_modules is None:
+        return vendor.installed()
+    try:
+        return vendor.Vendor.load(context.node_modules)
+    except vendor.VendorError as err:
+        log.error("%s", err)
+        return None
+
+
 async def _expire_idle_sessions(app: web.Application) -> AsyncIterator[None]:
-    """Background task for the app's lifetime: lock sessions idle past ``idle_lock_minutes``
-    (a session is also refused the moment it is used past its time; this drops the keys
-    of one nobody uses any more)."""
+    """Background task for the app's lifetime: end sessions past their idle time or
+    lifetime (a session is also refused the moment it is used past its time; this tells
+    the open tabs of one nobody uses any more, through their event streams)."""
 
     async def expire() -> None:
         while True:
@@ -184,4 +220,4 @@ async def _expire_idle_sessions(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _lock_everything(app: web.Application) -> None:
-    app[SESSIONS].lock_all()
+    app[SESSIONS].end_all()

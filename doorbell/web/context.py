@@ -4,14 +4,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
 from doorbell.config import WebSettings
 from doorbell.events import EventBus
+from doorbell.owners import Challenges, Owners, SetupCode, Throttle
 from doorbell.store import ClipStore, Keyring
-from doorbell.web.sessions import Session, Sessions, Throttle
+from doorbell.web.sessions import Session, Sessions
+
+BROWSER_WORK_FACTOR = 16  # scrypt log2 N for an owner's passphrase, in their browser: 64 MiB
 
 
 class LiveSource(Protocol):
@@ -31,18 +35,26 @@ class WebContext:
     status: Callable[[], dict] = dict
     press_bell: Callable[[], None] | None = None  # the demo's mock button; None: no such route
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time  # throttle and invite times, kept on disk
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the app's background task waits
-    work_factor: int | None = None  # scrypt work factor at setup (None: measured)
+    work_factor: int = BROWSER_WORK_FACTOR  # what owners' browsers wrap identities with
     tls_fingerprint: str | None = None
     secure_cookies: bool = False
-    on_unlock: Callable[[list], object] = lambda identities: None  # e.g. repair cut-off clips
+    node_modules: Path | None = None  # the browser's age library (web.vendor); None: found
+
+    @property
+    def data_dir(self) -> Path:
+        return self.keyring.folder.parent
 
 
 CONTEXT = web.AppKey("context", WebContext)
 SESSIONS = web.AppKey("sessions", Sessions)
+OWNERS = web.AppKey("owners", Owners)
+SETUP_CODE = web.AppKey("setup_code", SetupCode)
+CHALLENGES = web.AppKey("challenges", Challenges)
 THROTTLE = web.AppKey("throttle", Throttle)
 ACCESS = web.AppKey("access", dict)
-SESSION = web.RequestKey("session", Session)  # the caller's unlocked Session
+SESSION = web.RequestKey("session", Session)  # the caller's signed-in Session
 
 
 def session_of(request: web.Request) -> Session:

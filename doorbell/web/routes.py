@@ -1,10 +1,11 @@
 """Every route of the interface, and who may use it: the one table.
 
-``public``: anyone on the network (health, the unlock page and its call, the
-static files those pages need). ``setup``: only while there is no owner
-identity yet. ``owner``: an unlocked session, and for anything that changes
-state, its CSRF token in ``X-CSRF-Token``. A route missing from this table
-is refused to everyone but the owner (tests walk the router to prove it).
+``public``: anyone on the network: health, the pairing and unlock pages and
+their calls (each guessable secret behind the throttle), the static files and
+the browser's age library those pages need. ``owner``: a signed-in session, and
+for anything that changes state, its CSRF token in ``X-CSRF-Token``. A route
+missing from this table is refused to everyone but an owner (tests walk the
+router to prove it). No route hands out anything the device could decrypt.
 """
 
 from collections.abc import Awaitable, Callable
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from doorbell.web import streams, views
+from doorbell.web import auth, files, streams, views
 
-PUBLIC, SETUP, OWNER = "public", "setup", "owner"
+PUBLIC, OWNER = "public", "owner"
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,28 @@ class Route:
 
 ROUTES = (
     Route("GET", "/health", views.health, PUBLIC),
-    Route("GET", "/unlock", views.unlock_page, PUBLIC, page=True),
-    Route("POST", "/api/unlock", views.unlock, PUBLIC),
-    Route("GET", "/setup", views.setup_page, SETUP, page=True),
-    Route("POST", "/api/setup", views.setup, SETUP),
+    Route("GET", "/unlock", auth.unlock_page, PUBLIC, page=True),
+    Route("GET", "/setup", auth.setup_page, PUBLIC, page=True),
+    Route("POST", "/api/pair", auth.pair, PUBLIC),
+    Route("POST", "/api/owners/find", auth.find_owner, PUBLIC),
+    Route("POST", "/api/owners/release", auth.release, PUBLIC),
+    Route("POST", "/api/login/challenge", auth.login_challenge, PUBLIC),
+    Route("POST", "/api/login", auth.login, PUBLIC),
     Route("GET", "/", views.clips_page, OWNER, page=True),
     Route("GET", "/clips/{id}", views.player_page, OWNER, page=True),
-    Route("GET", "/clips/{id}/video", views.video, OWNER),
-    Route("GET", "/clips/{id}/thumbnail", views.thumbnail, OWNER),
+    Route("GET", "/clips/{id}/file", files.clip_file, OWNER),
+    Route("GET", "/clips/{id}/index", files.clip_index, OWNER),
+    Route("GET", "/clips/{id}/thumbnail", files.thumbnail, OWNER),
     Route("GET", "/live", views.live_page, OWNER, page=True),
     Route("GET", "/live.mjpeg", streams.live_stream, OWNER),
     Route("GET", "/status", views.status_page, OWNER, page=True),
-    Route("POST", "/api/lock", views.lock, OWNER),
+    Route("GET", "/owners", auth.owners_page, OWNER, page=True),
+    Route("POST", "/api/lock", auth.lock, OWNER),
+    Route("GET", "/api/owners", auth.api_owners, OWNER),
+    Route("POST", "/api/invites", auth.invite, OWNER),
+    Route("DELETE", "/api/owners/{id}", auth.remove_owner, OWNER),
+    Route("POST", "/api/sign-out-everywhere", auth.sign_out_everywhere, OWNER),
+    Route("POST", "/api/passphrase", auth.change_passphrase, OWNER),
     Route("GET", "/api/clips", views.api_clips, OWNER),
     Route("POST", "/api/clips/{id}/keep", views.api_keep, OWNER),
     Route("DELETE", "/api/clips/{id}", views.api_delete, OWNER),
@@ -48,4 +59,5 @@ ROUTES = (
     Route("GET", "/api/status", views.api_status, OWNER),
 )
 
-STATIC_PREFIX = "/static/"  # public: the style sheet and script of the unlock page
+STATIC_PREFIX = "/static/"  # public: the style sheet and scripts of every page
+VENDOR_PREFIX = "/vendor/"  # public: the browser's age library, from node_modules (web.vendor)

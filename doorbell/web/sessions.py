@@ -1,84 +1,84 @@
-"""Unlocked sessions: the owner's identities in memory, for as long as they are used.
+"""Signed-in sessions: which owner a browser is, for how long. No key is ever in one.
 
-    sessions = Sessions(idle_seconds=900, clock=time.monotonic)
-    session = sessions.open(identities)          # after the passphrase was right
+    sessions = Sessions(idle_seconds=900, lifetime_seconds=12 * 3600, clock=time.monotonic)
+    session = sessions.open(owner_id)            # after the owner answered a login challenge
     response.set_cookie(COOKIE, session.token, ...)
-    session = sessions.get(token)                 # None: locked, expired or unknown
+    session = sessions.get(token)                # None: ended, expired or unknown
+    sessions.end_owner(owner_id, "removed")      # removal, "sign out everywhere"
 
-A session holds the identities (law 2: the recorder never does), a CSRF
-token and a cache of opened clips. It ends after ``idle_seconds`` without a
-request, or when the owner locks it; then its identities and opened clips are
-dropped. Failed unlocks are slowed down by :class:`Throttle`: growing waits,
-the same for every client (there is one owner, and one passphrase to guess).
+A session belongs to one owner and ends when it is idle for ``idle_seconds``, when it
+is ``lifetime_seconds`` old however busy (so a session cannot outlive the owner's
+intent), when the owner locks it, signs out everywhere or is removed. The clips stay
+encrypted on the device whatever a session is: it only lets a browser fetch ciphertext
+and metadata, and the owner's browser decrypts. An ended session's ``ended`` event is
+set with its reason, so an open tab's event stream tells the page at once.
 """
 
+import asyncio
 import hmac
 import secrets
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
-
-from doorbell import vault
-
-if TYPE_CHECKING:
-    from doorbell.vault.payload import OpenedPayload
+from collections.abc import Callable
 
 COOKIE = "doorbell_session"
-FREE_FAILURES = 3  # wrong passphrases allowed before any wait
-MAX_DELAY = 300.0  # seconds
 
-
-class ClipCache(Protocol):
-    """A session's opened clips (``web.playback.PayloadCache``), closed on lock."""
-
-    def get(self, clip_id: str, opener: "Callable[[], OpenedPayload]") -> "OpenedPayload": ...
-    def evict(self, clip_id: str) -> None: ...
-    def close(self) -> None: ...
+# Why a session ended, as the page words it.
+IDLE, LOCKED, EXPIRED, REMOVED, EVERYWHERE, SHUTDOWN = (
+    "idle",
+    "locked",
+    "expired",
+    "removed",
+    "signed out everywhere",
+    "shutdown",
+)
 
 
 class Session:
-    def __init__(
-        self, identities: Sequence[vault.Identity], now: float, cache: ClipCache | None
-    ) -> None:
+    def __init__(self, owner_id: str, now: float) -> None:
         self.token = secrets.token_urlsafe(32)
         self.csrf = secrets.token_urlsafe(32)
-        self.identities = list(identities)
+        self.owner_id = owner_id
+        self.created = now
         self.last_used = now
-        self.cache = cache  # per-session opened clips (closed on lock)
+        self.end_reason: str | None = None
+        self.ended = asyncio.Event()
 
     def csrf_ok(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(token.encode(), self.csrf.encode())
 
-    def drop(self) -> None:
-        self.identities = []
-        if self.cache is not None:
-            self.cache.close()
+    def end(self, reason: str) -> None:
+        if self.end_reason is None:
+            self.end_reason = reason
+        self.ended.set()
 
 
 class Sessions:
-    """Every unlocked session. Thread-safe; the clock is injected."""
+    """Every live session. Thread-safe; the clock (monotonic seconds) is injected."""
 
     def __init__(
-        self,
-        idle_seconds: float,
-        clock: Callable[[], float],
-        cache_factory: Callable[[], ClipCache | None] = lambda: None,
+        self, idle_seconds: float, lifetime_seconds: float, clock: Callable[[], float]
     ) -> None:
         self.idle_seconds = idle_seconds
+        self.lifetime_seconds = lifetime_seconds
         self._clock = clock
-        self._cache_factory = cache_factory
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def open(self, identities: Sequence[vault.Identity]) -> Session:
-        session = Session(identities, self._clock(), self._cache_factory())
+    def open(self, owner_id: str) -> Session:
+        session = Session(owner_id, self._clock())
         with self._lock:
             self._sessions[session.token] = session
         return session
 
+    def _over(self, session: Session, now: float) -> str | None:
+        if now - session.created > self.lifetime_seconds:
+            return EXPIRED
+        if now - session.last_used > self.idle_seconds:
+            return IDLE
+        return None
+
     def get(self, token: str | None, *, touch: bool = True) -> Session | None:
-        """The live session for ``token``; an idle one is locked on the way."""
+        """The live session for ``token``; one past its time is ended on the way."""
         if not token:
             return None
         now = self._clock()
@@ -86,68 +86,54 @@ class Sessions:
             session = self._sessions.get(token)
             if session is None:
                 return None
-            if now - session.last_used > self.idle_seconds:
+            reason = self._over(session, now)
+            if reason is not None:
                 del self._sessions[token]
-                session.drop()
-                return None
-            if touch:
+            elif touch:
                 session.last_used = now
-            return session
+        if reason is not None:
+            session.end(reason)
+            return None
+        return session
 
-    def lock(self, token: str | None) -> bool:
+    def end(self, token: str | None, reason: str = LOCKED) -> bool:
         with self._lock:
             session = self._sessions.pop(token or "", None)
         if session is None:
             return False
-        session.drop()
+        session.end(reason)
         return True
 
-    def lock_all(self) -> None:
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            session.drop()
+    def end_owner(self, owner_id: str, reason: str) -> int:
+        """End every session of ``owner_id``; how many."""
+        return self._end_where(lambda s: s.owner_id == owner_id, reason)
+
+    def end_all(self, reason: str = SHUTDOWN) -> int:
+        return self._end_where(lambda s: True, reason)
 
     def expire(self) -> int:
-        """Lock every idle session now; how many."""
+        """End every session past its idle time or lifetime now; how many."""
         now = self._clock()
+        ended = 0
         with self._lock:
-            idle = [t for t, s in self._sessions.items() if now - s.last_used > self.idle_seconds]
-            dropped = [self._sessions.pop(t) for t in idle]
+            over = [(t, r) for t, s in self._sessions.items() if (r := self._over(s, now))]
+            dropped = [(self._sessions.pop(t), r) for t, r in over]
+        for session, reason in dropped:
+            session.end(reason)
+            ended += 1
+        return ended
+
+    def _end_where(self, match: Callable[[Session], bool], reason: str) -> int:
+        with self._lock:
+            tokens = [t for t, s in self._sessions.items() if match(s)]
+            dropped = [self._sessions.pop(t) for t in tokens]
         for session in dropped:
-            session.drop()
+            session.end(reason)
         return len(dropped)
+
+    def owners_signed_in(self) -> set[str]:
+        with self._lock:
+            return {s.owner_id for s in self._sessions.values()}
 
     def __len__(self) -> int:
         return len(self._sessions)
-
-
-def unlock_delay(failures: int) -> float:
-    """Seconds to wait after ``failures`` wrong passphrases in a row before trying again.
-
-    The first few are free (typos); then 1, 2, 4 … seconds, at most five minutes.
-    """
-    if failures < FREE_FAILURES:
-        return 0.0
-    return min(MAX_DELAY, 2.0 ** (failures - FREE_FAILURES))
-
-
-@dataclass
-class Throttle:
-    """Growing waits after failed unlocks. ``wait()`` is how long until the next try."""
-
-    clock: Callable[[], float]
-    failures: int = 0
-    last_failure: float = field(default=float("-inf"))
-
-    def wait(self) -> float:
-        ready_at = self.last_failure + unlock_delay(self.failures)
-        return max(0.0, ready_at - self.clock())
-
-    def failed(self) -> None:
-        self.failures += 1
-        self.last_failure = self.clock()
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.last_failure = float("-inf")

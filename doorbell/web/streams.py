@@ -1,9 +1,10 @@
 """The long-lived responses: the live view (MJPEG) and the event stream (SSE).
 
-Both run until the tab goes away or its session locks (by the owner, or
-idle), and look the session up again on every frame or event, so locking
-ends them at once. The live view counts its viewers, so the recording LED is
-on while anyone watches (law 8).
+Both run until the tab goes away or its session ends (locked, idle, past its
+lifetime, the owner removed or signed out everywhere), and end at once when it
+does: the event stream's last message says why (``event: session``), so the
+page can tell the owner and offer to unlock again. The live view counts its
+viewers, so the recording LED is on while anyone watches (law 8).
 """
 
 import asyncio
@@ -13,7 +14,7 @@ import json
 from aiohttp import web
 
 from doorbell.events import BellPressed, ClipFinished, MotionChanged, PirChanged
-from doorbell.web.context import CONTEXT, SESSIONS
+from doorbell.web.context import CONTEXT, SESSIONS, session_of
 from doorbell.web.sessions import COOKIE
 from doorbell.web.views import clip_json
 
@@ -40,13 +41,16 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
     if context.live is None:
         raise web.HTTPServiceUnavailable(text="no camera\n")
     token = request.cookies.get(COOKIE)
+    session = session_of(request)
     response = _streaming("multipart/x-mixed-replace; boundary=frame")
     await response.prepare(request)
     period = 1.0 / context.settings.live_fps
     context.live.watching(+1)  # law 8: the LED is on while anyone watches
     last = -1
     try:
-        while request.app[SESSIONS].get(token, touch=False) is not None:
+        while (
+            request.app[SESSIONS].get(token, touch=False) is not None and not session.ended.is_set()
+        ):
             latest = context.live.latest_jpeg()
             if latest is not None and latest[0] != last:
                 last, jpeg = latest
@@ -78,30 +82,43 @@ def sse_message(event: object) -> bytes | None:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def session_ended_message(reason: str) -> bytes:
+    """The event stream's last message: the session ended, and why (see web.sessions)."""
+    return f"event: session\ndata: {json.dumps({'ended': reason})}\n\n".encode()
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """``text/event-stream`` of bell, motion and clip events, until the session locks."""
     context = request.app[CONTEXT]
     if context.bus is None:
         raise web.HTTPServiceUnavailable(text="no event bus\n")
     token = request.cookies.get(COOKIE)
+    session = session_of(request)
     response = _streaming("text/event-stream")
     subscription = context.bus.subscribe()
+    ended = asyncio.ensure_future(session.ended.wait())
     try:
         await response.prepare(request)
         await response.write(b": connected\n\nretry: 3000\n\n")
         while True:
-            try:
-                event = await asyncio.wait_for(subscription.get(), HEARTBEAT)
-            except TimeoutError:
-                event = None
-            if request.app[SESSIONS].get(token, touch=False) is None:
-                break  # locked (by the owner or idle): no more events for this tab
+            getting = asyncio.ensure_future(subscription.get())
+            done, _ = await asyncio.wait(
+                {getting, ended}, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
+            )
+            event = getting.result() if getting in done else None
+            if getting not in done:
+                getting.cancel()
+            if ended.done() or request.app[SESSIONS].get(token, touch=False) is None:
+                reason = session.end_reason or "locked"
+                await response.write(session_ended_message(reason))
+                break  # no more events for this tab
             message = sse_message(event) if event is not None else b": keep-alive\n\n"
             if message:
                 await response.write(message)
     except ConnectionError:  # the tab went away
         pass
     finally:
+        ended.cancel()
         subscription.close()
         with contextlib.suppress(Exception):
             await response.write_eof()

@@ -1,7 +1,31 @@
-// The doorbell's pages: a little plain JavaScript, no libraries, nothing fetched from elsewhere.
-"use strict";
+// The doorbell's pages: plain JavaScript modules, nothing fetched from elsewhere.
+// Links between the owner's pages are followed inside this page (the new page's HTML
+// replaces the old), so the owner's key, held only in this tab's memory, stays open
+// from page to page; a reload or a new tab asks for the passphrase again.
+import * as owner from "/static/owner.js";
+
+const state = { keyholder: null, events: null, cleanups: [] };
+window.doorbellEvents = [];
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+const $ = (id) => document.getElementById(id);
+
+function show(element, text) {
+  element.textContent = text;
+  element.hidden = false;
+}
+
+function toast(text) {
+  const box = $("toast");
+  show(box, text);
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.hidden = true; }, 8000);
+}
+
+function failure(err) {
+  if (err && err.name === "WrongPassphrase") return "Wrong passphrase.";
+  return (err && err.message) || String(err);
+}
 
 async function call(method, url, body) {
   const options = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
@@ -10,96 +34,227 @@ async function call(method, url, body) {
     options.body = JSON.stringify(body);
   }
   const response = await fetch(url, options);
-  if (response.status === 401) {
-    window.location.assign("/unlock");
-  }
+  if (response.status === 401) sessionEnded("locked");
   return response;
 }
 
-function show(element, text) {
-  element.textContent = text;
-  element.hidden = false;
+// --- moving between pages without losing the key -------------------------------------------
+
+async function navigate(url, push = true) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+  const html = await response.text();
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  teardown();
+  document.title = doc.title;
+  document.querySelector('meta[name="csrf-token"]').content =
+    doc.querySelector('meta[name="csrf-token"]').content;
+  for (const [key, value] of Object.entries(doc.body.dataset)) document.body.dataset[key] = value;
+  document.body.replaceChildren(...doc.body.childNodes);
+  if (push) history.pushState({}, "", response.url);
+  else if (response.url !== location.href) history.replaceState({}, "", response.url);
+  window.scrollTo(0, 0);
+  await start();
 }
 
-function toast(text) {
-  const box = document.getElementById("toast");
-  show(box, text);
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { box.hidden = true; }, 8000);
+function ownLink(event) {
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey ||
+      event.shiftKey || event.altKey) return null;
+  const link = event.target.closest("a[href]");
+  if (!link || link.target || link.hasAttribute("download")) return null;
+  const url = new URL(link.href, location.href);
+  if (url.origin !== location.origin || url.pathname.startsWith("/vendor/")) return null;
+  if (url.hash && url.pathname === location.pathname) return null;
+  return url;
 }
 
-// --- unlock and first run ---------------------------------------------------------------
+document.addEventListener("click", (event) => {
+  const url = ownLink(event);
+  if (!url || !state.keyholder) return; // without a key in memory, ordinary navigation is as good
+  event.preventDefault();
+  navigate(url.href).catch(() => location.assign(url.href));
+});
 
-function unlockPage() {
-  const form = document.getElementById("unlock-form");
-  const error = document.getElementById("unlock-error");
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form.method !== "get" || !state.keyholder) return;
+  event.preventDefault();
+  const url = new URL(form.action, location.href);
+  url.search = new URLSearchParams(new FormData(form)).toString();
+  navigate(url.href);
+});
+
+window.addEventListener("popstate", () => { if (state.keyholder) navigate(location.href, false); });
+
+function teardown() {
+  for (const cleanup of state.cleanups.splice(0)) cleanup();
+  for (const img of document.querySelectorAll("img")) img.removeAttribute("src");
+}
+
+// --- the key of this tab ---------------------------------------------------------------------
+
+function lockedOverlay(title, why) {
+  const overlay = $("tab-locked");
+  if (!overlay) return;
+  $("tab-locked-title").textContent = title;
+  $("tab-locked-why").textContent = why;
+  overlay.hidden = false;
+  $("tab-passphrase").value = "";
+  $("tab-passphrase").focus();
+}
+
+const ENDED = {
+  idle: "Locked after a while without use.",
+  locked: "This session was locked.",
+  expired: "This session reached its time limit.",
+  removed: "You were removed as an owner of this doorbell.",
+  "signed out everywhere": "You signed out everywhere.",
+  shutdown: "The doorbell restarted.",
+};
+
+function sessionEnded(reason) {
+  if (state.keyholder) state.keyholder.forget();
+  state.keyholder = null;
+  document.body.dataset.session = "ended";
+  if (state.events) state.events.close();
+  state.events = null;
+  lockedOverlay("Session ended", `${ENDED[reason] || "Your session ended."} Unlock again to go on.`);
+  $("tab-locked").dataset.reason = reason;
+}
+
+function tabUnlock() {
+  const form = $("tab-unlock-form");
+  if (!form || form.dataset.ready) return;
+  form.dataset.ready = "yes";
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const error = $("tab-unlock-error");
     error.hidden = true;
-    const button = form.querySelector("button");
-    button.disabled = true;
-    button.textContent = "Unlocking…";
-    const response = await fetch("/api/unlock", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ passphrase: document.getElementById("passphrase").value }),
-    });
-    button.disabled = false;
-    button.textContent = "Unlock";
-    if (response.ok) {
-      window.location.assign("/");
-    } else {
-      show(error, (await response.text()).trim());
+    if (!owner.saved()) { // nothing to open here: sign in afresh with the name
+      await call("POST", "/api/lock");
+      location.assign("/unlock");
+      return;
+    }
+    try {
+      const keyholder = await owner.openSaved($("tab-passphrase").value);
+      if (document.body.dataset.session === "ended") {
+        await owner.signIn(keyholder);
+        delete document.body.dataset.session;
+      }
+      state.keyholder = keyholder;
+      $("tab-locked").hidden = true;
+      await navigate(location.href, false);
+    } catch (err) {
+      if (err.status === 404) { // this owner is gone from the doorbell
+        owner.forgetBrowser();
+        location.assign("/unlock");
+        return;
+      }
+      show(error, failure(err));
     }
   });
 }
 
-function strength(passphrase) {
-  const words = passphrase.trim().split(/\s+/).filter(Boolean).length;
-  const kinds = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9\s]/].filter((re) => re.test(passphrase)).length;
-  if (passphrase.length < 8) return "Too short: at least 8 characters.";
-  if (words >= 4 || passphrase.length >= 20) return "Strong.";
-  if (passphrase.length >= 12 && kinds >= 2) return "Good.";
-  return "Weak: four or more random words are easier to remember and harder to guess.";
-}
+// --- pairing and unlocking -------------------------------------------------------------------
 
 function setupPage() {
-  const form = document.getElementById("setup-form");
-  const first = document.getElementById("new-passphrase");
-  const hint = document.getElementById("strength");
-  const error = document.getElementById("setup-error");
-  first.addEventListener("input", () => { hint.textContent = strength(first.value); });
+  const form = $("setup-form");
+  const first = $("new-passphrase");
+  first.addEventListener("input", () => { $("strength").textContent = owner.passphraseStrength(first.value); });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const error = $("setup-error");
     error.hidden = true;
-    const confirm = document.getElementById("confirm-passphrase").value;
-    if (confirm !== first.value) {
+    if ($("confirm-passphrase").value !== first.value) {
       show(error, "The two passphrases differ.");
       return;
     }
-    const button = form.querySelector("button");
+    const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     button.textContent = "Making your key…";
-    const response = await fetch("/api/setup", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ passphrase: first.value, confirm }),
-    });
-    button.disabled = false;
-    button.textContent = "Create my key";
-    if (!response.ok) {
-      show(error, (await response.text()).trim());
-      return;
+    try {
+      const done = await owner.pair({
+        code: $("setup-code").value, name: $("owner-name").value,
+        passphrase: first.value, identityFile: $("identity-file").files[0],
+      });
+      state.keyholder = done.keyholder;
+      $("recipient").textContent = done.recipient;
+      const link = $("download-identity");
+      link.href = URL.createObjectURL(new Blob([done.file], { type: "application/octet-stream" }));
+      $("setup-step").hidden = true;
+      $("setup-done").hidden = false;
+    } catch (err) {
+      show(error, failure(err));
+    } finally {
+      button.disabled = false;
+      button.textContent = "Make my key and pair";
     }
-    const result = await response.json();
-    document.getElementById("recipient").textContent = result.recipient;
-    document.getElementById("identity-file").textContent = result.identity_file;
-    document.getElementById("setup-step").hidden = true;
-    document.getElementById("setup-done").hidden = false;
   });
 }
 
-// --- clips ------------------------------------------------------------------------------
+function unlockPage() {
+  const record = owner.saved();
+  if (record) {
+    $("known-owner").hidden = false;
+    $("known-owner-name").textContent = record.name;
+    $("name-field").hidden = true;
+  }
+  $("forget-browser").addEventListener("click", () => {
+    owner.forgetBrowser();
+    location.reload();
+  });
+  const form = $("unlock-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("unlock-error");
+    error.hidden = true;
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    button.textContent = "Unlocking…";
+    const passphrase = $("passphrase").value;
+    try {
+      const keyholder = owner.saved() ? await owner.openSaved(passphrase)
+        : await owner.fetchWrapped($("owner-name").value, passphrase);
+      await owner.signIn(keyholder);
+      state.keyholder = keyholder;
+      await navigate("/");
+    } catch (err) {
+      if (err.status === 404) owner.forgetBrowser(); // this owner is gone from the doorbell
+      show(error, failure(err));
+    } finally {
+      button.disabled = false;
+      button.textContent = "Unlock";
+    }
+  });
+}
+
+// --- the owner's pages -----------------------------------------------------------------------
+
+async function thumbnails() {
+  const player = await import("/static/player.js");
+  await Promise.all([...document.querySelectorAll("img[data-thumbnail]")].map(
+    (img) => player.showThumbnail(img, img.dataset.thumbnail, state.keyholder).catch(() => {
+      img.alt = `${img.alt} (no picture)`;
+    })));
+  document.body.dataset.thumbnails = "shown";
+}
+
+async function playerPage() {
+  const video = $("video");
+  const player = await import("/static/player.js");
+  const said = $("player-state");
+  const handle = await player.playClip(video, {
+    fileUrl: video.dataset.file, indexUrl: video.dataset.index, keyholder: state.keyholder,
+    onState: (s) => {
+      if (s.error) show(said, s.error);
+      else if (s.cut) show(said, "This clip was cut short: it plays to its last whole second.");
+      else if (s.message) show(said, s.message);
+    },
+  });
+  state.cleanups.push(() => {
+    video.pause();
+    if (handle && handle.close) handle.close();
+  });
+}
 
 function clipActions() {
   for (const holder of document.querySelectorAll("[data-clip]")) {
@@ -121,7 +276,7 @@ function clipActions() {
         if (!window.confirm("Delete this clip for good? It cannot be recovered.")) return;
         const response = await call("DELETE", `/api/clips/${id}`);
         if (response.ok) {
-          if (document.body.dataset.page === "player") window.location.assign("/");
+          if (document.body.dataset.page === "player") navigate("/");
           else holder.remove();
         }
       });
@@ -129,7 +284,47 @@ function clipActions() {
   }
 }
 
-// --- notifications ----------------------------------------------------------------------
+function ownersPage() {
+  $("new-invite").addEventListener("click", async () => {
+    const response = await call("POST", "/api/invites");
+    if (!response.ok) return toast((await response.text()).trim());
+    const invite = await response.json();
+    $("invite-code").textContent = invite.code;
+    $("invite-expires").textContent = invite.expires_text;
+    $("invite-url").textContent = `${location.origin}/setup?invite=${invite.code}`;
+    $("invite").hidden = false;
+  });
+  for (const button of document.querySelectorAll("button.remove-owner")) {
+    button.addEventListener("click", async () => {
+      const item = button.closest("[data-owner-id]");
+      if (!window.confirm("Remove this owner? Their sessions end now; new clips are no longer encrypted to them.")) return;
+      const response = await call("DELETE", `/api/owners/${item.dataset.ownerId}`);
+      if (response.ok) item.remove();
+      else toast((await response.text()).trim());
+    });
+  }
+  $("sign-out-everywhere").addEventListener("click", async () => {
+    await call("POST", "/api/sign-out-everywhere");
+  });
+  $("passphrase-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("passphrase-error");
+    error.hidden = true;
+    if ($("new-passphrase").value !== $("confirm-passphrase").value) {
+      show(error, "The two new passphrases differ.");
+      return;
+    }
+    try {
+      await owner.changePassphrase(state.keyholder, $("old-passphrase").value,
+        $("new-passphrase").value, csrf());
+      $("passphrase-done").hidden = false;
+    } catch (err) {
+      show(error, failure(err));
+    }
+  });
+}
+
+// --- notifications ---------------------------------------------------------------------------
 
 function chime() {
   // Two tones made in the page: no sound file is fetched from anywhere.
@@ -156,11 +351,12 @@ function notify(title, body) {
 }
 
 function listen() {
+  if (state.events) return; // one stream for the tab, kept across pages
   if ("Notification" in window && Notification.permission === "default") {
     document.addEventListener("click", () => Notification.requestPermission(), { once: true });
   }
   const source = new EventSource("/api/events");
-  window.doorbellEvents = [];
+  state.events = source;
   source.addEventListener("bell", (event) => {
     window.doorbellEvents.push({ kind: "bell", data: JSON.parse(event.data) });
     chime();
@@ -176,31 +372,46 @@ function listen() {
     window.doorbellEvents.push({ kind: "clip", data });
     toast(`New ${data.trigger} clip`);
   });
+  source.addEventListener("session", (event) => {
+    const data = JSON.parse(event.data);
+    window.doorbellEvents.push({ kind: "session", data });
+    sessionEnded(data.ended);
+  });
 }
 
-// --- the header -------------------------------------------------------------------------
-
 function header() {
-  const lock = document.getElementById("lock");
+  const lock = $("lock");
   if (lock) {
     lock.addEventListener("click", async () => {
       await call("POST", "/api/lock");
-      window.location.assign("/unlock");
+      if (state.keyholder) state.keyholder.forget();
+      state.keyholder = null;
+      location.assign("/unlock");
     });
   }
-  const bell = document.getElementById("press-bell");
-  if (bell) {
-    bell.addEventListener("click", () => call("POST", "/api/bell"));
-  }
+  const bell = $("press-bell");
+  if (bell) bell.addEventListener("click", () => call("POST", "/api/bell"));
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+async function start() {
   const page = document.body.dataset.page;
-  if (page === "unlock") unlockPage();
-  if (page === "setup") setupPage();
-  if (document.body.dataset.unlocked === "yes") {
-    header();
-    clipActions();
-    listen();
+  tabUnlock();
+  if (page === "unlock") return unlockPage();
+  if (page === "setup") return setupPage();
+  if (document.body.dataset.unlocked !== "yes") return;
+  header();
+  clipActions();
+  listen();
+  if (page === "owners") ownersPage();
+  if (!state.keyholder) {
+    const known = owner.saved();
+    lockedOverlay("Unlock this tab", known
+      ? `Your key lives only in the memory of an open tab. Type your passphrase, ${known.name}, to open clips here.`
+      : "This browser does not hold your key: unlock again with your name and passphrase.");
+    return;
   }
-});
+  if (page === "clips") await thumbnails();
+  if (page === "player") await playerPage();
+}
+
+start().catch((err) => toast(failure(err)));
