@@ -2,9 +2,10 @@
 
 The real service (synthetic camera in real time, gpiozero mock pins, the web
 interface on a loopback port) runs on the test's event loop. The browser
-goes: first run → lock → unlock → press the demo bell → the notification
-arrives → the clip appears → play → seek to 80% → live view → lock → the
-clip is no longer reachable.
+goes: pairing with the setup code (the key made in the page) → lock → unlock
+(the passphrase tried in the page) → press the demo bell → the notification
+arrives → the clip appears with its thumbnail decrypted in the page → play →
+seek to 80% → live view → lock → the clip is no longer reachable.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import pytest
 
 from doorbell import trigger
 from doorbell.config import CameraSettings, Config, StorageSettings, WebSettings
+from doorbell.owners import SetupCode
 from doorbell.pipeline import PipelineSettings
 from doorbell.service import Service
 
@@ -86,10 +88,12 @@ async def until(page, condition: str, timeout: float = 20.0) -> None:
     await asyncio.wait_for(waiting, timeout)
 
 
-async def test_first_run_to_playback_and_back_to_locked(service, page):
-    url = service.url
-    await page.goto(url)
+async def pair_in_browser(page, service, name: str = "Alice") -> None:
+    """The first owner pairs: setup code, name, passphrase; the key is made in the page."""
+    await page.goto(service.url)
     assert page.url.endswith("/setup")
+    await page.fill("#setup-code", SetupCode(service.data_dir).read())
+    await page.fill("#owner-name", name)
     await page.fill("#new-passphrase", PASSPHRASE)
     assert "Strong" in await page.text_content("#strength")
     await page.fill("#confirm-passphrase", PASSPHRASE)
@@ -97,13 +101,18 @@ async def test_first_run_to_playback_and_back_to_locked(service, page):
     await page.wait_for_selector("#setup-done", state="visible")
     assert (await page.text_content("#recipient")).startswith("age1")
 
+
+async def test_pairing_to_playback_and_back_to_locked(service, page):
+    url = service.url
+    await pair_in_browser(page, service)
     await page.click("text=Go to my clips")
     await page.click("#lock")
     await page.wait_for_url("**/unlock")
+    assert await page.text_content("#known-owner-name") == "Alice"  # this browser holds the key
     await page.fill("#passphrase", "not the passphrase")
     await page.click("#unlock-form button[type=submit]")
     await page.wait_for_selector("#unlock-error", state="visible")
-    assert "wrong passphrase" in await page.text_content("#unlock-error")
+    assert "Wrong passphrase" in await page.text_content("#unlock-error")
     await page.fill("#passphrase", PASSPHRASE)
     await page.click("#unlock-form button[type=submit]")
     await page.wait_for_url(url)
@@ -114,18 +123,15 @@ async def test_first_run_to_playback_and_back_to_locked(service, page):
     await until(page, "window.doorbellEvents.some(e => e.kind === 'bell')")
     assert await page.is_visible("#toast")
     await until(page, "window.doorbellEvents.some(e => e.kind === 'clip')", timeout=30)
-    await page.reload()
+    await page.click("header a.brand")  # followed in the page: the key stays in memory
+    await until(page, "document.body.dataset.thumbnails === 'shown'")
     clips = await page.query_selector_all("li.clip")
     assert len(clips) == 1
     clip_id = await clips[0].get_attribute("data-clip")
-    assert (
-        await page.evaluate(
-            "async (src) => { const img = new Image(); img.src = src; await img.decode();"
-            " return img.naturalWidth; }",
-            f"/clips/{clip_id}/thumbnail",
-        )
-        == 640
+    width = await page.evaluate(
+        f"document.querySelector(\"li[data-clip='{clip_id}'] img\").naturalWidth"
     )
+    assert width == 640  # the thumbnail, decrypted in the page
 
     # play, then seek to 80%
     await page.click(f"li.clip[data-clip='{clip_id}'] a")
@@ -133,9 +139,9 @@ async def test_first_run_to_playback_and_back_to_locked(service, page):
     duration = await page.evaluate(
         """() => new Promise((resolve, reject) => {
             const v = document.getElementById('video');
-            const done = () => resolve(v.duration);
-            if (v.readyState >= 1) done(); else v.addEventListener('loadedmetadata', done);
+            const done = () => isFinite(v.duration) ? resolve(v.duration) : setTimeout(done, 20);
             v.addEventListener('error', () => reject(new Error('video error ' + v.error.code)));
+            done();
         })"""
     )
     # The 2 s post-roll, and what pre-roll there was: none if the bell came before the
@@ -152,15 +158,16 @@ async def test_first_run_to_playback_and_back_to_locked(service, page):
     await until(page, "document.getElementById('video').readyState >= 2")  # a frame to show
 
     # the live view shows frames, and the LED is on while it is open
-    await page.goto(url + "live")
-    await until(page, "document.getElementById('live').naturalWidth > 0")
+    await page.click("nav a[href='/live']")
+    await until(
+        page, "document.getElementById('live') && document.getElementById('live').naturalWidth > 0"
+    )
     assert service.live.viewers == 1 and service.pins.led.value == 1
 
     # lock: the clip is gone from this browser
-    await page.goto(url)
     await page.click("#lock")
     await page.wait_for_url("**/unlock")
     status = await page.evaluate(
-        "async (src) => (await fetch(src)).status", f"/clips/{clip_id}/video"
+        "async (src) => (await fetch(src)).status", f"/clips/{clip_id}/file"
     )
     assert status == 401
