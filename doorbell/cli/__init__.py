@@ -1,7 +1,9 @@
 """The ``doorbell`` command: the owner's tools.
 
-    doorbell keys init             make the owner identity (asks for a passphrase)
-    doorbell keys export           print the identity, for ``age -d -i`` elsewhere
+    doorbell setup-code            the one-time code that pairs the first owner in the browser
+    doorbell keys recovery         a paper recovery key: printed once, its public key kept
+    doorbell keys init             an identity file on the owner's own computer
+    doorbell keys export           print a legacy identity.age, for ``age -d -i`` elsewhere
     doorbell keys add-recipient    encrypt new clips to one more public key
     doorbell encrypt / decrypt     the vault as a tool, with age's flags
     doorbell replay VIDEO          the pipeline over a video file, as if it were the camera
@@ -9,13 +11,14 @@
     doorbell demo                  the same on a fresh data dir, a synthetic camera, mock pins
     doorbell config check [FILE]   every problem in a config file, one a line
     doorbell config default        print the annotated default config
+    doorbell check-page URL        does the device serve this release's page and scripts?
 
 Exit status: 0 success; 1 a key, crypto or format problem, one line on stderr
 naming the file and the failure; 2 a usage problem. Subcommands import what
 they need when they run: ``doorbell decrypt`` never loads the video stack.
 
 One module a group of subcommands (``keys``, ``crypt``, ``replay``, ``serve``,
-``config``), each registering its own subparsers; ``common`` holds what they share.
+``config``, ``check_page``), each registering its own subparsers; ``common`` holds what they share.
 Every command runs with core dumps off (:func:`~doorbell.cli.common.no_core_dumps`):
 most of them may hold the owner's identity or passphrase in memory.
 """
@@ -25,7 +28,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from doorbell.cli import config, crypt, keys, replay, serve
+from doorbell.cli import check_page, config, crypt, keys, replay, serve
 from doorbell.cli.common import no_core_dumps
 from doorbell.errors import DoorbellError, UsageError
 
@@ -46,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register_run(commands)
     config.register(commands)
     serve.register_demo(commands)
+    serve.register_setup_code(commands)
+    check_page.register(commands)
     return parser
 
 

@@ -1,6 +1,7 @@
 """``doorbell run`` and ``doorbell demo``: the service (camera, clips, GPIO, web
 interface) until SIGINT or SIGTERM. The only commands that import ``service``, and
-only when they run."""
+only when they run. Also ``doorbell setup-code``: the one-time code that pairs the
+running service's first owner."""
 
 import argparse
 import os
@@ -8,24 +9,25 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from doorbell.cli.common import config_path, read_passphrase_file
-from doorbell.errors import UsageError
+from doorbell.cli.common import add_data_dir_option, config_path, data_dir
+from doorbell.errors import DoorbellError, UsageError
 
 if TYPE_CHECKING:
     from doorbell.service import Service
 
 
-def _announce(service: "Service", extra: Sequence[str] = ()) -> None:
-    lines = [f"doorbell: open {service.url}"]
+def _announce(service: "Service", extra: Sequence[str] = (), after_url: str = "") -> None:
+    lines = [f"doorbell: open {service.url}{after_url}"]
     if service.tls_fingerprint:
         lines.append(f"doorbell: TLS certificate SHA-256 {service.tls_fingerprint}")
     lines.extend(extra)
     print("\n".join(lines), flush=True)
 
 
-def _serve(service: "Service", extra: Sequence[str] = ()) -> int:
+def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -> int:
     """Run ``service`` until SIGINT or SIGTERM; the clip being recorded is finished.
-    Once it is up, print where to open it, its TLS fingerprint and the ``extra`` lines."""
+    Once it is up, print where to open it (its URL, then ``after_url``: a path and
+    what to do there), its TLS fingerprint and the ``extra`` lines."""
     import asyncio
     import logging
     import signal
@@ -38,7 +40,7 @@ def _serve(service: "Service", extra: Sequence[str] = ()) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await service.run(stop, ready=lambda running: _announce(running, extra))
+        await service.run(stop, ready=lambda running: _announce(running, extra, after_url))
 
     asyncio.run(main())
     return 0
@@ -61,39 +63,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _serve(Service(load_config(path)))
 
 
-DEMO_WORDS = [
-    "amber",
-    "badge",
-    "cedar",
-    "delta",
-    "ember",
-    "fjord",
-    "grove",
-    "harbor",
-    "island",
-    "jasper",
-    "kettle",
-    "lantern",
-    "meadow",
-    "nectar",
-    "orbit",
-    "pepper",
-    "quartz",
-    "ribbon",
-    "saddle",
-    "timber",
-    "umber",
-    "velvet",
-    "willow",
-    "yonder",
-]
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the service on 127.0.0.1:``--port`` with mock pins, a synthetic camera (or
     ``--source`` in a loop) and a data dir of its own (``--data-dir``, else a new
-    temporary one, removed when the demo stops) whose identity is made with a four-word passphrase it prints, or
-    the one in ``--passphrase-file``. Returns 0 on SIGINT or SIGTERM.
+    temporary one, removed when the demo stops). No owner is made here: while the data
+    dir has none, the demo prints its setup code and the page to type it in
+    (``/setup``), where the browser makes the owner's identity. Returns 0 on SIGINT or
+    SIGTERM.
 
     Raises UsageError if ``--source`` names a local file that does not exist.
     """
@@ -110,22 +86,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
     import dataclasses
-    import secrets
 
     from doorbell.config import CameraSettings, Config, StorageSettings, WebSettings
+    from doorbell.owners import Owners, SetupCode
     from doorbell.service import Service
     from doorbell.store import Keyring
 
-    keyring = Keyring.in_data_dir(data_dir)
-    if args.passphrase_file:
-        passphrase = read_passphrase_file(args.passphrase_file)
-    else:
-        passphrase = "-".join(secrets.choice(DEMO_WORDS) for _ in range(4))
-    if not keyring.has_identity():
-        keyring.init(passphrase, work_factor=14)  # a demo: quick to unlock
-        shown = passphrase if not args.passphrase_file else f"the one in {args.passphrase_file}"
-    else:
-        shown = "the one this data dir was made with"
+    after_url = ""
+    if not Owners(Keyring.in_data_dir(data_dir)).has_owner():
+        after_url = f"setup and type the setup code {SetupCode(data_dir).ensure()}"
     camera = (
         CameraSettings(backend="opencv", source=args.source, loop=True)
         if args.source
@@ -139,11 +108,65 @@ def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
         web=WebSettings(listen=f"127.0.0.1:{args.port}", tls="off"),
     )
     extra = [
-        f"doorbell: demo passphrase: {shown}",
         f"doorbell: data dir: {data_dir} ({fate})",
         "doorbell: press Ctrl-C to stop",
     ]
-    return _serve(Service(config, demo=True), extra)
+    return _serve(Service(config, demo=True), extra, after_url)
+
+
+SETUP_CODE_USE = (
+    "open the doorbell's page and type this code to pair the first owner; it works once"
+)
+
+
+def _data_dir_refused(folder: str) -> DoorbellError:
+    import getpass
+
+    return DoorbellError(
+        f"{folder}: cannot read and write the data dir as user {getpass.getuser()}: run "
+        f"'sudo -u doorbell doorbell setup-code' (or with sudo) on the doorbell"
+    )
+
+
+def cmd_setup_code(args: argparse.Namespace) -> int:
+    """Print the setup code of the data dir (made first if there is none; ``--new``
+    replaces it) and what to do with it. Returns 0. The code goes to stdout only,
+    never to a log.
+
+    Run as root, the code's file is given to the data dir's owner (the service's
+    user), so the service can still read it (:func:`~doorbell.cli.keys.give_back`).
+
+    Raises DoorbellError (exit 1, one line, no traceback) if the data dir cannot be
+    read or written by this user, with a hint to use ``sudo -u doorbell`` or sudo.
+    """
+    from doorbell.cli.keys import give_back
+    from doorbell.owners.codes import SETUP_CODE_FILE, SetupCode
+
+    folder = data_dir(args)
+    setup = SetupCode(folder)
+    try:
+        if os.path.exists(setup.path) and not os.access(setup.path, os.R_OK | os.W_OK):
+            raise _data_dir_refused(folder)  # never replace a code the service still holds
+        code = setup.new() if args.new else setup.ensure()
+        give_back(folder, [SETUP_CODE_FILE])  # run as root: the service must still read it
+    except PermissionError:
+        raise _data_dir_refused(folder) from None
+    print(f"setup code: {code}\n{SETUP_CODE_USE}")
+    return 0
+
+
+def register_setup_code(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``setup-code`` to the top-level ``commands``."""
+    setup = commands.add_parser(
+        "setup-code", help="print the one-time code that pairs the first owner in the browser"
+    )
+    add_data_dir_option(setup)
+    setup.add_argument(
+        "--new",
+        action="store_true",
+        help="replace the code with a new one (the old one stops working)",
+    )
+    setup.set_defaults(func=cmd_setup_code)
 
 
 def register_run(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -166,7 +189,4 @@ def register_demo(commands: "argparse._SubParsersAction[argparse.ArgumentParser]
     demo.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     demo.add_argument("--data-dir", metavar="D", help="data folder (default: a new temporary one)")
     demo.add_argument("--source", metavar="VIDEO", help="play this video in a loop as the camera")
-    demo.add_argument(
-        "--passphrase-file", metavar="F", help="use the passphrase in F (default: a new one)"
-    )
     demo.set_defaults(func=cmd_demo)
