@@ -171,3 +171,52 @@ async def test_pairing_to_playback_and_back_to_locked(service, page):
         "async (src) => (await fetch(src)).status", f"/clips/{clip_id}/file"
     )
     assert status == 401
+
+
+async def test_a_second_owner_a_new_browser_and_removal_told_in_the_open_tab(service, page):
+    """Alice pairs and invites Bob; Bob pairs in his own browser (his key made there);
+    Alice signs in on a browser new to her by name and passphrase; a reload asks for the
+    passphrase again (the key lived only in the tab); Alice removes Bob and Bob's open tab
+    says so at once."""
+    await pair_in_browser(page, service)
+    await page.click("text=Go to my clips")
+    await page.click("nav a[href='/owners']")
+    await page.click("#new-invite")
+    await page.wait_for_selector("#invite", state="visible")
+    invite_url = await page.text_content("#invite-url")
+
+    browser = page.context.browser
+    bob = await (await browser.new_context()).new_page()
+    await bob.goto(invite_url)
+    assert await bob.input_value("#setup-code") == invite_url.rsplit("=", 1)[1]
+    await bob.fill("#owner-name", "Bob")
+    await bob.fill("#new-passphrase", "bob's own four words")
+    await bob.fill("#confirm-passphrase", "bob's own four words")
+    await bob.click("#setup-form button[type=submit]")
+    await bob.wait_for_selector("#setup-done", state="visible")
+    await bob.click("text=Go to my clips")
+    await until(bob, "window.doorbellEvents !== undefined")
+
+    # a browser new to Alice: name and passphrase fetch her wrapped key (a throttled proof)
+    elsewhere = await (await browser.new_context()).new_page()
+    await elsewhere.goto(service.url + "unlock")
+    assert await elsewhere.is_visible("#owner-name")
+    await elsewhere.fill("#owner-name", "alice")
+    await elsewhere.fill("#passphrase", PASSPHRASE)
+    await elsewhere.click("#unlock-form button[type=submit]")
+    await elsewhere.wait_for_url(service.url)
+    await elsewhere.reload()  # the key lived in the tab only: the passphrase again
+    await elsewhere.wait_for_selector("#tab-locked", state="visible")
+    await elsewhere.fill("#tab-passphrase", PASSPHRASE)
+    await elsewhere.click("#tab-unlock-form button[type=submit]")
+    await elsewhere.wait_for_selector("#tab-locked", state="hidden")
+
+    await page.reload()
+    await page.fill("#tab-passphrase", PASSPHRASE)
+    await page.click("#tab-unlock-form button[type=submit]")
+    await page.wait_for_selector("#tab-locked", state="hidden")
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click("li:has-text('Bob') button.remove-owner")
+    await bob.wait_for_selector("#tab-locked", state="visible", timeout=5_000)
+    assert "removed" in await bob.text_content("#tab-locked-why")
+    assert await bob.evaluate("async () => (await fetch('/api/clips')).status") == 401
