@@ -130,6 +130,9 @@ def test_keys_init_prints_the_recipient_and_how_to_back_up(tmp_path, passphrase_
     assert str(recipient) in out
     assert "doorbell keys export" in out and "age -d -i" in out
     assert "AGE-SECRET-KEY" not in out and PASSPHRASE not in out
+    # for the owner's own computer now: the doorbell pairs owners in the browser
+    assert "use this on your computer" in out
+    assert f"keys add-recipient {recipient}" in out
 
 
 def test_keys_init_refuses_to_replace_an_identity(owner, passphrase_file, capsys):

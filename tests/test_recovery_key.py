@@ -18,6 +18,7 @@ from doorbell.store import Keyring
 from tests.conftest import on_a_terminal
 
 DOORBELL = [sys.executable, "-m", "doorbell"]
+ENTRY = Path(sys.executable).with_name("doorbell")  # the command the hint names
 DARK, LIGHT = 1, 0
 # segno's compact terminal form: two rows a line, dark modules as blanks (light text on a
 # dark terminal); each character is (top, bottom)
@@ -186,7 +187,7 @@ def test_a_data_dir_it_cannot_write_is_one_line_and_no_key(tmp_path):
     assert "AGE-SECRET-KEY" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     [line] = result.stderr.splitlines()
-    assert "sudo -u doorbell doorbell keys recovery" in line
+    assert f"'sudo -u doorbell {ENTRY} keys recovery'" in line
 
 
 def test_root_gives_the_keys_back_to_the_data_dirs_owner(tmp_path):

@@ -7,12 +7,14 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from doorbell.owners import SetupCode
 
 DOORBELL = [sys.executable, "-m", "doorbell"]
+ENTRY = Path(sys.executable).with_name("doorbell")  # the command the hint names
 CODE = re.compile(r"setup code: ([0-9A-Z]{4}-[0-9A-Z]{4})\n")
 USE = "open the doorbell's page and type this code to pair the first owner; it works once"
 # root without CAP_DAC_OVERRIDE (or any other): another user's 0700 folder is closed to it
@@ -80,7 +82,7 @@ def test_a_data_dir_it_cannot_use_is_one_line_with_what_to_do(tmp_path):
         assert result.stdout == ""
         [line] = result.stderr.splitlines()
         assert line.startswith(f"doorbell: {data}: cannot read and write the data dir")
-        assert "sudo -u doorbell doorbell setup-code" in line
+        assert f"'sudo -u doorbell {ENTRY} setup-code'" in line
     assert not (data / "setup-code").exists()
 
 

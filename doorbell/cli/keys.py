@@ -43,11 +43,18 @@ def cmd_keys_recovery(args: argparse.Namespace) -> int:
     except PermissionError as err:
         raise DoorbellError(
             f"{err.filename or folder}: cannot write the keys as this user: run "
-            f"'sudo -u doorbell doorbell keys recovery' (or with sudo) on the doorbell"
+            f"'sudo -u doorbell {this_command()} keys recovery' (or with sudo) on the doorbell"
         ) from None
     give_back(folder, ["keys", "keys/owners.json", "keys/owners.lock", "keys/recipients.txt"])
     _show_recovery(identity.secret(), str(identity.recipient))
     return 0
+
+
+def this_command() -> str:
+    """How to run this doorbell command again: the ``doorbell`` beside this Python
+    (``/opt/doorbell/venv/bin/doorbell`` on a Pi, where it is not on PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "doorbell")
+    return beside if os.path.isfile(beside) else "doorbell"
 
 
 def give_back(folder: str, names: list[str]) -> None:
@@ -127,7 +134,7 @@ Back up your identity now: without it and your passphrase no clip can be opened.
 Any clip opens with the stock age tool on any computer:
   age -d -i identity.txt CLIP.mp4.age > clip.mp4
 To have the doorbell encrypt new clips to it, run on the doorbell:
-  sudo -u doorbell doorbell keys add-recipient {identity.recipient}"""
+  sudo -u doorbell /opt/doorbell/venv/bin/doorbell keys add-recipient {identity.recipient}"""
     )
     return 0
 

@@ -122,9 +122,11 @@ SETUP_CODE_USE = (
 def _data_dir_refused(folder: str) -> DoorbellError:
     import getpass
 
+    from doorbell.cli.keys import this_command
+
     return DoorbellError(
         f"{folder}: cannot read and write the data dir as user {getpass.getuser()}: run "
-        f"'sudo -u doorbell doorbell setup-code' (or with sudo) on the doorbell"
+        f"'sudo -u doorbell {this_command()} setup-code' (or with sudo) on the doorbell"
     )
 
 
