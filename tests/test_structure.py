@@ -49,14 +49,19 @@ def calls_in(path: Path) -> list[str]:
 
 
 def test_the_web_opens_clips_only_through_the_store():
-    """No clip file is opened by path in the web package: the store finds, checks and opens
-    them (``open_payload``, ``read_thumbnail``), so an id can never become a path."""
+    """The web package never opens or decrypts a clip: it only serves the files the store
+    names for a clip it found (``store.path`` of ``store.get(id).id``: the store turns only
+    a clip id into a path), and only in ``files.py``. No vault reader anywhere in it."""
     for module in sorted((PACKAGE / "web").glob("*.py")):
         for call in calls_in(module):
             last = call.split(".")[-1]
-            assert last not in ("OpenedPayload", "open_file", "path"), f"{module.name}: {call}()"
-            if module.name != "tls.py":  # tls.py writes its own certificate and key
+            assert last not in ("OpenedPayload", "open_file", "open_payload", "read_thumbnail")
+            if last == "path" and "store" in call:
+                assert module.name == "files.py", f"{module.name}: {call}()"
+                assert call.endswith("store.path"), call
+            if module.name not in ("tls.py", "vendor.py"):  # its certificate; the library
                 assert call not in ("open", "os.open"), f"{module.name}: {call}()"
+        assert "doorbell.vault" not in module.read_text() or module.name == "__init__.py", module.name
 
 
 def test_nothing_imports_the_composition_root_or_the_cli():

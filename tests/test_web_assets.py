@@ -18,11 +18,38 @@ def test_pages_and_scripts_name_no_outside_address():
 
 
 def test_no_inline_script_or_style():
-    """The CSP allows only 'self': an inline script or style would simply not run."""
+    """The CSP allows only 'self' and the import map's hash: any other inline script or
+    style would simply not run. The import map is the one inline script, in base.html,
+    and holds the text web.vendor made (nothing a template writes into it)."""
     for path in sorted((WEB / "templates").glob("*.html")):
         text = path.read_text()
-        assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", text) == [], path.name
+        inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>.*?</script>", text, re.S)
+        allowed = ['<script type="importmap">{{ import_map|safe }}</script>']
+        assert inline == (allowed if path.name == "base.html" else []), path.name
         assert "<style" not in text and " style=" not in text and " onclick=" not in text
+
+
+def test_the_library_is_served_from_node_modules_not_the_repository():
+    """Law 4 and the kept-library rule: the pages' age library comes from the npm
+    registry through package-lock.json (integrity hashes), never a copy in the tree."""
+    import json
+
+    root = WEB.parents[1]
+    lock = json.loads((root / "package-lock.json").read_text())
+    packages = {k: v for k, v in lock["packages"].items() if k}
+    assert "node_modules/age-encryption" in packages
+    for name, entry in packages.items():
+        assert entry["integrity"].startswith("sha512-"), name
+        assert entry["resolved"].startswith("https://registry.npmjs.org/"), name
+    tracked = [
+        p for p in root.rglob("*.js") if ".venv" not in p.parts and "node_modules" not in p.parts
+    ]
+    assert {p.relative_to(root).as_posix() for p in tracked} <= {
+        "doorbell/web/static/app.js",
+        "doorbell/web/static/owner.js",
+        "doorbell/web/static/vault.js",
+        "doorbell/web/static/player.js",
+    } | {p.relative_to(root).as_posix() for p in (root / "tests").rglob("*.js")}
 
 
 def test_tls_only_beyond_loopback():
