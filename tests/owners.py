@@ -22,7 +22,7 @@ WORK_FACTOR = 10
 
 
 @dataclass
-class TestOwner:
+class PairedOwner:
     owner: Owner
     identity: vault.X25519Identity
     passphrase: str
@@ -55,24 +55,24 @@ def pair_owner(
     name: str = "Alice",
     passphrase: str = PASSPHRASE,
     identity: vault.X25519Identity | None = None,
-) -> TestOwner:
+) -> PairedOwner:
     identity = identity or vault.X25519Identity.generate()
     salt = os.urandom(16)
     wrapped = wrap(identity, passphrase)
     record = AuthRecord.from_auth(salt, WORK_FACTOR, derive_auth(passphrase, salt, WORK_FACTOR))
     owners = Owners(Keyring.in_data_dir(data_dir))
     owner = owners.add(name, str(identity.recipient), wrapped=wrapped, auth=record)
-    return TestOwner(owner, identity, passphrase, wrapped)
+    return PairedOwner(owner, identity, passphrase, wrapped)
 
 
-async def sign_in(client, owner: TestOwner) -> str:
+async def sign_in(client, owner: PairedOwner) -> str:
     """Login by challenge through ``client`` (aiohttp's test client); the CSRF token."""
     response = await login_response(client, owner)
     assert response.status == 200, await response.text()
     return (await response.json())["csrf_token"]
 
 
-async def login_response(client, owner: TestOwner):
+async def login_response(client, owner: PairedOwner):
     """The answer to a login by challenge (aiohttp's ClientResponse)."""
     response = await client.post("/api/login/challenge", json={"owner": owner.id})
     assert response.status == 200, await response.text()
