@@ -1,0 +1,506 @@
+// Playing an encrypted clip in a <video>: Media Source Extensions fed with what the
+// page decrypts (an ES module; the crypto is vault.js's).
+//
+//   const player = await playClip(video, { fileUrl, indexUrl, keyholder, onState });
+//   player.close();                       // stop fetching, let the video go
+//
+// The clip (fragmented MP4 inside age) is fetched in pieces of 16 chunks (1 MiB) by
+// Range requests while less than AHEAD_SECONDS are buffered ahead of the play head,
+// and only whole top-level boxes are appended (ftyp + moov, then moof + mdat pairs), so
+// a clip cut by a crash plays to its last whole fragment. With the clip's index
+// (<id>.idx.age: {"version": 1, "size", "init", "keyframes": [[seconds, offset], …]})
+// a seek fetches from the keyframe at or before the new time; without it the clip
+// streams from its start and a seek forward waits for the data. What is buffered is
+// kept to [t - KEEP_BEHIND, t + KEEP_AHEAD] around the play head.
+//
+// onState(state) is called on every change with {phase: "opening" | "streaming" |
+// "complete" | "error" | "closed", indexed, cut, message, error}: `message` a plain
+// sentence for the owner ("" when there is nothing to say), `error` the sentence of
+// what went wrong (damaged chunk, missing file, undecodable video). Nothing here
+// rejects: errors go to onState.
+
+import { CHUNK_SIZE, ClipReader } from "./vault.js";
+
+export const PIECE_CHUNKS = 16;
+export const AHEAD_SECONDS = 20;
+export const KEEP_BEHIND = 30;
+export const KEEP_AHEAD = 60;
+const MAX_BOX = 64 << 20; // a box past this is damage, not video
+const FALLBACK_CODECS = ["avc1.640028", "avc1.4d401f", "avc1.42e01e"];
+
+export async function playClip(video, options) {
+  const player = new ClipPlayer(video, options);
+  await player.start();
+  return player;
+}
+
+// An encrypted image (a thumbnail) into `img`, as a blob: URL (the one it had before is
+// revoked). Rejects with an Error saying what failed.
+const imageUrls = new WeakMap();
+export async function showThumbnail(img, url, keyholder) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`the thumbnail could not be fetched (the doorbell answered ${response.status})`);
+  const jpeg = await keyholder.decryptFile(new Uint8Array(await response.arrayBuffer()));
+  const blobUrl = URL.createObjectURL(new Blob([jpeg], { type: "image/jpeg" }));
+  const old = imageUrls.get(img);
+  imageUrls.set(img, blobUrl);
+  img.src = blobUrl;
+  if (old) URL.revokeObjectURL(old);
+  return blobUrl;
+}
+
+class ClipPlayer {
+  #wakers = [];
+  #listeners = [];
+
+  constructor(video, { fileUrl, indexUrl = null, keyholder, onState = () => {}, duration = null }) {
+    Object.assign(this, { video, fileUrl, indexUrl, keyholder, onState, duration });
+    this.state = { phase: "opening", indexed: false, cut: false, message: "", error: "" };
+    this.closed = false;
+    this.generation = 0; // bumped when a seek moves the stream: older data is dropped
+    this.next = 0; // the next chunk to fetch
+    this.skip = 0; // bytes of that chunk before the box the stream resumes at
+    this.pending = new Uint8Array(0); // decrypted bytes not yet appended (a partial box)
+    this.moof = null; // a moof waiting for its mdat
+    this.init = null; // {codec, timescale} once the moov came
+    this.initParts = [];
+    this.lastTime = -Infinity; // media time of the last fragment appended
+    this.origin = null; // media time of the index's time 0
+    this.ended = false;
+  }
+
+  async start() {
+    try {
+      this.reader = await ClipReader.open(this.fileUrl, this.keyholder);
+      this.index = await this.#loadIndex();
+      this.mediaSource = new MediaSource();
+      this.objectUrl = URL.createObjectURL(this.mediaSource);
+      const opened = once(this.mediaSource, "sourceopen");
+      this.video.src = this.objectUrl;
+      await opened;
+      for (const name of ["seeking", "timeupdate", "waiting", "play"]) {
+        const handler = name === "seeking" ? () => this.#seeking() : () => this.#nudge();
+        this.video.addEventListener(name, handler);
+        this.#listeners.push([name, handler]);
+      }
+      this.#say({
+        phase: "streaming",
+        indexed: this.index !== null,
+        cut: this.reader.cut,
+        message: this.reader.cut ? CUT : this.state.message,
+      });
+      this.#run();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [name, handler] of this.#listeners) this.video.removeEventListener(name, handler);
+    this.#nudge();
+    if (this.objectUrl) {
+      if (this.video.src === this.objectUrl) {
+        this.video.removeAttribute("src");
+        this.video.load();
+      }
+      URL.revokeObjectURL(this.objectUrl);
+    }
+    this.#say({ phase: "closed" });
+  }
+
+  async #loadIndex() {
+    if (!this.indexUrl) return null;
+    try {
+      const response = await fetch(this.indexUrl);
+      if (response.status === 404) {
+        this.#say({ message: NO_INDEX });
+        return null;
+      }
+      if (!response.ok) throw new Error(`the doorbell answered ${response.status}`);
+      const bytes = await this.keyholder.decryptFile(new Uint8Array(await response.arrayBuffer()));
+      return checkedIndex(JSON.parse(new TextDecoder().decode(bytes)), this.reader);
+    } catch (err) {
+      this.#say({ message: `${NO_INDEX} (its index could not be read: ${err.message})` });
+      return null;
+    }
+  }
+
+  // -- the stream ------------------------------------------------------------------------
+
+  async #run() {
+    try {
+      while (!this.closed) {
+        if (this.next >= this.reader.chunkCount) {
+          this.#finish();
+          await this.#wake();
+        } else if (this.lastTime - this.video.currentTime >= AHEAD_SECONDS) {
+          await this.#wake();
+        } else {
+          const generation = this.generation;
+          const first = this.next;
+          const pieces = await this.#read(first);
+          if (generation !== this.generation || this.closed) continue;
+          this.next = first + pieces.length;
+          this.#take(pieces);
+          await this.#appendWhole(generation);
+          if (generation === this.generation) await this.#prune(KEEP_BEHIND);
+        }
+      }
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  // The next piece; if a chunk in it is damaged, the whole chunks before it are
+  // appended first (they play), then the damage is raised.
+  async #read(first) {
+    try {
+      return await this.reader.readChunks(first, PIECE_CHUNKS);
+    } catch (err) {
+      if (err.name !== "DamagedChunk" || err.chunk <= first) throw err;
+      const generation = this.generation;
+      this.#take(await this.reader.readChunks(first, err.chunk - first));
+      await this.#appendWhole(generation);
+      throw err;
+    }
+  }
+
+  #take(pieces) {
+    const total = pieces.reduce((n, p) => n + p.length, this.pending.length) - this.skip;
+    const joined = new Uint8Array(total);
+    joined.set(this.pending);
+    let at = this.pending.length;
+    for (const piece of pieces) {
+      const part = this.skip ? piece.subarray(this.skip) : piece;
+      this.skip = 0;
+      joined.set(part, at);
+      at += part.length;
+    }
+    this.pending = joined;
+  }
+
+  // Append every whole fragment now in `pending` (in one append); keep the partial box
+  // that follows. The init segment (ftyp + moov) opens the SourceBuffer.
+  async #appendWhole(generation) {
+    const batch = [];
+    let [at, first, last] = [0, null, null];
+    for (;;) {
+      const box = boxAt(this.pending, at);
+      if (box === null || at + box.size > this.pending.length) break;
+      const bytes = this.pending.subarray(at, at + box.size);
+      at += box.size;
+      if ((box.kind === "ftyp" || box.kind === "moov") && this.init === null) {
+        this.initParts.push(bytes);
+        if (box.kind === "moov") {
+          await this.#openSource();
+          if (this.index !== null && !this.duration) await this.#appendTail();
+          if (generation !== this.generation || this.closed) return;
+        }
+      } else if (box.kind === "moof") {
+        this.moof = bytes;
+      } else if (box.kind === "mdat" && this.moof !== null && this.init !== null) {
+        last = fragmentTime(this.moof, this.init.timescale);
+        first ??= last;
+        batch.push(this.moof, bytes);
+        this.moof = null;
+      }
+    }
+    if (batch.length > 0) {
+      await this.#append(joinBytes(batch));
+      if (generation !== this.generation || this.closed) return;
+      this.lastTime = last;
+      if (this.origin === null && this.index !== null) this.origin = first - this.index.keyframes[0][0];
+    }
+    this.pending = this.pending.slice(at);
+  }
+
+  async #openSource() {
+    const init = joinBytes(this.initParts);
+    const info = initInfo(init);
+    const codec = [info.codec, ...FALLBACK_CODECS].find(
+      (c) => c && MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`),
+    );
+    if (codec === undefined) throw new Error("this browser cannot play the clip's H.264 video");
+    this.sourceBuffer = this.mediaSource.addSourceBuffer(`video/mp4; codecs="${codec}"`);
+    this.init = info;
+    await this.#append(init); // sets the duration to +Infinity: an fMP4 does not know it
+    if (this.duration) this.mediaSource.duration = this.duration;
+  }
+
+  // With an index and no duration given: the clip's last keyframe onward, appended
+  // first, so the video's duration (the seek bar's length) is known from the start.
+  async #appendTail() {
+    const offset = this.index.keyframes.at(-1)[1];
+    const first = Math.floor(offset / CHUNK_SIZE);
+    if (first < this.next + PIECE_CHUNKS) return; // the stream is there in a moment
+    const pieces = await this.reader.readChunks(first, this.reader.chunkCount - first);
+    const bytes = joinBytes(pieces).subarray(offset - first * CHUNK_SIZE);
+    const batch = [];
+    let moof = null;
+    for (let at = 0, box; (box = boxAt(bytes, at)) !== null && at + box.size <= bytes.length; at += box.size) {
+      const whole = bytes.subarray(at, at + box.size);
+      if (box.kind === "moof") moof = whole;
+      else if (box.kind === "mdat" && moof !== null) batch.push(moof, whole);
+    }
+    if (batch.length === 0) return;
+    await this.#append(joinBytes(batch));
+    const ranges = this.sourceBuffer.buffered;
+    if (ranges.length > 0) this.mediaSource.duration = ranges.end(ranges.length - 1);
+  }
+
+  async #append(bytes) {
+    this.ended = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const done = updated(this.sourceBuffer);
+        this.sourceBuffer.appendBuffer(bytes);
+        await done;
+        return;
+      } catch (err) {
+        if (err.name !== "QuotaExceededError" || attempt > 0) throw err;
+        await this.#prune(5); // the browser's buffer is full: keep less behind, once
+      }
+    }
+  }
+
+  // Remove what is buffered outside [t - behind, t + KEEP_AHEAD].
+  async #prune(behind) {
+    const t = this.video.currentTime;
+    const ranges = this.sourceBuffer?.buffered ?? [];
+    const cuts = [];
+    for (let i = 0; i < ranges.length; i++) {
+      const [start, end] = [ranges.start(i), ranges.end(i)];
+      if (start < t - behind) cuts.push([start, Math.min(end, t - behind)]);
+      if (end > t + KEEP_AHEAD && end > this.lastTime + 1) cuts.push([Math.max(start, t + KEEP_AHEAD), end]);
+    }
+    for (const [start, end] of cuts) {
+      const done = updated(this.sourceBuffer);
+      this.sourceBuffer.remove(start, end);
+      await done;
+    }
+  }
+
+  #finish() {
+    if (this.ended || this.mediaSource.readyState !== "open" || this.sourceBuffer?.updating) return;
+    this.ended = true;
+    this.mediaSource.endOfStream();
+    this.#say({ phase: "complete", message: this.reader.cut ? CUT : this.state.message });
+  }
+
+  // -- seeking ---------------------------------------------------------------------------
+
+  #seeking() {
+    const t = this.video.currentTime;
+    if (this.#streamReaches(t)) {
+      this.#nudge();
+      return;
+    }
+    if (this.index !== null) {
+      const origin = this.origin ?? 0;
+      const keyframes = this.index.keyframes;
+      let pick = keyframes[0];
+      for (const keyframe of keyframes) if (keyframe[0] + origin <= t + 1e-3) pick = keyframe;
+      this.#restart(pick[1], pick[0] + origin);
+    } else if (t > this.lastTime) {
+      this.#say({ message: WAIT_FORWARD });
+    } else {
+      this.#restart(0, -Infinity); // back before what is kept: from the start again
+    }
+    this.#nudge();
+  }
+
+  // Whether the stream, going on from where it is, plays `t` soon: t is buffered in the
+  // range the stream is appending to, or just past it.
+  #streamReaches(t) {
+    const ranges = this.sourceBuffer?.buffered;
+    if (!ranges) return this.next === 0 && t < AHEAD_SECONDS;
+    for (let i = 0; i < ranges.length; i++) {
+      const [start, end] = [ranges.start(i), ranges.end(i)];
+      if (start <= t && t <= end + 2 && this.lastTime >= start && this.lastTime <= end + 0.5) return true;
+    }
+    return false;
+  }
+
+  #restart(offset, time) {
+    this.generation += 1;
+    this.next = Math.floor(offset / CHUNK_SIZE);
+    this.skip = offset - this.next * CHUNK_SIZE;
+    this.pending = new Uint8Array(0);
+    this.moof = null;
+    this.lastTime = time;
+  }
+
+  // -- small helpers ---------------------------------------------------------------------
+
+  #wake() {
+    return new Promise((resolve) => this.#wakers.push(resolve));
+  }
+
+  #nudge() {
+    const wakers = this.#wakers;
+    this.#wakers = [];
+    for (const wake of wakers) wake();
+  }
+
+  #say(changes) {
+    Object.assign(this.state, changes);
+    try {
+      this.onState({ ...this.state });
+    } catch (err) {
+      console.error("onState failed", err);
+    }
+  }
+
+  #fail(err) {
+    if (this.closed) return;
+    const error = plainError(err);
+    this.closed = true;
+    this.#nudge();
+    if (this.mediaSource?.readyState === "open" && !this.sourceBuffer?.updating) {
+      this.mediaSource.endOfStream(); // what was good still plays
+    }
+    this.#say({ phase: "error", error });
+  }
+}
+
+const CUT = "This clip was cut short (the doorbell stopped while recording it): it plays to its last whole frame.";
+const NO_INDEX = "This clip has no seek index: it loads from its start, and a seek forward waits until the clip has loaded up to there";
+const WAIT_FORWARD = "Waiting for the clip to load up to there (it has no seek index).";
+
+function plainError(err) {
+  if (err.name === "DamagedChunk") return `This clip is damaged: ${err.message}. It plays up to the damage.`;
+  if (err.name === "FetchFailed") return `This clip cannot be played: ${err.message}.`;
+  if (err.name === "NoIdentityMatch") return "This clip is not encrypted to your key.";
+  if (err.name === "MediaError" || err.name === "InvalidStateError") {
+    return "The browser could not decode this clip's video.";
+  }
+  return `This clip cannot be played: ${err.message}`;
+}
+
+function checkedIndex(index, reader) {
+  const ok =
+    index?.version === 1 &&
+    Number.isInteger(index.size) &&
+    Array.isArray(index.keyframes) &&
+    index.keyframes.length > 0 &&
+    index.keyframes.every(
+      (k, i, all) =>
+        Array.isArray(k) && Number.isFinite(k[0]) && Number.isInteger(k[1]) && (i === 0 || k[1] > all[i - 1][1]),
+    );
+  if (!ok) throw new Error("it is not a version 1 index");
+  if (!reader.cut && index.size !== reader.plaintextSize) throw new Error("it belongs to another recording");
+  const keyframes = index.keyframes.filter((k) => k[1] < reader.plaintextSize);
+  if (keyframes.length === 0) throw new Error("it has no keyframe inside the clip");
+  return { ...index, keyframes };
+}
+
+function updated(sourceBuffer) {
+  return new Promise((resolve, reject) => {
+    const ended = () => (failed ? reject(mediaError()) : resolve());
+    let failed = false;
+    sourceBuffer.addEventListener("error", () => (failed = true), { once: true });
+    sourceBuffer.addEventListener("updateend", ended, { once: true });
+  });
+}
+
+function mediaError() {
+  const err = new Error("the browser could not decode the video");
+  err.name = "MediaError";
+  return err;
+}
+
+function once(target, name) {
+  return new Promise((resolve) => target.addEventListener(name, resolve, { once: true }));
+}
+
+// -- MP4 boxes (headers only; what MSE needs) ---------------------------------------------
+
+// The box starting at `at`: {kind, size, header}, or null if its header is not all there.
+export function boxAt(bytes, at) {
+  if (bytes.length - at < 8) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at);
+  let size = view.getUint32(0);
+  const kind = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+  let header = 8;
+  if (size === 1) {
+    if (bytes.length - at < 16) return null;
+    size = view.getUint32(8) * 2 ** 32 + view.getUint32(12);
+    header = 16;
+  }
+  if (size < header || size > MAX_BOX || !/^[\x20-\x7e]{4}$/.test(kind)) {
+    throw new Error(`the clip's video is damaged (no valid MP4 box at byte ${at})`);
+  }
+  return { kind, size, header };
+}
+
+function* children(bytes, start, end) {
+  for (let at = start; at < end; ) {
+    const box = boxAt(bytes.subarray(0, end), at);
+    if (box === null) return;
+    yield { ...box, start: at + box.header, end: at + box.size };
+    at += box.size;
+  }
+}
+
+function child(bytes, parent, kind, skip = 0) {
+  for (const box of children(bytes, parent.start + skip, parent.end)) if (box.kind === kind) return box;
+  return null;
+}
+
+// The codec string ("avc1.64001f") and timescale of the first video track of an init
+// segment (ftyp + moov).
+export function initInfo(init) {
+  const top = { start: 0, end: init.length };
+  const moov = child(init, top, "moov");
+  if (moov === null) throw new Error("the clip's video has no moov box");
+  for (const trak of children(init, moov.start, moov.end)) {
+    if (trak.kind !== "trak") continue;
+    const mdia = child(init, trak, "mdia");
+    const mdhd = mdia && child(init, mdia, "mdhd");
+    const stsd = mdia && findPath(init, mdia, ["minf", "stbl", "stsd"]);
+    if (!mdhd || !stsd) continue;
+    const view = new DataView(init.buffer, init.byteOffset);
+    const timescale = view.getUint32(mdhd.start + (init[mdhd.start] === 1 ? 20 : 12));
+    const entry = child(init, stsd, "avc1", 8) ?? child(init, stsd, "avc3", 8);
+    const avcC = entry && child(init, entry, "avcC", 78);
+    const codec = avcC ? `${entry.kind}.${hex(init.subarray(avcC.start + 1, avcC.start + 4))}` : null;
+    return { codec, timescale };
+  }
+  throw new Error("the clip has no video track");
+}
+
+function findPath(bytes, box, path) {
+  for (const kind of path) {
+    box = box && child(bytes, box, kind);
+  }
+  return box;
+}
+
+// The decode time in seconds of a fragment's moof (its traf's tfdt).
+export function fragmentTime(moof, timescale) {
+  const traf = child(moof, { start: 8, end: moof.length }, "traf");
+  const tfdt = traf && child(moof, traf, "tfdt");
+  if (!tfdt) return 0;
+  const view = new DataView(moof.buffer, moof.byteOffset);
+  const value =
+    moof[tfdt.start] === 1
+      ? view.getUint32(tfdt.start + 4) * 2 ** 32 + view.getUint32(tfdt.start + 8)
+      : view.getUint32(tfdt.start + 4);
+  return value / timescale;
+}
+
+function hex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function joinBytes(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
