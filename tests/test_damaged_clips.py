@@ -1,6 +1,6 @@
 """A damaged clip is named with the damage's place (chunk and byte of its file) and the way
-to get back the rest, wherever the owner meets it: `doorbell decrypt`, the web player, the
-vault's own errors."""
+to get back the rest, wherever the owner meets it: `doorbell decrypt`, the vault's own
+errors. (The device never decrypts: the owner's browser meets damage in its own player.)"""
 
 import os
 
@@ -10,8 +10,6 @@ from doorbell import vault
 from doorbell.cli import main
 from doorbell.store import ClipStore
 from doorbell.vault.stream import CHUNK_SIZE, SEALED_CHUNK_SIZE
-from doorbell.web.playback import damage_message
-from tests.test_web import add_clip, client, clock, context, unlock  # noqa: F401 - fixtures
 
 PLAIN = os.urandom(3 * CHUNK_SIZE + 5000)  # chunks 0-2 whole, chunk 3 the last
 
@@ -23,6 +21,12 @@ def store(data_dir):
     store.close()
 
 
+def add_clip(store: ClipStore, body: bytes) -> str:
+    recording = store.new_clip("bell", start=1_700_000_000)
+    recording.video.write(body)
+    return recording.finish(end=1_700_000_012).id
+
+
 def payload_start(path) -> int:
     """Where chunk 0 starts: the file's size less its sealed chunks."""
     return path.stat().st_size - (len(PLAIN) + 4 * 16)
@@ -30,7 +34,7 @@ def payload_start(path) -> int:
 
 def damaged_clip(store, chunk: int) -> tuple[str, object, int]:
     """A finished clip with one byte flipped in ``chunk``; its id, file and chunk's offset."""
-    clip_id = add_clip(store, "bell", 1_700_000_000, PLAIN)
+    clip_id = add_clip(store, PLAIN)
     path = store.path(clip_id, ".mp4.age")
     offset = payload_start(path) + chunk * SEALED_CHUNK_SIZE
     data = bytearray(path.read_bytes())
@@ -39,50 +43,39 @@ def damaged_clip(store, chunk: int) -> tuple[str, object, int]:
     return clip_id, path, offset
 
 
-def test_a_damaged_last_chunk_names_the_clip_the_chunk_its_byte_and_the_remedy(store, identities):
-    clip_id, path, offset = damaged_clip(store, 3)
+def test_a_damaged_last_chunk_names_the_file_the_chunk_its_byte_and_the_remedy(store, identities):
+    """Caught as the file opens (the final chunk is checked then)."""
+    _, path, offset = damaged_clip(store, 3)
     with pytest.raises(vault.PayloadError) as caught:
-        store.open_payload(clip_id, identities)
-    assert damage_message(clip_id, caught.value) == (
-        f"clip {clip_id} is damaged at chunk 3, at byte {offset} of the file: chunk 3 (the "
-        "last) fails authentication: damaged, or cut short; the intact part before it comes "
+        vault.open_file(path, identities)
+    assert str(caught.value) == (
+        f"{path}: payload failure: chunk 3 (the last) fails authentication: damaged, or cut "
+        f"short (chunk 3, at byte {offset} of the file); the intact part before it comes "
         f"back with 'doorbell decrypt --recover -i IDENTITY -o OUT {path}'"
     )
 
 
-def test_a_damaged_header_says_nothing_can_be_decrypted_and_what_to_do(store, identities):
-    clip_id = add_clip(store, "bell", 1_700_000_000, PLAIN)
+def test_a_damaged_first_chunk_says_nothing_before_it_is_intact(store, identities):
+    """Caught as its bytes are read."""
+    _, path, offset = damaged_clip(store, 0)
+    with vault.open_file(path, identities) as reader, pytest.raises(vault.PayloadError) as caught:
+        reader.read(100)
+    assert (caught.value.chunk, caught.value.offset) == (0, offset)
+    assert caught.value.remedy() == "nothing before it is intact"
+
+
+def test_a_damaged_header_says_nothing_can_be_decrypted(store, identities):
+    clip_id = add_clip(store, PLAIN)
     path = store.path(clip_id, ".mp4.age")
     data = path.read_bytes()
     mac = data.index(b"\n--- ") + 10
     path.write_bytes(data[:mac] + (b"A" if data[mac : mac + 1] != b"A" else b"B") + data[mac + 1 :])
     with pytest.raises(vault.HeaderMacError) as caught:
-        store.open_payload(clip_id, identities)
-    assert damage_message(clip_id, caught.value) == (
-        f"clip {clip_id} is damaged in its age header (the header was modified after it was "
-        "written): the header holds the file's key, so nothing in it can be decrypted; "
-        f"restore the clip file from a backup copy ({path})"
-    )
-
-
-async def test_the_web_player_answers_with_the_same_words(client, store):  # noqa: F811
-    """A damaged last chunk is caught as the clip opens; a damaged first chunk as the first
-    bytes are decrypted. Both: 422, the clip, the chunk, its byte, the remedy."""
-    last, last_path, last_at = damaged_clip(store, 3)
-    first, _, first_at = damaged_clip(store, 0)
-    await unlock(client)
-    response = await client.get(f"/clips/{last}/video")
-    assert response.status == 422
-    assert await response.text() == (
-        f"clip {last} is damaged at chunk 3, at byte {last_at} of the file: chunk 3 (the last) "
-        "fails authentication: damaged, or cut short; the intact part before it comes back "
-        f"with 'doorbell decrypt --recover -i IDENTITY -o OUT {last_path}'\n"
-    )
-    response = await client.get(f"/clips/{first}/video", headers={"Range": "bytes=0-99"})
-    assert response.status == 422
-    assert await response.text() == (
-        f"clip {first} is damaged at chunk 0, at byte {first_at} of the file: chunk 0 fails "
-        "authentication: damaged; nothing before it is intact\n"
+        vault.open_file(path, identities)
+    assert str(caught.value) == (
+        f"{path}: header MAC failure: the header was modified after it was written; its key "
+        "cannot be trusted, so nothing in it can be decrypted (a backup copy of the file may "
+        "be whole)"
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from doorbell import vault
 from doorbell.vault.stream import CHUNK_SIZE
+from tests.test_store import decrypted
 
 
 @pytest.fixture
@@ -247,8 +248,7 @@ def test_with_every_older_clip_kept_the_cut_clip_stays_and_recording_waits_for_r
     recorder.add(camera.packets(10.0))  # time passes; the bell still wants its clip
     assert len(events) == 2 and recorder.fault is not None
     assert {c.id for c in store.list()} == {*kept, cut.id}  # the cut clip was not deleted
-    with store.open_video(cut.id, identities) as reader:
-        mp4 = reader.read()
+    mp4 = decrypted(store, cut.id, identities)
     assert strict_frames(mp4) > 30  # it plays to its end: it ends at a whole fragment
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [disk_full_fault(kept_bytes, cut.bytes)]
@@ -269,8 +269,7 @@ def test_with_every_older_clip_kept_the_cut_clip_stays_and_recording_waits_for_r
     after = recorder.stop(camera.at)
     assert after is not None and events[3] == ("finished", after.clip)
     assert {c.id for c in store.list()} == {kept[1], cut.id, after.clip.id}
-    with store.open_video(after.clip.id, identities) as reader:
-        assert strict_frames(reader.read()) > 15
+    assert strict_frames(decrypted(store, after.clip.id, identities)) > 15
     assert find_plaintext(data, mp4) == []
     assert not [p for p in (data / "clips").iterdir() if p.name.endswith(".part")]
     store.close()
@@ -322,11 +321,9 @@ def test_a_clip_that_fills_the_disk_is_closed_retention_frees_room_recording_goe
     assert old["old_id"] not in clips  # retention made room: the oldest unkept clip went
     assert set(clips) == {old["kept_id"], first.id, second.id}
     assert all(c.state == "complete" for c in clips.values())
-    with store.open_video(old["kept_id"], identities) as reader:
-        assert reader.read() == old["kept"]  # nothing already stored is harmed
+    assert decrypted(store, old["kept_id"], identities) == old["kept"]  # nothing harmed
     for clip in (first, second):
-        with store.open_video(clip.id, identities) as reader:
-            mp4 = reader.read()
+        mp4 = decrypted(store, clip.id, identities)
         assert decodable_frames(mp4) > 10
         assert find_plaintext(data, mp4) == []  # law 1 holds on a full disk too
     assert not [p for p in (data / "clips").iterdir() if p.name.endswith(".part")]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from doorbell import vault
+from doorbell.cli import main
 from doorbell.faults import storage_fault
 from doorbell.recorder import RETRY_SECONDS, Recorder
 from doorbell.store import ClipStore, Keyring
@@ -25,6 +26,7 @@ from doorbell.store.index import StorageError, storage_errno
 from doorbell.trigger import Start
 from tests.conftest import PASSPHRASE
 from tests.test_disk_full import NoiseCamera, strict_frames
+from tests.test_store import decrypted
 
 EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
 EXT4_GOING_FLAGS_LOGFLUSH = 1
@@ -144,8 +146,7 @@ def test_a_read_only_clip_folder_is_a_storage_fault_until_it_is_writable_again(
     assert done is not None and done.clip.state == "complete"
     assert done.start_at <= camera.at - 3.0  # it began with the pre-roll before the resume
     identities = keyring.unlock(PASSPHRASE)
-    with store.open_video(done.clip.id, identities) as reader:
-        assert strict_frames(reader.read()) >= 45
+    assert strict_frames(decrypted(store, done.clip.id, identities)) >= 45
     store.close()
 
 
@@ -155,7 +156,8 @@ def test_a_card_failing_under_an_open_clip_leaves_it_partial_and_recording_resum
     """The clip folder's file system fails mid-clip (ext4 shut down: EIO on every write,
     fsync and open, as a dying card): the clip is left partial, the fault names the folder
     and the error, no exception reaches the camera thread. The card back (mounted again):
-    recording resumes, and after unlock the partial clip is repaired to a whole fragment."""
+    recording resumes, and the next start keeps the cut clip as it is (no identity
+    needed): `decrypt --recover` gives back whole fragments that play to their end."""
     caplog.set_level(logging.INFO)
     data, keyring = owner_data(tmp_path)
     image = mounts.ext4(data / "clips")
@@ -194,10 +196,17 @@ def test_a_card_failing_under_an_open_clip_leaves_it_partial_and_recording_resum
     recorder.add(camera.packets(1.0))
     assert recorder.stop(camera.at) is not None
 
-    [repaired] = store.repair(keyring.unlock(PASSPHRASE))
-    assert repaired.clip_id == partial.id and not repaired.problem and repaired.frames > 0
-    with store.open_video(partial.id, keyring.unlock(PASSPHRASE)) as reader:
-        assert strict_frames(reader.read()) == repaired.frames
+    store.close()
+
+    store = ClipStore(data, keyring.recipients)  # the next start
+    assert store.report.partial == [partial.id] and store.get(partial.id).state == "partial"
+    video = store.path(partial.id, ".mp4.age")
+    identity = tmp_path / "identity.txt"
+    identity.write_text(keyring.unlock(PASSPHRASE)[0].secret() + "\n")
+    out = tmp_path / "out.mp4"
+    argv = ["decrypt", "--recover", "-i", str(identity), "-o", str(out), str(video)]
+    assert main(argv) == 0
+    assert strict_frames(out.read_bytes()) > 0
     store.close()
 
 

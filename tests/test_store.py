@@ -22,6 +22,13 @@ VIDEO = os.urandom(300_000)
 JPEG = b"\xff\xd8\xff\xe0" + os.urandom(5000)
 
 
+def decrypted(store: ClipStore, clip_id: str, identities, suffix: str = ".mp4.age") -> bytes:
+    """A clip's file (its video, or ``suffix``), decrypted here as its owner would: the
+    store itself never decrypts."""
+    with vault.open_file(store.path(clip_id, suffix), identities) as reader:
+        return reader.read()
+
+
 def record(store: ClipStore, trigger="bell", start=1000.0, end=1030.0, data=VIDEO):
     clip = store.new_clip(trigger, start=start)
     clip.write_thumbnail(JPEG)
@@ -35,13 +42,13 @@ def test_a_clip_round_trips_with_the_owner_identity(data_dir, identities):
     clip = record(store)
     assert clip.state == "complete" and clip.trigger == "bell" and clip.duration == 30.0
     assert [c.id for c in store.list()] == [clip.id]
-    with store.open_video(clip.id, identities) as video:
+    with vault.open_file(store.path(clip.id, ".mp4.age"), identities) as video:
         assert video.size == len(VIDEO)
         video.seek(200_000)
         assert video.read(100) == VIDEO[200_000:200_100]
-    assert store.read_thumbnail(clip.id, identities) == JPEG
+    assert decrypted(store, clip.id, identities, ".jpg.age") == JPEG
     names = sorted(os.listdir(data_dir / "clips"))
-    assert names == [f"{clip.id}.jpg.age", f"{clip.id}.mp4.age"]
+    assert names == [f"{clip.id}.jpg.age", f"{clip.id}.mp4.age"]  # not an MP4: no index
     assert clip.bytes == sum((data_dir / "clips" / n).stat().st_size for n in names)
 
 
@@ -128,8 +135,7 @@ def test_a_missing_index_is_rebuilt_from_the_files(data_dir, identities):
     assert rows[kept.id].keep and not rows[other.id].keep
     assert (rows[other.id].start, rows[other.id].end) == (2000.0, 2012.5)
     assert rows[kept.id].trigger == "unknown"  # the one fact only the index knew
-    with store.open_video(other.id, identities) as video:
-        assert video.read() == VIDEO
+    assert decrypted(store, other.id, identities) == VIDEO
 
 
 def test_a_corrupt_index_is_moved_aside_and_rebuilt(data_dir):
@@ -145,8 +151,11 @@ def test_a_corrupt_index_is_moved_aside_and_rebuilt(data_dir):
     assert any(n.startswith("index.sqlite3.corrupt-") for n in os.listdir(data_dir))
 
 
-def test_a_clip_cut_by_a_real_crash_is_recovered_after_unlock(data_dir, identities):
-    """A child process dies (os._exit) mid-clip; the next start repairs its prefix."""
+def test_a_clip_cut_by_a_real_crash_is_kept_as_it_is_with_no_identity(data_dir, identities):
+    """A child process dies (os._exit) mid-clip; the next start, with no identity anywhere,
+    keeps the clip's video as it was cut (renamed into place, marked cut, "partial"), its
+    thumbnail with it; the owner's identity gets back its whole chunks, and the marker
+    keeps it "partial" through an index rebuild."""
     script = textwrap.dedent(
         """
         import os, sys
@@ -163,23 +172,35 @@ def test_a_clip_cut_by_a_real_crash_is_recovered_after_unlock(data_dir, identiti
     )
     child = subprocess.run([sys.executable, "-c", script, str(data_dir)], check=False)
     assert child.returncode == 9
+    (data_dir / "keys" / "identity.age").unlink()  # the device holds no identity at all
     store = ClipStore.open(data_dir)
-    assert len(store.report.partial) == 1
-    clip_id = store.report.partial[0]
-    assert store.get(clip_id).state == "partial"
-    with pytest.raises(ClipNotFound):
-        store.open_video(clip_id, identities)
-
-    [repaired] = store.repair(identities)
-    assert repaired.clip_id == clip_id
-    assert not repaired.recovery.complete
-    assert repaired.recovery.plaintext_bytes == 3 * 65536
+    [clip_id] = store.report.partial
     clip = store.get(clip_id)
-    assert clip.state == "complete" and clip.trigger == "bell" and clip.start == 5000.0
-    with store.open_video(clip_id, identities) as video:
-        assert video.read() == (bytes(range(256)) * 1000)[: 3 * 65536]
-    assert store.read_thumbnail(clip_id, identities) == b"thumb"
-    assert sorted(os.listdir(data_dir / "clips")) == [f"{clip_id}.jpg.age", f"{clip_id}.mp4.age"]
+    video = store.path(clip_id, ".mp4.age")
+    assert (clip.state, clip.trigger, clip.start) == ("partial", "bell", 5000.0)
+    assert clip.end == video.stat().st_mtime and clip.bytes == store._bytes(clip_id)
+    assert sorted(os.listdir(data_dir / "clips")) == [
+        f"{clip_id}.cut",
+        f"{clip_id}.jpg.age",
+        f"{clip_id}.mp4.age",
+    ]
+    with open(video, "rb") as file:
+        recovered = vault.Recovery()
+        data = b"".join(vault.recover(file, identities, recovered))
+    assert data == (bytes(range(256)) * 1000)[: 3 * 65536] and not recovered.complete
+    assert decrypted(store, clip_id, identities, ".jpg.age") == b"thumb"
+    store.close()
+
+    store = ClipStore.open(data_dir)  # the next start: nothing more to do, still cut short
+    assert store.report.lines() == [] and store.get(clip_id).state == "partial"
+    store.close()
+    for suffix in ("", "-wal", "-shm"):  # the index lost: the marker says it was cut
+        (data_dir / f"index.sqlite3{suffix}").unlink(missing_ok=True)
+    store = ClipStore.open(data_dir)
+    assert store.get(clip_id).state == "partial" and store.get(clip_id).end == clip.end
+    store.delete(clip_id)
+    assert os.listdir(data_dir / "clips") == []
+    store.close()
 
 
 def test_a_clip_renamed_but_not_indexed_is_adopted(data_dir, identities):

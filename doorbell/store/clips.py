@@ -3,8 +3,10 @@ says) and their SQLite index (``index.sqlite3``: id, start, end, trigger, bytes,
 state). A clip being written is a :class:`~doorbell.store.recording.ClipRecording`.
 
 Ids are random (16 hex digits): a file name tells nothing about when. The
-store writes with recipients only; reading needs identities, passed per call
-and never kept (law 2). The index is a cache of the files: what happens at open
+store writes with recipients only and never decrypts (law 2): a clip's files
+(video, thumbnail, fragment index) are served as ciphertext, found by
+:meth:`ClipStore.path`, and decrypted by the owner. The index is a cache of
+the files: what happens at open
 (checked against them, rebuilt from them if missing or corrupt) is in
 :mod:`~doorbell.store.startup`; the bookkeeping of a shortage of space, which
 keeps the clips recorded during it from the space rules, in
@@ -32,18 +34,16 @@ from doorbell.errors import DoorbellError
 from doorbell.store import times
 from doorbell.store.index import Clip, ClipFilters
 from doorbell.store.keyring import Keyring
-from doorbell.store.layout import KEEP, PART, THUMBNAIL, VIDEO, valid_id
+from doorbell.store.layout import CUT, ENCRYPTED, INDEX, KEEP, PART, THUMBNAIL, VIDEO, valid_id
 from doorbell.store.recording import ClipRecording
-from doorbell.store.repair import Repaired, repair_clip
 from doorbell.store.retention import Plan, Rules, plan_retention
 from doorbell.store.shortage import Shortage
 from doorbell.store.startup import StartupReport, open_index, reconcile
-from doorbell.vault.payload import OpenedPayload
 
 if TYPE_CHECKING:
     from typing import Unpack
 
-__all__ = ["CLIP_ROOM", "ClipNotFound", "ClipStore", "Repaired", "StartupReport", "StoreOptions"]
+__all__ = ["CLIP_ROOM", "ClipNotFound", "ClipStore", "StartupReport", "StoreOptions"]
 
 log = logging.getLogger(__name__)
 CLIP_ROOM = 8 * vault.CHUNK_SIZE  # bytes free beyond min_free for a clip to begin (512 KiB)
@@ -95,7 +95,6 @@ class ClipStore:
         self.last_prune: Plan | None = None
         self._active: set[str] = set()
         self._shortage = Shortage()  # its clips are never deleted by the space rules
-        self._repair_noted: set[str] = set()  # clips whose repair problem was logged
         self._lock = threading.Lock()  # guards _active; the index and _shortage lock themselves
         self.index, rebuilt = open_index(self.data_dir, self.folder, clock)
         self.report: StartupReport = reconcile(self, rebuilt)
@@ -113,13 +112,18 @@ class ClipStore:
     # -- paths -------------------------------------------------------------
 
     def path(self, clip_id: str, suffix: str) -> Path:
+        """The file ``<id><suffix>`` of a clip (``VIDEO``, ``THUMBNAIL``, ``INDEX``... from
+        :mod:`~doorbell.store.layout`), whether or not it exists. ClipNotFound if
+        ``clip_id`` is not a clip id: no other string ever becomes a path."""
         if not valid_id(clip_id):
             raise ClipNotFound(f"{clip_id!r} is not a clip id")
         return self.folder / (clip_id + suffix)
 
     def _bytes(self, clip_id: str) -> int:
+        """Bytes on the disk of a clip's encrypted files (video, thumbnail, fragment index;
+        finished or being written)."""
         total = 0
-        for suffix in (VIDEO, THUMBNAIL, VIDEO + PART, THUMBNAIL + PART):
+        for suffix in (*ENCRYPTED, *(s + PART for s in ENCRYPTED)):
             with contextlib.suppress(FileNotFoundError):
                 total += self.path(clip_id, suffix).stat().st_size
         return total
@@ -217,31 +221,6 @@ class ClipStore:
         """Finished and partial clips, newest first (filters as ``Index.list``)."""
         return self.index.list(**filters)
 
-    def _finished_video(self, clip_id: str) -> Path:
-        """The video file of a finished clip; ClipNotFound if there is none."""
-        if self.get(clip_id).state != "complete":
-            raise ClipNotFound(f"clip {clip_id} is not finished; unlock to recover it")
-        return self.path(clip_id, VIDEO)
-
-    def open_video(self, clip_id: str, identities: Sequence[vault.Identity]) -> vault.Reader:
-        """The decrypted clip, seekable. Needs the owner's identities."""
-        return vault.open_file(self._finished_video(clip_id), identities)
-
-    def open_payload(self, clip_id: str, identities: Sequence[vault.Identity]) -> OpenedPayload:
-        """The finished clip opened for ranged reads (its file key, chunk layout and one
-        descriptor), for serving byte ranges. Raises ``ClipNotFound`` (no such clip, or not
-        finished) or a ``vault.VaultError`` naming the file (damaged, or not for these
-        identities). Needs the owner's identities."""
-        return OpenedPayload(self._finished_video(clip_id), identities)
-
-    def read_thumbnail(self, clip_id: str, identities: Sequence[vault.Identity]) -> bytes | None:
-        self.get(clip_id)
-        path = self.path(clip_id, THUMBNAIL)
-        if not path.exists():
-            return None
-        with vault.open_file(path, identities) as thumb:
-            return thumb.read()
-
     # -- owner's changes ---------------------------------------------------
 
     def set_keep(self, clip_id: str, keep: bool) -> Clip:
@@ -256,9 +235,10 @@ class ClipStore:
         return clip
 
     def delete(self, clip_id: str) -> None:
-        """Remove a clip's files, then its row (a crash between leaves nothing behind)."""
+        """Remove a clip's files, its video last, then its row (a crash between leaves
+        nothing behind: the next start removes what is left of a clip without a video)."""
         self.get(clip_id)
-        for suffix in (VIDEO, VIDEO + PART, THUMBNAIL, THUMBNAIL + PART, KEEP):
+        for suffix in (THUMBNAIL, INDEX, KEEP, *(s + PART for s in ENCRYPTED), VIDEO, CUT):
             self.path(clip_id, suffix).unlink(missing_ok=True)
         self.index.remove(clip_id)
 
@@ -346,26 +326,3 @@ class ClipStore:
         except OSError as err:
             return err
         return None
-
-    def repair(self, identities: Sequence[vault.Identity]) -> builtins.list[Repaired]:
-        """Turn every clip cut off by a crash into a finished clip of its intact, playable
-        part (see :mod:`doorbell.store.repair`); what happened to each, each logged once.
-
-        Needs the owner's identities, so it runs after an unlock. Each clip on its own:
-        one clip's failure is reported by name and never stops the others.
-        """
-        done = []
-        with self._lock:
-            active = set(self._active)
-        recipients = list(self._recipients())
-        for clip in self.index.list(states=("partial",)):
-            if clip.id in active:
-                continue
-            result = repair_clip(self, clip, identities, recipients)
-            done.append(result)
-            if not result.problem:
-                log.info("repair: %s", result.describe())
-            elif result.removed or clip.id not in self._repair_noted:
-                log.warning("repair: %s", result.describe())
-                self._repair_noted.add(clip.id)
-        return done

@@ -8,18 +8,23 @@ written marks each whole fragment (:class:`FragmentScanner`, used by the
 recording to tell the vault where the file may end), and a clip recovered
 after a crash is cut back to its last whole fragment (:func:`trim`).
 
-    scanner = FragmentScanner()
+    scanner = FragmentScanner(keep=(b"moov", b"moof"))
     ends = scanner.feed(data)     # offsets where a whole fragment ended in ``data``
     scanner.fragments             # whole moof+mdat pairs so far
+    scanner.take_boxes()          # [(offset, type, whole box)] of the kept types
 
 Only box headers are parsed (8 or 16 bytes a box); payloads are skipped by
-count, never held. Pure: no I/O, no video library.
+count, never held, except those of the few small box types asked for in
+``keep`` (a clip's ``moov`` and ``moof`` boxes: a few hundred bytes each, for
+its fragment index, :mod:`~doorbell.store.fragment_index`). Pure: no I/O, no
+video library.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 _SIZE, _LARGE = 8, 16  # a box header: 32-bit size and type; with a 64-bit size after
+KEEP_AT_MOST = 1 << 20  # a kept box larger than this (never a real moov or moof) is skipped
 
 
 class FragmentScanner:
@@ -31,9 +36,11 @@ class FragmentScanner:
     not a ``moof``), 0 before the first whole fragment; ``fragments`` counts
     whole ``moof`` + ``mdat`` pairs. ``broken`` says why scanning stopped (a
     box whose size cannot be, or one that runs to the end of the file), or "".
+    Whole top-level boxes of the types in ``keep`` (up to :data:`KEEP_AT_MOST`
+    bytes each) are held until :meth:`take_boxes`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Collection[bytes] = ()) -> None:
         self.offset = 0  # bytes fed so far
         self.is_mp4: bool | None = None
         self.safe_end = 0
@@ -44,6 +51,15 @@ class FragmentScanner:
         self._box = b""  # its type
         self._moov = False
         self._moof_pending = False
+        self._keep = frozenset(keep)
+        self._box_start = 0
+        self._kept: bytearray | None = None  # the box being kept, while it comes
+        self._boxes: list[tuple[int, bytes, bytes]] = []
+
+    def take_boxes(self) -> list[tuple[int, bytes, bytes]]:
+        """The kept boxes closed since the last call: (offset, type, the whole box)."""
+        boxes, self._boxes = self._boxes, []
+        return boxes
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[int]:
         """Scan ``data`` (the next bytes); the offsets where a whole fragment ended in it."""
@@ -55,8 +71,11 @@ class FragmentScanner:
             return ends
         pos = start
         while pos < self.offset:
-            if pos < self._box_end:  # inside a box's payload: skip it
-                pos = min(self._box_end, self.offset)
+            if pos < self._box_end:  # inside a box's payload: skip it (or keep it)
+                until = min(self._box_end, self.offset)
+                if self._kept is not None:
+                    self._kept += view[pos - start : until - start]
+                pos = until
                 if pos == self._box_end:
                     self._closed(ends)
                 continue
@@ -90,11 +109,16 @@ class FragmentScanner:
             self.broken = f"no valid box at byte {at}"
         if self.broken:
             return False
-        self._box, self._box_end = kind, at + size
+        self._box, self._box_start, self._box_end = kind, at, at + size
+        if kind in self._keep and size <= KEEP_AT_MOST:
+            self._kept = bytearray(head)
         return True
 
     def _closed(self, ends: list[int]) -> None:
         kind = self._box
+        if self._kept is not None:
+            self._boxes.append((self._box_start, kind, bytes(self._kept)))
+            self._kept = None
         if kind == b"moov":
             self._moov = True
         elif kind == b"moof":

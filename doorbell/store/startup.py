@@ -13,10 +13,18 @@ time-certain unless its time is before :data:`doorbell.clock.PLAUSIBLE_AFTER`
 (a clip whose clock was wrong and not yet corrected comes back with that
 clock's times).
 
-What a crash leaves is tidied here too, needing no identity: the leftovers of
-a repair that was cut off, and a ``.part`` cut off in its first moment (empty,
-or ending in its age header), which can never give anything back. A clip cut
-off later stays ``partial`` until :meth:`ClipStore.repair` runs after unlock.
+What a crash leaves is settled here too, with no identity and without
+reading a byte of any payload (the device never decrypts): a clip's video cut
+off by a crash (``<id>.mp4.age.part``, an age STREAM without its final chunk)
+is kept as it is (:func:`keep_cut`: marked ``<id>.cut``, renamed to
+``<id>.mp4.age``), state ``partial`` (shown as "cut short"), its end its
+file's mtime. The owner's browser plays it to its last whole fragment, and
+``doorbell decrypt --recover`` gives back its authenticated prefix, cut to its
+last whole fragment. A ``.part`` cut off in its first moment (empty, or ending
+in its age header or nonce) can never give anything back and is removed, and
+so are a thumbnail's or fragment index's ``.part`` (written whole in a moment,
+so cut they hold nothing to show; the clip plays without them) and the
+leftovers of the repair of earlier versions.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import TYPE_CHECKING
 from doorbell import clock as clocks
 from doorbell import vault
 from doorbell.store.index import Clip, Index, IndexCorrupt
-from doorbell.store.layout import FILE, KEEP, LEFTOVER, PART, THUMBNAIL, VIDEO
+from doorbell.store.layout import CUT, FILE, INDEX, KEEP, LEFTOVER, PART, THUMBNAIL, VIDEO
 
 if TYPE_CHECKING:
     from doorbell.store.clips import ClipStore
@@ -41,7 +49,7 @@ class StartupReport:
     """What the store found when it opened, for the log and the status page."""
 
     rebuilt: str | None = None  # why the index was rebuilt, if it was
-    partial: list[str] = field(default_factory=list)  # clips cut off by a crash
+    partial: list[str] = field(default_factory=list)  # clips cut off by a crash, kept as cut
     finished: list[str] = field(default_factory=list)  # renamed but not indexed: adopted
     dropped: list[str] = field(default_factory=list)  # rows whose files are gone
     removed: list[str] = field(default_factory=list)  # "clip <id>: why", nothing recoverable
@@ -51,7 +59,8 @@ class StartupReport:
         if self.partial:
             out.append(
                 f"{len(self.partial)} clip(s) cut off by a crash or power cut "
-                f"({', '.join(self.partial)}); their intact part is recovered after unlock"
+                f"({', '.join(self.partial)}); kept as they are, cut short: each plays to its "
+                "last whole fragment"
             )
         if self.finished:
             out.append(f"{len(self.finished)} finished clip(s) added to the index")
@@ -88,8 +97,9 @@ def open_index(
 
 def find_files(store: ClipStore) -> dict[str, set[str]]:
     """The clip files in the store's folder: id -> its suffixes (``VIDEO``, ``VIDEO +
-    PART``, ``THUMBNAIL``, ``KEEP``...). Removes what a cut-off repair left: a leftover
-    ``.repair`` file, and a ``.part`` whose finished file is already there."""
+    PART``, ``THUMBNAIL``, ``KEEP``...). Removes what a cut-off repair of an earlier
+    version left: a leftover ``.repair`` file, and a ``.part`` whose finished file is
+    already there."""
     found: dict[str, set[str]] = {}
     for entry in os.scandir(store.folder):
         match = FILE.fullmatch(entry.name)
@@ -113,7 +123,7 @@ def row_from_files(store: ClipStore, clip_id: str, kinds: set[str]) -> Clip:
     video = store.path(clip_id, VIDEO if VIDEO in kinds else VIDEO + PART).stat()
     thumb = store.path(clip_id, THUMBNAIL)
     start = thumb.stat().st_mtime if thumb.exists() else video.st_mtime
-    state = "complete" if VIDEO in kinds else "partial"
+    state = "partial" if CUT in kinds or VIDEO not in kinds else "complete"
     keep = KEEP in kinds
     uncertain = not clocks.plausible(start)  # a 1970 mtime; any other one is believed
     row = Clip(clip_id, start, video.st_mtime, "unknown", store._bytes(clip_id), keep, state)
@@ -123,54 +133,104 @@ def row_from_files(store: ClipStore, clip_id: str, kinds: set[str]) -> Clip:
 def remove_cut_files(store: ClipStore, files: dict[str, set[str]], report: StartupReport) -> None:
     """A ``.part`` cut off in its first moment (empty, or ending in its age header) can
     never give anything back: remove it, with its whole clip (files, row and entry in
-    ``files``) if it is the video, and say so once in ``report.removed``. Needs no
-    identity, so it runs at every open."""
+    ``files``) if it is the video, and say so once in ``report.removed``. A thumbnail's
+    ``.part`` goes too, said, and a fragment index's, silently (the clip plays without
+    them). Needs no identity, so it runs at every open."""
     for clip_id, kinds in list(files.items()):
-        for suffix in (VIDEO + PART, THUMBNAIL + PART):
-            if suffix not in kinds:
-                continue
-            with open(store.path(clip_id, suffix), "rb") as file:
-                why = vault.cut_in_header(file)
-            if why is None:
-                continue
-            if suffix == THUMBNAIL + PART:
-                store.path(clip_id, suffix).unlink()
-                kinds.discard(suffix)
-                report.removed.append(f"the thumbnail of clip {clip_id}: {why}")
-            elif VIDEO not in kinds:
-                for other in kinds:
-                    store.path(clip_id, other).unlink(missing_ok=True)
-                store.index.remove(clip_id)
-                del files[clip_id]
-                report.removed.append(f"clip {clip_id}: {why} (a power cut as it began)")
-                break
+        if INDEX + PART in kinds:
+            store.path(clip_id, INDEX + PART).unlink()
+            kinds.discard(INDEX + PART)
+        if THUMBNAIL + PART in kinds:
+            store.path(clip_id, THUMBNAIL + PART).unlink()
+            kinds.discard(THUMBNAIL + PART)
+            report.removed.append(f"the thumbnail of clip {clip_id}: cut off while written")
+        if VIDEO + PART not in kinds or VIDEO in kinds:
+            continue
+        with open(store.path(clip_id, VIDEO + PART), "rb") as file:
+            why = vault.cut_in_header(file)
+        if why is not None:
+            for other in kinds:
+                store.path(clip_id, other).unlink(missing_ok=True)
+            store.index.remove(clip_id)
+            del files[clip_id]
+            report.removed.append(f"clip {clip_id}: {why} (a power cut as it began)")
+
+
+def keep_cut(store: ClipStore, clip_id: str) -> str | None:
+    """Keep a clip's video cut off by a crash as it is: the marker ``<id>.cut``, then
+    ``<id>.mp4.age.part`` renamed to ``<id>.mp4.age`` (each made durable: fsync of the
+    folder). Reads its age header only, never its payload, and needs no identity.
+
+    Returns None when the video is in place (it was already), or why nothing of the
+    clip can ever play, leaving its files as they are: the ``.part`` ends inside its
+    header or nonce, or there is no video file at all. Raises OSError (a failing disk).
+    """
+    part, video = store.path(clip_id, VIDEO + PART), store.path(clip_id, VIDEO)
+    try:
+        with open(part, "rb") as file:
+            why = vault.cut_in_header(file)
+    except FileNotFoundError:
+        return None if video.exists() else "its video file is gone"
+    if why is not None:
+        return why
+    marker = store.path(clip_id, CUT)
+    marker.touch()
+    _sync_folder(store.folder)  # the marker first: a renamed video is never taken for whole
+    part.replace(video)
+    _sync_folder(store.folder)
+    return None
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def keep_cut_files(store: ClipStore, files: dict[str, set[str]], report: StartupReport) -> None:
+    """Every video ``.part`` left (one whose header is whole: after
+    :func:`remove_cut_files`) kept as it is (:func:`keep_cut`); each said once in
+    ``report.partial``, and ``files`` updated."""
+    for clip_id, kinds in files.items():
+        if VIDEO + PART in kinds and keep_cut(store, clip_id) is None:
+            kinds.discard(VIDEO + PART)
+            kinds.update((VIDEO, CUT))
+            report.partial.append(clip_id)
 
 
 def reconcile(store: ClipStore, rebuilt: str | None) -> StartupReport:
-    """Make the store's index agree with its files, and say what changed: rows added for
-    files it lacks, a row not yet ``complete`` whose video was renamed into place made
-    ``complete``, a ``recording`` row whose video is still a ``.part`` made ``partial``
-    (cut off), rows whose video is gone removed. ``rebuilt``: why
-    the index was rebuilt (from :func:`open_index`), for the report."""
+    """Make the store's index agree with its files, and say what changed: a video cut off
+    by a crash kept as it is, rows added for files it lacks, each row's state made the
+    files' (``partial`` if the clip's video is marked cut, else ``complete``) with its
+    end from the video's mtime where it had none or its state changed, rows whose video
+    is gone removed. ``rebuilt``: why the index was rebuilt (from :func:`open_index`),
+    for the report."""
     report = StartupReport(rebuilt=rebuilt)
     files = find_files(store)
     remove_cut_files(store, files, report)
+    keep_cut_files(store, files, report)
     rows = {clip.id: clip for clip in store.index.list(states=("recording", "partial", "complete"))}
     fixed = []
     for clip_id, kinds in files.items():
-        if VIDEO not in kinds and VIDEO + PART not in kinds:
-            continue  # a stray thumbnail or marker: its clip is gone
+        if VIDEO not in kinds:  # a thumbnail, index or marker whose clip is gone
+            for suffix in kinds:
+                store.path(clip_id, suffix).unlink(missing_ok=True)
+            continue
         row = rows.pop(clip_id, None)
         if row is None:
             fixed.append(row_from_files(store, clip_id, kinds))
-        elif row.state != "complete" and VIDEO in kinds:
+            continue
+        state = "partial" if CUT in kinds else "complete"
+        if row.state == state and row.end is not None:
+            continue
+        end = row.end if row.state == state else None
+        if end is None:
             end = store.path(clip_id, VIDEO).stat().st_mtime
-            fixed.append(replace(row, end=end, bytes=store._bytes(clip_id), state="complete"))
+        fixed.append(replace(row, end=end, bytes=store._bytes(clip_id), state=state))
+        if state == "complete":
             report.finished.append(clip_id)
-        elif row.state == "recording":
-            fixed.append(replace(row, bytes=store._bytes(clip_id), state="partial"))
-        if VIDEO not in kinds:
-            report.partial.append(clip_id)
     store.index.put_many(fixed)
     for clip_id in rows:  # rows whose video is gone
         store.index.remove(clip_id)

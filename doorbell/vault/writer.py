@@ -21,6 +21,14 @@ whose data has units (a video's fragments) calls :meth:`Writer.mark` after
 each whole one: the file then ends at the last mark on the disk instead, its
 chunk sealed again cut at the mark (the writer keeps that chunk's plaintext
 too, another 64 KiB at most).
+
+Keys are forgotten as soon as they are not needed: the file key lives in a
+``bytearray`` that is zeroed once the header and the payload key are made
+(both in the constructor), and the payload key, derived straight into a
+``bytearray`` (``HKDF.derive_into``), is zeroed when the file ends (``close``,
+``abort``, ``discard``, a full disk): the writer then holds no key, cipher or
+plaintext. OpenSSL clears its own copies (the cipher contexts) as they are
+freed. So a recorder's memory holds the key of the clip being written only.
 """
 
 import contextlib
@@ -30,7 +38,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Protocol, TypeGuard, cast
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from doorbell.errors import UsageError
 from doorbell.vault.errors import DiskFullError, UnfinishedFileError
@@ -240,6 +251,33 @@ class AtomicFileSink:
             os.close(fd)
 
 
+def _random_key(size: int) -> bytearray:
+    """``size`` random bytes read straight into a bytearray (no bytes object to linger)."""
+    key = bytearray(size)
+    with open("/dev/urandom", "rb", buffering=0) as source:
+        if source.readinto(key) != size:
+            raise OSError("/dev/urandom gave too few bytes")
+    return key
+
+
+def _payload_key_into(file_key: bytearray, nonce: bytes) -> bytearray:
+    """age's payload key (``stream.payload_key``), derived into a bytearray that can be
+    zeroed; through a bytes object on a ``cryptography`` without ``derive_into`` (<46)."""
+    key = bytearray(32)
+    kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=nonce, info=b"payload")
+    derive_into = getattr(kdf, "derive_into", None)
+    if derive_into is not None:
+        derive_into(file_key, key)
+    else:
+        key[:] = payload_key(bytes(file_key), nonce)
+    return key
+
+
+def _wipe(key: bytearray | None) -> None:
+    if key is not None:
+        key[:] = bytes(len(key))  # in place: same length, no new buffer
+
+
 def _fsync_dir(file: str) -> None:
     """fsync the folder holding ``file``, so its entry survives a power cut."""
     fd = os.open(
@@ -267,10 +305,18 @@ class Writer(io.RawIOBase):
         if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
             raise UsageError("a passphrase cannot be combined with other recipients")
         self._sink = sink
-        file_key = os.urandom(FILE_KEY_SIZE)
         nonce = os.urandom(NONCE_SIZE)
-        header = encode_header([r.wrap(file_key) for r in recipients], file_key)
-        self._cipher = ChunkCipher(payload_key(file_key, nonce))
+        file_key = _random_key(FILE_KEY_SIZE)
+        self._key: bytearray | None = None
+        # cryptography takes any buffer where the vault's signatures say bytes: the keys
+        # stay in bytearrays, never copied into bytes that could not be zeroed.
+        try:
+            key = cast(bytes, file_key)
+            header = encode_header([r.wrap(key) for r in recipients], key)
+            self._key = _payload_key_into(file_key, nonce)
+        finally:
+            _wipe(file_key)
+        self._cipher: ChunkCipher | None = ChunkCipher(cast(bytes, self._key))
         self._buffer = bytearray()
         self._index = 0
         self._written = 0
@@ -284,7 +330,11 @@ class Writer(io.RawIOBase):
         self._marked = False
         self._pending_mark: tuple[int, int] | None = None
         self._safe_mark: tuple[int, int, bytes] | None = None
-        self._guarded(sink.write, header + nonce)
+        try:
+            self._guarded(sink.write, header + nonce)
+        except BaseException:
+            self._forget()
+            raise
 
     def writable(self) -> bool:
         return True
@@ -332,8 +382,13 @@ class Writer(io.RawIOBase):
         self._written += count
         return count
 
+    def _sealer(self) -> ChunkCipher:
+        if self._cipher is None:
+            raise ValueError("the vault writer has forgotten its key: the file is ended")
+        return self._cipher
+
     def _seal(self, plaintext: bytes | bytearray | memoryview) -> None:
-        sealed = self._cipher.seal(self._index, plaintext, last=False)
+        sealed = self._sealer().seal(self._index, plaintext, last=False)
         cuttable = self._cuttable
         start = cuttable.size if cuttable is not None else 0
         self._guarded(self._sink.write, sealed)
@@ -357,6 +412,12 @@ class Writer(io.RawIOBase):
         """The disk is full: finish the file at its last whole chunk, or remove it."""
         self._ended = True
         self._buffer.clear()
+        try:
+            self._end_early()
+        finally:
+            self._forget()
+
+    def _end_early(self) -> None:
         sink = self._cuttable
         assert sink is not None  # only a cuttable sink's disk-full error comes here
         path = getattr(sink, "path", "")
@@ -374,7 +435,7 @@ class Writer(io.RawIOBase):
             # Truncating at the chunk's start frees it and all after; its sealed final
             # version is no longer than it was, so it fits in the space just freed.
             sink.truncate(start)
-            sink.write(self._cipher.seal(index, plaintext, last=True))
+            sink.write(self._sealer().seal(index, plaintext, last=True))
             sink.finish()
         except OSError:
             with contextlib.suppress(OSError):  # what is there stays, recoverable
@@ -385,16 +446,19 @@ class Writer(io.RawIOBase):
     def close(self) -> None:
         """Write the final chunk and finish the file (for a file: fsync and rename)."""
         if not self._ended:
-            sealed = self._cipher.seal(self._index, self._buffer, last=True)
-            self._guarded(self._sink.write, sealed)  # a full disk ends it at the last chunk
-            self._ended = True
-            self._buffer.clear()
             try:
-                self._sink.finish()
-            except BaseException:
-                with contextlib.suppress(OSError):  # the first error is the one to report
-                    self._sink.abort()
-                raise
+                sealed = self._sealer().seal(self._index, self._buffer, last=True)
+                self._guarded(self._sink.write, sealed)  # a full disk ends it at the last chunk
+                self._ended = True
+                self._buffer.clear()
+                try:
+                    self._sink.finish()
+                except BaseException:
+                    with contextlib.suppress(OSError):  # the first error is the one to report
+                        self._sink.abort()
+                    raise
+            finally:
+                self._forget()
         super().close()
 
     def abort(self) -> None:
@@ -409,8 +473,21 @@ class Writer(io.RawIOBase):
         if not self._ended:
             self._ended = True
             self._buffer.clear()
-            how()
+            try:
+                how()
+            finally:
+                self._forget()
         super().close()
+
+    def _forget(self) -> None:
+        """Drop the cipher and zero the payload key; drop the plaintext held for a full
+        disk. The writer can seal nothing after this."""
+        self._cipher = None
+        _wipe(self._key)
+        self._key = None
+        self._last = self._safe_mark = self._pending_mark = None
+        self._buffer[:] = bytes(len(self._buffer))
+        self._buffer.clear()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
