@@ -514,10 +514,10 @@ async def test_a_thumbnail_shows(page, clip):
     assert width == [160, True, True, True]
 
 
-async def play(page, url: str, index_url: str | None) -> None:
-    """playClip into the page's video; every state it says is kept in window.states."""
+async def play(page, url: str, index_url: str | None, duration: float | None = None) -> None:
+    """playClip into a new video element; every state it says is kept in window.states."""
     await page.evaluate(
-        """async ([fileUrl, indexUrl]) => {
+        """async ([fileUrl, indexUrl, duration]) => {
             window.states = [];
             const video = document.createElement("video");
             video.id = "video";
@@ -525,11 +525,11 @@ async def play(page, url: str, index_url: str | None) -> None:
             document.getElementById("video")?.remove();
             document.body.append(video);
             window.clipPlayer = await player.playClip(video, {
-                fileUrl, indexUrl, keyholder: window.keyholder,
+                fileUrl, indexUrl, keyholder: window.keyholder, duration,
                 onState: (state) => window.states.push(state),
             });
         }""",
-        [url, index_url],
+        [url, index_url, duration],
     )
 
 
@@ -576,7 +576,42 @@ async def test_a_seek_to_80_percent_with_the_index_lands_there(page, clip):
     fetched = await page.evaluate("window.clipPlayer.reader.stats.bytes")
     # what it fetched around 80%: not the 30 s between where it was and there
     assert fetched - before < size * 0.45
-    await page.evaluate("window.clipPlayer.close()")
+    # back to 5%, which was let go (only 30 s behind the play head are kept): it is
+    # fetched again from its keyframe, and what is buffered stays bounded
+    back = await page.evaluate(
+        """() => new Promise((resolve) => {
+            const v = document.getElementById('video');
+            const had = v.buffered.start(0);
+            v.addEventListener('seeked', () => resolve([had, v.currentTime]), { once: true });
+            v.currentTime = v.duration * 0.05;
+        })"""
+    )
+    assert back[0] > duration * 0.05 and back[1] == pytest.approx(duration * 0.05, abs=0.1)
+    await until(page, f"{video}.readyState >= 2")
+    spans = await page.evaluate(
+        f"""() => {{ const b = {video}.buffered; let n = 0;
+                     for (let i = 0; i < b.length; i++) n += b.end(i) - b.start(i); return n; }}"""
+    )
+    assert spans <= 30 + 60 + 2
+
+
+@browser_test
+async def test_without_an_index_a_seek_forward_waits_for_the_clip_to_load(page, clip):
+    """No index, the clip's length given: a seek past what has loaded waits, says so,
+    and lands there once the stream gets there."""
+    await keyholder(page, clip.identity)
+    await play(page, f"/files/{clip.id}.mp4.age", None, duration=clip.fragment_ends[-1])
+    await until(page, "document.getElementById('video').readyState >= 2")
+    seeked = await page.evaluate(
+        """() => new Promise((resolve) => {
+            const v = document.getElementById('video');
+            v.addEventListener('seeked', () => resolve(v.currentTime), { once: true });
+            v.currentTime = v.duration * 0.8;
+        })"""
+    )
+    assert seeked == pytest.approx(clip.fragment_ends[-1] * 0.8, abs=0.1)
+    messages = [s["message"] for s in await page.evaluate("window.states")]
+    assert "Waiting for the clip to load up to there (it has no seek index)." in messages
 
 
 def payload_start(ciphertext: bytes) -> int:
@@ -861,7 +896,9 @@ async def test_without_node_modules_every_vendor_request_is_503():
         assert await response.text() == vendor.NOT_INSTALLED + "\n"
 
 
-IMPORT = re.compile(r"""^\s*(?:(?:import|export)\b[^;'"]*?\bfrom\s*|import\s*)["']([^"']+)["']""", re.M)
+IMPORT = re.compile(
+    r"""^\s*(?:(?:import|export)\b[^;'"]*?\bfrom\s*|import\s*)["']([^"']+)["']""", re.M
+)
 
 
 @pytest.mark.skipif(NODE_MODULES is None, reason="node_modules is not installed (scripts/setup)")

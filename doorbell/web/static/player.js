@@ -1,8 +1,12 @@
 // Playing an encrypted clip in a <video>: Media Source Extensions fed with what the
 // page decrypts (an ES module; the crypto is vault.js's).
 //
-//   const player = await playClip(video, { fileUrl, indexUrl, keyholder, onState });
+//   const player = await playClip(video, { fileUrl, indexUrl, keyholder, onState, duration });
 //   player.close();                       // stop fetching, let the video go
+//
+// `duration` (seconds, optional: the clip's length from the clip list) sizes the seek
+// bar at once; without it the index's last keyframe gives it, and without an index it
+// is known once the whole clip has loaded (until then seeks stay within what loaded).
 //
 // The clip (fragmented MP4 inside age) is fetched in pieces of 16 chunks (1 MiB) by
 // Range requests while less than AHEAD_SECONDS are buffered ahead of the play head,
@@ -57,6 +61,7 @@ class ClipPlayer {
     Object.assign(this, { video, fileUrl, indexUrl, keyholder, onState, duration });
     this.state = { phase: "opening", indexed: false, cut: false, message: "", error: "" };
     this.closed = false;
+    this.failed = false;
     this.generation = 0; // bumped when a seek moves the stream: older data is dropped
     this.next = 0; // the next chunk to fetch
     this.skip = 0; // bytes of that chunk before the box the stream resumes at
@@ -115,14 +120,14 @@ class ClipPlayer {
     try {
       const response = await fetch(this.indexUrl);
       if (response.status === 404) {
-        this.#say({ message: NO_INDEX });
+        this.#say({ message: noIndex("", this.duration) });
         return null;
       }
       if (!response.ok) throw new Error(`the doorbell answered ${response.status}`);
       const bytes = await this.keyholder.decryptFile(new Uint8Array(await response.arrayBuffer()));
       return checkedIndex(JSON.parse(new TextDecoder().decode(bytes)), this.reader);
     } catch (err) {
-      this.#say({ message: `${NO_INDEX} (its index could not be read: ${err.message})` });
+      this.#say({ message: noIndex(` (its index could not be read: ${err.message})`, this.duration) });
       return null;
     }
   }
@@ -131,7 +136,7 @@ class ClipPlayer {
 
   async #run() {
     try {
-      while (!this.closed) {
+      while (!this.closed && !this.failed) {
         if (this.next >= this.reader.chunkCount) {
           this.#finish();
           await this.#wake();
@@ -185,7 +190,7 @@ class ClipPlayer {
   // that follows. The init segment (ftyp + moov) opens the SourceBuffer.
   async #appendWhole(generation) {
     const batch = [];
-    let [at, first, last] = [0, null, null];
+    let [at, last] = [0, null];
     for (;;) {
       const box = boxAt(this.pending, at);
       if (box === null || at + box.size > this.pending.length) break;
@@ -202,7 +207,6 @@ class ClipPlayer {
         this.moof = bytes;
       } else if (box.kind === "mdat" && this.moof !== null && this.init !== null) {
         last = fragmentTime(this.moof, this.init.timescale);
-        first ??= last;
         batch.push(this.moof, bytes);
         this.moof = null;
       }
@@ -211,7 +215,11 @@ class ClipPlayer {
       await this.#append(joinBytes(batch));
       if (generation !== this.generation || this.closed) return;
       this.lastTime = last;
-      if (this.origin === null && this.index !== null) this.origin = first - this.index.keyframes[0][0];
+      if (this.origin === null && this.index !== null && this.sourceBuffer.buffered.length > 0) {
+        // the media time the index's first keyframe plays at (times in the index are
+        // presentation times from the clip's start)
+        this.origin = this.sourceBuffer.buffered.start(0) - this.index.keyframes[0][0];
+      }
     }
     this.pending = this.pending.slice(at);
   }
@@ -354,9 +362,9 @@ class ClipPlayer {
   }
 
   #fail(err) {
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
     const error = plainError(err);
-    this.closed = true;
+    this.failed = true; // the loop stops; close() still lets the video go
     this.#nudge();
     if (this.mediaSource?.readyState === "open" && !this.sourceBuffer?.updating) {
       this.mediaSource.endOfStream(); // what was good still plays
@@ -366,7 +374,12 @@ class ClipPlayer {
 }
 
 const CUT = "This clip was cut short (the doorbell stopped while recording it): it plays to its last whole frame.";
-const NO_INDEX = "This clip has no seek index: it loads from its start, and a seek forward waits until the clip has loaded up to there";
+// Without an index the clip loads from its start. A seek past what has loaded waits for
+// it when the duration is known (given, or once all has loaded); before that the
+// browser keeps seeks within what has loaded.
+const noIndex = (why, duration) =>
+  `This clip has no seek index${why}: it loads from its start, and ` +
+  (duration ? "a seek forward waits until it has loaded up to there." : "can be seeked within what has loaded.");
 const WAIT_FORWARD = "Waiting for the clip to load up to there (it has no seek index).";
 
 function plainError(err) {
