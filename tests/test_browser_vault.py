@@ -405,7 +405,7 @@ async def test_an_identity_wrapped_in_the_browser_opens_with_python_and_age(page
             const text = vault.identityFileText(identity, recipient);
             const wrapped = await vault.wrapIdentity(text, passphrase, 10);
             window.madeKeyholder = await vault.Keyholder.fromIdentity(text);
-            return { recipient, wrapped: btoa(String.fromCharCode(...wrapped)) };
+            return { recipient, text, wrapped: btoa(String.fromCharCode(...wrapped)) };
         }""",
         PASSPHRASE,
     )
@@ -420,6 +420,10 @@ async def test_an_identity_wrapped_in_the_browser_opens_with_python_and_age(page
     (tmp_path / "clip.mp4.age").write_bytes(encrypted)
     age = shutil.which("age")
     if age:  # the stock CLI, asking the passphrase on a terminal
+        text = tmp_path / "identity.txt"
+        code, shown = on_a_terminal([age, "-d", "-o", str(text), str(wrapped)], [PASSPHRASE])
+        assert code == 0, shown
+        assert text.read_text() == made["text"]
         out = tmp_path / "clip.mp4"
         code, shown = on_a_terminal(
             [age, "-d", "-i", str(wrapped), "-o", str(out), str(tmp_path / "clip.mp4.age")],
@@ -491,6 +495,25 @@ async def test_a_clip_made_by_python_decrypts_in_the_browser_byte_for_byte(page,
         "last": chunks - 1,
         "requests": 2 + -(-chunks // 16),  # header, last chunk, then 16 chunks a request
     }
+
+
+@browser_test
+async def test_parse_header_end_finds_where_the_nonce_starts(page, clip):
+    header = clip.ciphertext.index(b"\n--- ") + 1
+    header = clip.ciphertext.index(b"\n", header) + 1
+    got = await page.evaluate(
+        """(file) => {
+            const bytes = Uint8Array.from(atob(file), (c) => c.charCodeAt(0));
+            const ends = [10, 60, bytes.length - 17, bytes.length - 16, bytes.length]
+                .map((n) => vault.parseHeaderEnd(bytes.subarray(0, n)));
+            let other = null;
+            try { vault.parseHeaderEnd(new TextEncoder().encode("ftyp isom")); }
+            catch (err) { other = err.name; }
+            return [ends, other];
+        }""",
+        b64(clip.ciphertext[: header + 16]),
+    )
+    assert got == [[None, None, None, header, header], "DamagedFile"]
 
 
 @browser_test
