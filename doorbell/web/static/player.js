@@ -43,7 +43,9 @@ export async function playClip(video, options) {
 const imageUrls = new WeakMap();
 export async function showThumbnail(img, url, keyholder) {
   const response = await fetch(url);
-  if (!response.ok) throw new Error(`the thumbnail could not be fetched (the doorbell answered ${response.status})`);
+  if (!response.ok) {
+    throw new Error(`the thumbnail could not be fetched (the doorbell answered ${response.status})`);
+  }
   const jpeg = await keyholder.decryptFile(new Uint8Array(await response.arrayBuffer()));
   const blobUrl = URL.createObjectURL(new Blob([jpeg], { type: "image/jpeg" }));
   const old = imageUrls.get(img);
@@ -247,7 +249,8 @@ class ClipPlayer {
     const bytes = joinBytes(pieces).subarray(offset - first * CHUNK_SIZE);
     const batch = [];
     let moof = null;
-    for (let at = 0, box; (box = boxAt(bytes, at)) !== null && at + box.size <= bytes.length; at += box.size) {
+    for (let at = 0, box; (box = boxAt(bytes, at)) !== null; at += box.size) {
+      if (at + box.size > bytes.length) break;
       const whole = bytes.subarray(at, at + box.size);
       if (box.kind === "moof") moof = whole;
       else if (box.kind === "mdat" && moof !== null) batch.push(moof, whole);
@@ -373,13 +376,16 @@ class ClipPlayer {
   }
 }
 
-const CUT = "This clip was cut short (the doorbell stopped while recording it): it plays to its last whole frame.";
+const CUT =
+  "This clip was cut short (the doorbell stopped while recording it): it plays to its last whole frame.";
 // Without an index the clip loads from its start. A seek past what has loaded waits for
 // it when the duration is known (given, or once all has loaded); before that the
 // browser keeps seeks within what has loaded.
 const noIndex = (why, duration) =>
   `This clip has no seek index${why}: it loads from its start, and ` +
-  (duration ? "a seek forward waits until it has loaded up to there." : "can be seeked within what has loaded.");
+  (duration
+    ? "a seek forward waits until it has loaded up to there."
+    : "can be seeked within what has loaded.");
 const WAIT_FORWARD = "Waiting for the clip to load up to there (it has no seek index).";
 
 function plainError(err) {
@@ -400,7 +406,10 @@ function checkedIndex(index, reader) {
     index.keyframes.length > 0 &&
     index.keyframes.every(
       (k, i, all) =>
-        Array.isArray(k) && Number.isFinite(k[0]) && Number.isInteger(k[1]) && (i === 0 || k[1] > all[i - 1][1]),
+        Array.isArray(k) &&
+        Number.isFinite(k[0]) &&
+        Number.isInteger(k[1]) &&
+        (i === 0 || k[1] > all[i - 1][1]),
     );
   if (!ok) throw new Error("it is not a version 1 index");
   if (!reader.cut && index.size !== reader.plaintextSize) throw new Error("it belongs to another recording");

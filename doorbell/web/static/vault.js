@@ -92,7 +92,9 @@ export async function wrapIdentity(text, passphrase, workFactor, { onProgress } 
 export async function unwrapIdentity(wrapped, passphrase, { onProgress } = {}) {
   const bytes = asBytes(wrapped);
   if (!startsWith(bytes, VERSION_LINE)) {
-    throw new NotWrappedIdentity("this is not an age file: a wrapped identity starts with age-encryption.org/v1");
+    throw new NotWrappedIdentity(
+      "this is not an age file: a wrapped identity starts with age-encryption.org/v1",
+    );
   }
   const identity = new PassphraseIdentity(passphrase, onProgress);
   const decrypter = new Decrypter();
@@ -202,7 +204,8 @@ export class Keyholder {
     let scalar;
     try {
       const decoded = bech32.decodeToBytes(line);
-      if (decoded.prefix.toUpperCase() !== "AGE-SECRET-KEY-" || decoded.bytes.length !== 32) throw new Error();
+      const prefix = decoded.prefix.toUpperCase();
+      if (prefix !== "AGE-SECRET-KEY-" || decoded.bytes.length !== 32) throw new Error();
       scalar = decoded.bytes;
     } catch {
       throw new NotAnIdentity("its AGE-SECRET-KEY-1 line is not a valid age X25519 identity");
@@ -387,7 +390,9 @@ export class ClipReader {
     const start = this.payloadStart + first * SEALED_CHUNK;
     const stop = Math.min(this.payloadStart + end * SEALED_CHUNK, this.size);
     const { bytes } = await fetchRange(this.url, start, stop - start, this.stats);
-    if (bytes.length !== stop - start) throw new FetchFailed("the clip file changed on the server while it was read");
+    if (bytes.length !== stop - start) {
+      throw new FetchFailed("the clip file changed on the server while it was read");
+    }
     const out = [];
     for (let index = first; index < end; index++) {
       if (this.#tail !== null && this.#tail[0] === index) {
@@ -417,7 +422,8 @@ export class ClipReader {
   #damaged(index, length) {
     const offset = this.payloadStart + index * SEALED_CHUNK;
     return new DamagedChunk(
-      `chunk ${index} of the clip (bytes ${offset} to ${offset + length - 1} of its file) is damaged: it does not authenticate`,
+      `chunk ${index} of the clip (bytes ${offset} to ${offset + length - 1} of its file) ` +
+        "is damaged: it does not authenticate",
       { chunk: index, offset },
     );
   }
@@ -433,7 +439,8 @@ async function fetchRange(url, start, length, stats) {
   }
   if (response.status === 404) throw new FetchFailed("the clip file is not on the doorbell", { status: 404 });
   if (response.status !== 206 && response.status !== 200) {
-    throw new FetchFailed(`the doorbell answered ${response.status} for the clip file`, { status: response.status });
+    const status = response.status;
+    throw new FetchFailed(`the doorbell answered ${status} for the clip file`, { status });
   }
   let bytes = new Uint8Array(await response.arrayBuffer());
   let total = bytes.length;
@@ -464,7 +471,9 @@ function identityLine(text) {
 
 function needWebCrypto() {
   if (!globalThis.isSecureContext || globalThis.crypto?.subtle === undefined) {
-    throw new InsecurePage("this page is not a secure context (https:// or localhost): the browser offers no WebCrypto here");
+    throw new InsecurePage(
+      "this page is not a secure context (https:// or localhost): the browser offers no WebCrypto here",
+    );
   }
 }
 
