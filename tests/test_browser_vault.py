@@ -86,7 +86,8 @@ class Clip:
 
 def record_clip(folder: Path, identity: vault.X25519Identity, seconds: float) -> str:
     """A real clip by the recorder: noise video (hardly compressible, ~225 KB/s), its
-    thumbnail a real JPEG; the clip's id."""
+    thumbnail a real JPEG, copied into ``folder`` (and the recorder's own index, if it
+    writes one, as recorded.idx.age); the clip's id."""
     import cv2
     import numpy as np
 
@@ -108,8 +109,13 @@ def record_clip(folder: Path, identity: vault.X25519Identity, seconds: float) ->
     done = recorder.stop(camera.at)
     store.close()
     assert done is not None
-    for suffix in (".mp4.age", ".jpg.age"):
-        shutil.copy(store.path(done.clip.id, suffix), folder / f"{done.clip.id}{suffix}")
+    for suffix, name in (
+        (".mp4.age", done.clip.id),
+        (".jpg.age", done.clip.id),
+        (".idx.age", "recorded"),
+    ):
+        if store.path(done.clip.id, suffix).exists():
+            shutil.copy(store.path(done.clip.id, suffix), folder / f"{name}{suffix}")
     return done.clip.id
 
 
@@ -150,6 +156,13 @@ def clip(tmp_path_factory) -> Clip:
     (folder / f"{clip_id}.idx.age").write_bytes(
         vault.encrypt_bytes(json.dumps(index).encode(), [identity.recipient])
     )
+    recorded = folder / "recorded.idx.age"
+    if recorded.exists():  # the recorder's own index says the same
+        theirs = json.loads(vault.decrypt_bytes(recorded.read_bytes(), [identity]))
+        assert theirs["keyframes"] == [[round(t, 3), at] for t, at in index["keyframes"]]
+        assert {k: theirs[k] for k in ("version", "size", "init")} == {
+            k: index[k] for k in ("version", "size", "init")
+        }
     return Clip(identity, folder, clip_id, plaintext, index, ends_at, offsets)
 
 
