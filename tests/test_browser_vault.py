@@ -731,7 +731,7 @@ async def test_a_tampered_chunk_is_named_and_what_comes_before_it_plays(page, cl
 
 
 @browser_test
-async def test_a_missing_clip_or_another_owners_clip_is_a_plain_error(page, clip):
+async def test_a_missing_empty_or_another_owners_clip_is_a_plain_error(page, clip):
     await keyholder(page, clip.identity)
     await play(page, "/files/no-such.mp4.age", None)
     state = (await page.evaluate("window.states")).pop()
@@ -742,6 +742,12 @@ async def test_a_missing_clip_or_another_owners_clip_is_a_plain_error(page, clip
         "message": "",
         "error": "This clip cannot be played: the clip file is not on the doorbell.",
     }
+    start = payload_start(clip.ciphertext)
+    await play(page, served(clip, "empty.mp4.age", clip.ciphertext[: start + 500]), None)
+    await until(page, "window.states.at(-1).phase === 'error'")
+    state = (await page.evaluate("window.states")).pop()
+    assert state["error"] == "This clip cannot be played: it holds no whole second of video."
+    assert state["cut"]
     other = vault.encrypt_bytes(clip.plaintext[:1000], [vault.X25519Identity.generate().recipient])
     await play(page, served(clip, "other.mp4.age", other), None)
     state = (await page.evaluate("window.states")).pop()

@@ -294,6 +294,7 @@ class ClipPlayer {
   }
 
   #finish() {
+    if (this.init === null) throw new Error("it holds no whole second of video");
     if (this.ended || this.mediaSource.readyState !== "open" || this.sourceBuffer?.updating) return;
     this.ended = true;
     this.mediaSource.endOfStream();
@@ -395,7 +396,7 @@ function plainError(err) {
   if (err.name === "MediaError" || err.name === "InvalidStateError") {
     return "The browser could not decode this clip's video.";
   }
-  return `This clip cannot be played: ${err.message}`;
+  return `This clip cannot be played: ${err.message.replace(/\.$/, "")}.`;
 }
 
 function checkedIndex(index, reader) {
