@@ -49,7 +49,10 @@ def test_the_library_is_served_from_node_modules_not_the_repository():
         "doorbell/web/static/owner.js",
         "doorbell/web/static/vault.js",
         "doorbell/web/static/player.js",
-    } | {p.relative_to(root).as_posix() for p in (root / "tests").rglob("*.js")}
+        "doorbell/web/static/mp4.js",
+    } | {
+        p.relative_to(root).as_posix() for d in ("tests", "bench") for p in (root / d).rglob("*.js")
+    }
 
 
 def test_tls_only_beyond_loopback():

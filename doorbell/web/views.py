@@ -100,6 +100,7 @@ def _view(clip: Clip) -> dict:
         "when": start.strftime("%a %d %b %H:%M:%S"),
         "day": start.date().isoformat(),
         "duration": f"{duration:.0f} s" if duration is not None else "",
+        "seconds": f"{duration:.3f}" if duration is not None else "",
         "partial": clip.state == "partial",
     }
 

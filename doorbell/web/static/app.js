@@ -244,10 +244,11 @@ async function playerPage() {
   const said = $("player-state");
   const handle = await player.playClip(video, {
     fileUrl: video.dataset.file, indexUrl: video.dataset.index, keyholder: state.keyholder,
+    duration: video.dataset.duration ? Number(video.dataset.duration) : null,
     onState: (s) => {
       if (s.error) show(said, s.error);
-      else if (s.cut) show(said, "This clip was cut short: it plays to its last whole second.");
       else if (s.message) show(said, s.message);
+      else if (s.cut) show(said, "This clip was cut short: it plays to its last whole second.");
     },
   });
   state.cleanups.push(() => {
