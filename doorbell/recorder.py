@@ -20,7 +20,7 @@ it resumes by itself once the disk has room (looked at every
 
 A read-only, failing or vanished data folder (EROFS, EIO, EACCES …, SQLite's
 own errors mapped to those by the index) is a storage fault, not a camera
-error: the clip being recorded is left partial (recovered after unlock),
+error: the clip being recorded is kept as a crash leaves it (cut short),
 :attr:`Recorder.fault` says so, frames keep coming into the pre-roll ring,
 and recording resumes by itself once the folder takes writes again.
 
@@ -269,7 +269,7 @@ class Recorder:
         except Exception as err:
             if not out_of_space(err):
                 with contextlib.suppress(OSError):
-                    current.recording.abort()  # left partial, recovered after unlock
+                    current.recording.abort()  # kept as a crash leaves it: cut short
                 raise
             clip = self._salvage(current, last, need=0)
             if not self.store.has_room():
@@ -340,7 +340,7 @@ class Recorder:
 
     def _halt(self, kind: str, at: float, err: OSError | None = None) -> None:
         """Stop recording for ``kind``: the clip being recorded, if any, is left partial
-        (recoverable after unlock), and the fault is logged once an episode."""
+        (kept as cut short), and the fault is logged once an episode."""
         current, self._open = self._open, None
         if current is not None:
             current.mp4.abandon()
