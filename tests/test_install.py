@@ -14,12 +14,15 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "install.sh"
 DEFAULT_TOML = REPO / "doorbell" / "default.toml"
 UNIT = REPO / "systemd" / "doorbell.service"
-PACKAGES = ("python3-venv", "python3-picamera2", "python3-lgpio", "age")
+PACKAGES = ("python3-venv", "python3-picamera2", "python3-lgpio", "age", "nodejs", "npm")
+NPM_CI = "npm ci --prefix {root}/opt/doorbell --ignore-scripts --omit=dev --no-audit --no-fund"
 
 
-def install(*args, as_user: list[str] | None = None) -> subprocess.CompletedProcess:
+def install(
+    *args, as_user: list[str] | None = None, script: Path = SCRIPT
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*(as_user or []), "bash", str(SCRIPT), *map(str, args)],
+        [*(as_user or []), "bash", str(script), *map(str, args)],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -102,7 +105,16 @@ def test_dry_run_prints_every_step_and_changes_nothing(root):
     assert "doorbell config check" in out
     assert f"+ install -D -m 0644 {UNIT} {root}/etc/systemd/system/doorbell.service" in out
     assert "systemctl enable --now doorbell" in out
-    assert "https://porch.local:8443/" in out
+    # the browser's age library: the lock beside node_modules, npm ci, no scripts run
+    lock = REPO / "package-lock.json"
+    assert f"+ install -D -m 0644 {lock} {root}/opt/doorbell/package-lock.json" in out
+    assert f"+ (skipped under --root) {NPM_CI.format(root=root)}\n" in out
+    # no owner yet: the setup code, and the page to type it in
+    assert "https://porch.local:8443/setup" in out
+    assert (
+        "+ (skipped under --root) runuser -u doorbell -- /opt/doorbell/venv/bin/doorbell "
+        "setup-code --data-dir /var/lib/doorbell"
+    ) in out
     assert "self-signed" in out
     assert "journalctl -u doorbell" in out
 
@@ -118,6 +130,8 @@ def test_system_commands_are_only_printed_under_root(root):
         "systemctl",
         "python3 -m venv",
         "pip",
+        "npm",
+        "runuser",
     ):
         lines = [line for line in out.splitlines() if line.startswith("+") and command in line]
         assert lines, command
@@ -172,6 +186,116 @@ def test_nothing_to_install_on_a_root_that_has_it(root):
     assert "apt packages are installed" in out
     assert "user doorbell exists" in out
     assert "apt-get" not in out and "useradd" not in out and "usermod" not in out
+
+
+def test_node_modules_is_installed_once_a_lock(root):
+    """npm ci runs again only when package-lock.json changed since it last ran."""
+    home = root / "opt" / "doorbell"
+    (home / "node_modules").mkdir(parents=True)
+    (home / "node_modules.lock").write_bytes((REPO / "package-lock.json").read_bytes())
+    out = installed("--dry-run", "--root", root)
+    assert "node_modules has this package-lock.json already" in out
+    assert "npm ci" not in out
+    (home / "node_modules.lock").write_bytes(b"{}")  # an older lock
+    assert NPM_CI.format(root=root) in installed("--dry-run", "--root", root)
+
+
+def test_with_an_owner_paired_no_setup_code(root):
+    keys = root / "var" / "lib" / "doorbell" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "owners.json").write_text('{"version": 1, "owners": [{"name": "Alice"}]}')
+    out = installed("--dry-run", "--root", root)
+    assert "setup-code" not in out
+    assert "https://porch.local:8443/\n" in out and "/setup" not in out
+
+
+def checkout(tmp_path: Path, git: bool = True) -> Path:
+    """A small checkout with what install.sh needs, committed to git (unless not
+    ``git``), and beside it files nobody committed: an exported identity, a note, a
+    node_modules and a build leftover."""
+    top = tmp_path / "checkout"
+    for name in (
+        "scripts/install.sh",
+        "doorbell/default.toml",
+        "systemd/doorbell.service",
+        "systemd/README.md",
+        "requirements.lock",
+        "package.json",
+        "package-lock.json",
+    ):
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, top / name)
+    (top / ".gitignore").write_text("node_modules/\n")
+    if git:
+        quiet = {"cwd": top, "check": True, "capture_output": True}
+        subprocess.run(["git", "init", "-q"], **quiet)
+        subprocess.run(["git", "add", "."], **quiet)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "x"],
+            **quiet,
+        )
+    (top / "identity.txt").write_text("AGE-SECRET-KEY-1QQQQ\n")  # keys export > identity.txt
+    (top / "notes.txt").write_text("untracked\n")
+    (top / "node_modules" / "x").mkdir(parents=True)
+    (top / "node_modules" / "x" / "index.js").write_text("//\n")
+    (top / "doorbell" / "__pycache__").mkdir()
+    (top / "doorbell" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    return top
+
+
+def packed(root: Path) -> tuple[list[str], int]:
+    """The names in the copy install.sh made, and its mode."""
+    tar = root / "opt" / "doorbell" / "doorbell-src.new.tar"
+    names = subprocess.run(["tar", "-tf", tar], capture_output=True, text=True, check=True)
+    return sorted(names.stdout.split()), tar.stat().st_mode & 0o777
+
+
+def test_only_tracked_files_are_packed_root_only(root, tmp_path):
+    """The copy pip builds from holds the files git tracks, nothing else (no identity.txt),
+    and it and its list are root's alone (0600); a second run finds it the same."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    top = checkout(tmp_path)
+    result = install("--root", root, script=top / "scripts" / "install.sh")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=top, capture_output=True, text=True, check=True
+    ).stdout.split()
+    names, mode = packed(root)
+    assert names == sorted(tracked)
+    assert "identity.txt" not in names and "notes.txt" not in names
+    assert mode == 0o600
+    listed = root / "opt" / "doorbell" / "doorbell-src.files"
+    assert listed.stat().st_mode & 0o777 == 0o600
+    home = root / "opt" / "doorbell"
+    (home / "doorbell-src.new.tar").rename(home / "doorbell-src.tar")  # what pip installed
+    (home / "doorbell-src.tar").chmod(0o644)  # as an older install.sh left it
+    again = install("--root", root, script=top / "scripts" / "install.sh")
+    assert "the venv has this checkout already" in again.stdout
+    assert (home / "doorbell-src.tar").stat().st_mode & 0o777 == 0o600
+    (top / "notes.txt").write_text("changed, still untracked\n")
+    assert "the venv has this checkout already" in installed_from(top, root)
+    (top / "doorbell" / "default.toml").write_text("# changed\n")  # tracked: a new copy
+    assert "tar -C" in installed_from(top, root)
+
+
+def installed_from(top: Path, root: Path) -> str:
+    result = install("--dry-run", "--root", root, script=top / "scripts" / "install.sh")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_outside_git_everything_but_the_excluded_is_packed(root, tmp_path):
+    """Without git to ask, the copy is every file but dot-files, build leftovers and
+    node_modules, and the script says so."""
+    top = checkout(tmp_path, git=False)
+    result = install("--root", root, script=top / "scripts" / "install.sh")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is not a git checkout" in result.stdout
+    names, mode = packed(root)
+    assert mode == 0o600
+    assert "./identity.txt" in names and "./scripts/install.sh" in names
+    assert not [n for n in names if "node_modules" in n or "__pycache__" in n or "/." in n]
 
 
 def test_uninstall_keeps_clips_keys_and_config(root):

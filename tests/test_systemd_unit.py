@@ -126,6 +126,14 @@ def test_user_and_directories(unit):
     assert one(unit, "UMask") == "0077"
 
 
+def test_the_browser_library_is_where_install_puts_it(unit):
+    """The service serves the age library from the node_modules scripts/install.sh makes
+    (tests/test_install.py checks that npm ci installs it there)."""
+    environment = dict(value.split("=", 1) for value in words(unit, "Environment"))
+    assert environment["DOORBELL_NODE_MODULES"] == "/opt/doorbell/node_modules"
+    assert environment["GPIOZERO_PIN_FACTORY"] == "lgpio"  # the other settings stay
+
+
 def test_sandbox(unit):
     """Read-only system, private /tmp, no privileges, no capabilities and a system call filter."""
     assert one(unit, "ProtectSystem") == "strict"
