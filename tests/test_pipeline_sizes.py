@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
+from doorbell import vault
 from doorbell.camera import Frame
 from doorbell.config import PipelineSettings
 from doorbell.errors import DoorbellError
 from doorbell.pipeline import Pipeline, PipelineError, encodable_size, fit_picture
-from doorbell.store import ClipStore
+from doorbell.store import THUMBNAIL, VIDEO, ClipStore
 
 
 def test_encodable_sizes():
@@ -52,9 +53,11 @@ def record(data_dir, identities, pictures: list[np.ndarray], width: int, height:
     for n, picture in enumerate(pictures):
         pipeline.process(Frame(picture, n / 10, n))
     [recorded] = pipeline.finish()
-    with store.open_video(recorded.clip.id, identities) as reader:
+    with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
         mp4 = reader.read()
-    thumbnail = store.read_thumbnail(recorded.clip.id, identities)
+    thumbnail = vault.decrypt_bytes(
+        store.path(recorded.clip.id, THUMBNAIL).read_bytes(), identities
+    )
     store.close()
     with av.open(io.BytesIO(mp4)) as container:
         frames = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]

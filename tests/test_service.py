@@ -18,11 +18,13 @@ from doorbell.camera.synthetic import SyntheticCamera
 from doorbell.camera_loop import camera_healthy, reconnect_delay
 from doorbell.clock import ClockState
 from doorbell.config import Config, StorageSettings, WebSettings
+from doorbell.owners import SetupCode
 from doorbell.pipeline import PipelineSettings
 from doorbell.service import Service
 from doorbell.store import VIDEO, ClipStore, Keyring
 from doorbell.systemd import Notifier
-from tests.conftest import PASSPHRASE, decodable_frames, find_plaintext
+from tests.conftest import decodable_frames, find_plaintext
+from tests.owners import PairedOwner, pair_owner
 
 
 def config_for(data_dir, **policy) -> Config:
@@ -111,13 +113,13 @@ def demo_until_sigterm(*options: str, check=lambda lines: None) -> list[str]:
 
 
 @pytest.mark.cli
-def test_sigterm_stops_the_demo_cleanly(tmp_path, passphrase_file):
-    """`doorbell demo` as a process: it prints the URL, serves, and SIGTERM ends it with 0."""
-    options = ("--data-dir", str(tmp_path / "data"), "--passphrase-file", str(passphrase_file))
-    lines = demo_until_sigterm(*options)
+def test_sigterm_stops_the_demo_cleanly(tmp_path):
+    """`doorbell demo` as a process: it prints the URL and the setup code to pair with,
+    serves, and SIGTERM ends it with 0."""
+    lines = demo_until_sigterm("--data-dir", str(tmp_path / "data"))
     assert lines[0].startswith("doorbell: open http://localhost:"), lines
-    assert f"the one in {passphrase_file}" in lines[1]
-    assert PASSPHRASE not in "".join(lines)
+    code = SetupCode(tmp_path / "data").read()
+    assert code and code in "".join(lines)
 
 
 @pytest.mark.cli
@@ -130,7 +132,7 @@ def test_the_demo_removes_its_temporary_data_dir():
         [line] = [line for line in lines if line.startswith("doorbell: data dir: ")]
         assert "(removed when the demo stops; --data-dir D keeps it)" in line
         folders.append(Path(line.split()[3]))
-        assert (folders[0] / "keys" / "recipients.txt").exists()
+        assert (folders[0] / "setup-code").exists()
 
     demo_until_sigterm(check=in_use)
     assert folders and not folders[0].exists()
@@ -228,7 +230,7 @@ async def test_a_dying_camera_is_reopened_with_backoff_and_its_clip_finished(dat
     store = ClipStore.open(data_dir)
     [clip] = store.list()
     assert clip.trigger == "bell" and clip.state == "complete"  # finished when the camera died
-    with store.open_video(clip.id, identities) as reader:
+    with vault.open_file(store.path(clip.id, VIDEO), identities) as reader:
         mp4 = reader.read()
     with av.open(io.BytesIO(mp4)) as container:
         assert sum(1 for _ in container.decode(video=0)) >= 30  # 1 s pre-roll, then to frame 44
@@ -263,32 +265,30 @@ def test_watchdog_tick_follows_the_camera(data_dir):
 
 def demo_recording(
     data: Path,
-    passphrase_file: Path,
     bell: bool = True,
     command: tuple[str, ...] = (sys.executable, "-m", "doorbell"),
-) -> tuple[subprocess.Popen, Path | None]:
-    """`doorbell demo` as a process (``command`` runs the doorbell command), unlocked over
-    HTTP, the camera running, the bell pressed, and its clip grown to three chunks on disk
-    (in real time). Returns the process and the clip's ``.part`` (None with ``bell=False``:
-    idle, camera running)."""
+) -> tuple[subprocess.Popen, Path | None, PairedOwner]:
+    """`doorbell demo` as a process (``command`` runs the doorbell command) with an owner
+    paired beforehand and signed in over HTTP (login by challenge), the camera running,
+    the bell pressed, and its clip grown to three chunks on disk (in real time). Returns
+    the process, the clip's ``.part`` (None with ``bell=False``: idle, camera running) and
+    the owner (whose identity opens the clips)."""
+    import base64
     import http.cookiejar
     import json
     import urllib.request
 
     from doorbell.vault.stream import SEALED_CHUNK_SIZE
 
+    owner = pair_owner(data)
     process = subprocess.Popen(
-        [
-            *command,
-            *("demo", "--port", "0", "--data-dir", str(data)),
-            *("--passphrase-file", str(passphrase_file)),
-        ],
+        [*command, *("demo", "--port", "0", "--data-dir", str(data))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        url = process.stdout.readline().split()[-1]
+        url = process.stdout.readline().split()[2].removesuffix("setup")
         opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
         )
@@ -302,7 +302,10 @@ def demo_recording(
             with opener.open(request, timeout=30) as response:
                 return json.loads(response.read() or b"{}")
 
-        csrf = post("/api/unlock", {"passphrase": PASSPHRASE})["csrf_token"]
+        challenge = post("/api/login/challenge", {"owner": owner.id})
+        nonce = vault.decrypt_bytes(base64.b64decode(challenge["file"]), [owner.identity])
+        answer = {"challenge": challenge["challenge"], "answer": base64.b64encode(nonce).decode()}
+        csrf = post("/api/login", answer)["csrf_token"]
 
         def camera_running() -> bool:
             with opener.open(url + "api/status", timeout=30) as response:
@@ -310,7 +313,7 @@ def demo_recording(
 
         poll(camera_running, deadline=60)
         if not bell:
-            return process, None
+            return process, None, owner
         post("/api/bell", {}, {"X-CSRF-Token": csrf})
         folder = data / "clips"
 
@@ -318,7 +321,7 @@ def demo_recording(
             parts = list(folder.glob("*.mp4.age.part"))
             return parts[0] if parts and parts[0].stat().st_size > 3 * SEALED_CHUNK_SIZE else None
 
-        return process, poll(grown, deadline=60)
+        return process, poll(grown, deadline=60), owner
     except BaseException:
         process.kill()
         process.wait()
@@ -326,32 +329,32 @@ def demo_recording(
 
 
 @pytest.mark.cli
-def test_sigterm_while_recording_finishes_the_clip_and_exits_0_within_5_s(
-    tmp_path, passphrase_file
-):
+def test_sigterm_while_recording_finishes_the_clip_and_exits_0_within_5_s(tmp_path):
     """SIGTERM mid-clip: the clip is finished (a whole age file, nothing partial) and the
     process exits 0 within systemd's 5 s."""
     data = tmp_path / "data"
-    process, _ = demo_recording(data, passphrase_file)
+    process, _, owner = demo_recording(data)
     assert "Traceback" not in stop_with_sigterm(process, timeout=5)
     store = ClipStore.open(data)
     assert store.report.partial == []
     clips = store.list()
     assert [c.state for c in clips] == ["complete"] * len(clips)
     [clip] = [c for c in clips if c.trigger == "bell"]
-    with store.open_video(clip.id, Keyring.in_data_dir(data).unlock(PASSPHRASE)) as reader:
+    with vault.open_file(store.path(clip.id, VIDEO), [owner.identity]) as reader:
         assert decodable_frames(reader.read()) > 10
     store.close()
 
 
 @pytest.mark.cli
-def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passphrase_file):
-    """`doorbell demo` killed with SIGKILL while recording: on the next start every whole
-    chunk on disk comes back (after unlock), and the clip plays."""
+def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path):
+    """`doorbell demo` killed with SIGKILL while recording: the next start keeps the cut
+    clip as it is (the device cannot decrypt it, and does not need to), marked partial;
+    the owner's identity gets back every whole chunk that was on disk, and it plays."""
+    from doorbell.store.fragments import Trimmed, trim
     from doorbell.vault.stream import CHUNK_SIZE, SEALED_CHUNK_SIZE
 
     data = tmp_path / "data"
-    process, part = demo_recording(data, passphrase_file)
+    process, part, owner = demo_recording(data)
     try:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -361,12 +364,13 @@ def test_sigkill_mid_clip_loses_at_most_the_chunk_being_written(tmp_path, passph
         process.wait()
     store = ClipStore.open(data)
     [clip_id] = store.report.partial
-    identities = Keyring.in_data_dir(data).unlock(PASSPHRASE)
-    [repaired] = store.repair(identities)
+    assert store.get(clip_id).state == "partial"
+    report = vault.Recovery()
+    with open(store.path(clip_id, VIDEO), "rb") as cut:
+        plaintext = b"".join(trim(vault.recover(cut, [owner.identity], report), Trimmed()))
     whole_chunks = (on_disk - 200) // SEALED_CHUNK_SIZE  # the header is under 200 bytes
-    assert repaired.recovery.plaintext_bytes >= whole_chunks * CHUNK_SIZE
-    with store.open_video(clip_id, identities) as reader:
-        assert decodable_frames(reader.read()) > 10
+    assert report.plaintext_bytes >= whole_chunks * CHUNK_SIZE
+    assert decodable_frames(plaintext) > 10
     store.close()
 
 
@@ -451,15 +455,13 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.cli
-def test_the_service_connects_to_nothing(tmp_path, passphrase_file):
+def test_the_service_connects_to_nothing(tmp_path):
     """Law 4: `doorbell demo` started, unlocked, recording a bell clip, stopped: the process
     opens no connection and looks up no name but the address it listens on (every socket
     connect and name lookup Python makes raises an audit event; the unit's kernel-level
     rules are tested in test_systemd_unit)."""
     data = tmp_path / "data"
-    process, _ = demo_recording(
-        data, passphrase_file, command=(sys.executable, "-c", AUDITED_DOORBELL)
-    )
+    process, _, _ = demo_recording(data, command=(sys.executable, "-c", AUDITED_DOORBELL))
     log = stop_with_sigterm(process, timeout=10)
     audits = [line.split(" ", 2)[1:] for line in log.splitlines() if line.startswith("audit: ")]
     assert [a for a in audits if a[0] == "connect"] == []
@@ -530,7 +532,7 @@ async def test_recipients_removed_while_running_are_kept_and_said_loudly(data_di
     assert seen["back"]["warnings"] == []
     store = ClipStore.open(data_dir)
     [clip] = store.list()
-    with store.open_video(clip.id, identities) as reader:
+    with vault.open_file(store.path(clip.id, VIDEO), identities) as reader:
         assert reader.read(8)[4:8] == b"ftyp"
     store.close()
 

@@ -13,11 +13,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from doorbell.store import Clip, ClipNotFound
-from doorbell.store.layout import THUMBNAIL, VIDEO
+from doorbell.store import INDEX, THUMBNAIL, VIDEO, Clip, ClipNotFound
 from doorbell.web.context import CONTEXT
 
-INDEX = ".idx.age"
 HEADERS = {"Cache-Control": "private, no-cache", "Content-Type": "application/octet-stream"}
 
 
