@@ -61,7 +61,9 @@ def test_the_web_opens_clips_only_through_the_store():
                 assert call.endswith("store.path"), call
             if module.name not in ("tls.py", "vendor.py"):  # its certificate; the library
                 assert call not in ("open", "os.open"), f"{module.name}: {call}()"
-        assert "doorbell.vault" not in module.read_text() or module.name == "__init__.py", module.name
+        assert "doorbell.vault" not in module.read_text() or module.name == "__init__.py", (
+            module.name
+        )
 
 
 def test_nothing_imports_the_composition_root_or_the_cli():
