@@ -85,12 +85,16 @@ async def test_the_first_owner_pairs_with_the_setup_code_once(aiohttp_client, fr
 
 
 async def test_losing_keys_never_reopens_pairing_without_a_new_code(aiohttp_client, fresh, clock):
+    """keys/ gone (a slip in a shell, a card fault): the session of its owner ends, and
+    pairing needs a new code from someone at the device."""
     import shutil
 
     code = SetupCode(fresh).ensure()
     client = await make_client(aiohttp_client, fresh, clock)
     assert (await pair(client, code))[0].status == 200
-    shutil.rmtree(fresh / "keys")  # a slip in a shell, a card fault
+    assert (await client.get("/api/clips")).status == 200
+    shutil.rmtree(fresh / "keys")
+    assert (await client.get("/api/clips")).status == 401
     assert (await pair(client, code, name="Mallory"))[0].status == 403
     new = SetupCode(fresh).new()  # someone at the device: doorbell setup-code --new
     assert (await pair(client, new, name="Alice again"))[0].status == 200
@@ -184,7 +188,7 @@ async def test_the_throttle_decides_before_the_body_is_read(aiohttp_client, data
     pair_owner(data_dir)
     client = await make_client(aiohttp_client, data_dir, clock)
     for _ in range(throttle.FREE_FAILURES):
-        await pair(client, "WRONG-CODE")
+        await pair(client, "WRONG-CODE", name="Mallory")
     for data, kind in ((b"not json", "text/plain"), (b"x" * 1_000_000, "application/json")):
         for path in ("/api/pair", "/api/owners/release"):
             response = await client.post(path, data=data, headers={"Content-Type": kind})

@@ -248,6 +248,18 @@ class Owners:
             os.fsync(out.fileno())
         part.replace(self.path)
 
+    def check_new(self, name: str, recipient: str, wrapped: bytes | None = None) -> None:
+        """Raise OwnersError if :meth:`add` would refuse these (taken or malformed)."""
+        name = check_name(name)
+        parsed = vault.X25519Recipient.parse(recipient)
+        if wrapped is not None:
+            check_wrapped(wrapped)
+        for owner in self.list():
+            if owner.name.casefold() == name.casefold():
+                raise OwnersError(f"an owner called {name!r} exists already: choose another name")
+            if owner.recipient == str(parsed):
+                raise OwnersError("that key belongs to an owner already")
+
     def add(
         self,
         name: str,

@@ -37,7 +37,7 @@ from doorbell.web.context import (
 )
 from doorbell.web.origin import host_allowed, origin_matches, own_names
 from doorbell.web.routes import OWNER, PUBLIC, ROUTES, STATIC_PREFIX, VENDOR_PREFIX
-from doorbell.web.sessions import COOKIE, Sessions
+from doorbell.web.sessions import COOKIE, REMOVED, Sessions
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -140,6 +140,9 @@ async def access(
     if access_kind == PUBLIC:
         return await handler(request)
     session = app[SESSIONS].get(request.cookies.get(COOKIE), touch=request.path != "/api/events")
+    if session is not None and app[OWNERS].get(session.owner_id) is None:
+        app[SESSIONS].end_owner(session.owner_id, REMOVED)  # keys/ lost or edited by hand
+        session = None
     if session is None:
         if page:
             raise web.HTTPSeeOther("/unlock" if app[OWNERS].has_owner() else "/setup")

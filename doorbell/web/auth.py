@@ -38,7 +38,6 @@ from doorbell.web.context import (
 from doorbell.web.sessions import COOKIE, EVERYWHERE, LOCKED, REMOVED
 
 log = logging.getLogger(__name__)
-CODE_KEY = "code"  # the throttle key every code guess also counts against, with the client's
 
 
 def _throttled(request: web.Request, *keys: str) -> list[str]:
@@ -121,7 +120,7 @@ async def owners_page(request: web.Request) -> web.StreamResponse:
 
 async def pair(request: web.Request) -> web.Response:
     """A new owner, proved by the setup code (someone at the device) or an invite."""
-    keys = _throttled(request, CODE_KEY)
+    keys = _throttled(request)  # per client: 40 bits at its pace outlast any household
     body = await read_json(request)
     code = field(body, "code", str, "the setup code or an invite code")
     name = field(body, "name", str)
@@ -131,14 +130,18 @@ async def pair(request: web.Request) -> web.Response:
     auth = b64_field(body, "auth", exact=32)
     work_factor = field(body, "work_factor", int)
     owners, setup_code = request.app[OWNERS], request.app[SETUP_CODE]
+    try:  # everything checked before a code is tried: a refused pairing uses up nothing
+        record = AuthRecord.from_auth(salt, work_factor, auth)
+        owners.check_new(name, recipient, wrapped)
+    except OwnersError as err:
+        raise web.HTTPBadRequest(text=f"{err}\n") from None
     by_setup = setup_code.matches(code)
     if not by_setup and not owners.use_invite(code):
         failures = request.app[THROTTLE].failed(keys)
         log.warning("pairing refused: a wrong setup or invite code (%d in a row)", failures)
         raise web.HTTPForbidden(text="that is not the setup code or an open invite\n")
-    request.app[THROTTLE].succeeded(keys[:1])
+    request.app[THROTTLE].succeeded(keys)
     try:
-        record = AuthRecord.from_auth(salt, work_factor, auth)
         owner = owners.add(name, recipient, wrapped=wrapped, auth=record)
     except OwnersError as err:
         raise web.HTTPBadRequest(text=f"{err}\n") from None
