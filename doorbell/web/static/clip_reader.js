@@ -131,13 +131,15 @@ export class ClipReader {
 
   // The plaintext of chunks first … first + count - 1 (fewer at the end), fetched by one
   // Range request. DamagedChunk naming the chunk and its byte offset if one does not
-  // authenticate; FetchFailed if the server fails or the file changed.
-  async readChunks(first, count) {
+  // authenticate; FetchFailed if the server fails or the file changed. [] if `stale()`
+  // says, once the bytes came, that they are no longer wanted (nothing decrypted).
+  async readChunks(first, count, stale = () => false) {
     const end = Math.min(first + count, this.chunkCount);
     if (first < 0 || !Number.isInteger(first) || first >= end) return [];
     const start = this.payloadStart + first * SEALED_CHUNK;
     const stop = Math.min(this.payloadStart + end * SEALED_CHUNK, this.size);
     const { bytes } = await fetchRange(this.url, start, stop - start, this.stats);
+    if (stale()) return []; // the caller moved on while it came: not worth decrypting
     if (bytes.length !== stop - start) {
       throw new FetchFailed("the clip file changed on the server while it was read");
     }

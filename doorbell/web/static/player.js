@@ -66,6 +66,7 @@ class ClipPlayer {
     this.failed = false;
     this.generation = 0; // bumped when a seek moves the stream: older data is dropped
     this.next = 0; // the next chunk to fetch
+    this.until = null; // after a seek: the byte where the next keyframe's fragment starts
     this.skip = 0; // bytes of that chunk before the box the stream resumes at
     this.pending = new Uint8Array(0); // decrypted bytes not yet appended (a partial box)
     this.moof = null; // a moof waiting for its mdat
@@ -147,7 +148,7 @@ class ClipPlayer {
         } else {
           const generation = this.generation;
           const first = this.next;
-          const pieces = await this.#read(first);
+          const pieces = await this.#read(first, () => generation !== this.generation || this.closed);
           if (generation !== this.generation || this.closed) continue;
           this.next = first + pieces.length;
           this.#take(pieces);
@@ -161,10 +162,18 @@ class ClipPlayer {
   }
 
   // The next piece; if a chunk in it is damaged, the whole chunks before it are
-  // appended first (they play), then the damage is raised.
-  async #read(first) {
+  // appended first (they play), then the damage is raised. Right after a seek, only the
+  // chunks up to the next keyframe's fragment: the picture sought comes sooner. A piece
+  // a later seek made stale (`stale()`) is dropped undecrypted.
+  async #read(first, stale) {
+    let count = PIECE_CHUNKS;
+    if (this.until !== null) {
+      const last = Math.ceil(this.until / CHUNK_SIZE);
+      count = Math.min(PIECE_CHUNKS, Math.max(1, last - first + 1));
+      this.until = null;
+    }
     try {
-      return await this.reader.readChunks(first, PIECE_CHUNKS);
+      return await this.reader.readChunks(first, count, stale);
     } catch (err) {
       if (err.name !== "DamagedChunk" || err.chunk <= first) throw err;
       const generation = this.generation;
@@ -315,6 +324,8 @@ class ClipPlayer {
       let pick = keyframes[0];
       for (const keyframe of keyframes) if (keyframe[0] + origin <= t + 1e-3) pick = keyframe;
       this.#restart(pick[1], pick[0] + origin);
+      const after = keyframes.find((keyframe) => keyframe[1] > pick[1]);
+      this.until = after ? after[1] : null;
     } else if (t > this.lastTime) {
       this.#say({ message: WAIT_FORWARD });
     } else {
@@ -337,6 +348,7 @@ class ClipPlayer {
 
   #restart(offset, time) {
     this.generation += 1;
+    this.until = null;
     this.next = Math.floor(offset / CHUNK_SIZE);
     this.skip = offset - this.next * CHUNK_SIZE;
     this.pending = new Uint8Array(0);
