@@ -78,18 +78,27 @@ async def page(service):
 
 
 async def until(page, condition: str, timeout: float = 20.0) -> None:
-    """Wait in the page until the JavaScript ``condition`` holds.
+    """Wait in the page until the JavaScript ``condition`` holds; fail after ``timeout`` s.
 
     Playwright's wait_for_function evaluates strings, which the pages' CSP
-    (no 'unsafe-eval') rightly forbids; this runs as a function instead.
+    (no 'unsafe-eval') rightly forbids; this runs as a function instead. The deadline
+    is kept in the page, so the evaluation always ends by itself (cancelling one from
+    Python can leave it waiting on the browser for good).
     """
-    waiting = page.evaluate(
+    held = await page.evaluate(
         f"""() => new Promise((resolve) => {{
-            const check = () => ({condition}) ? resolve(true) : setTimeout(check, 20);
+            const end = Date.now() + {timeout * 1000:.0f};
+            const check = () => {{
+                let ok = false;
+                try {{ ok = Boolean({condition}); }} catch (err) {{ ok = false; }}
+                if (ok) resolve(true);
+                else if (Date.now() > end) resolve(false);
+                else setTimeout(check, 20);
+            }};
             check();
         }})"""
     )
-    await asyncio.wait_for(waiting, timeout)
+    assert held, f"not within {timeout} s: {condition}"
 
 
 async def pair_in_browser(page, service, name: str = "Alice") -> None:
@@ -128,7 +137,10 @@ async def test_pairing_to_playback_and_back_to_locked(service, page):
     assert await page.is_visible("#toast")
     await until(page, "window.doorbellEvents.some(e => e.kind === 'clip')", timeout=30)
     await page.click("header a.brand")  # followed in the page: the key stays in memory
-    await until(page, "document.body.dataset.thumbnails === 'shown'")
+    await until(
+        page,
+        "document.querySelector('li.clip') && document.body.dataset.thumbnails === 'shown'",
+    )
     clips = await page.query_selector_all("li.clip")
     assert len(clips) == 1
     clip_id = await clips[0].get_attribute("data-clip")
@@ -231,6 +243,7 @@ async def test_a_second_owner_a_new_browser_and_removal_told_in_the_open_tab(ser
     await page.click("#press-bell")
     await until(page, "window.doorbellEvents.some(e => e.kind === 'clip')", timeout=30)
     await page.click("header a.brand")
+    await until(page, "document.querySelector('li.clip a') !== null")
     await page.click("li.clip a")
     await page.wait_for_url("**/clips/*")
     await until(

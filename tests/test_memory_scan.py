@@ -164,7 +164,11 @@ async def test_the_device_never_holds_the_owner_s_secrets(device, tmp_path):
                 page, f"window.doorbellEvents.filter(e => e.kind === 'clip').length >= {ring}", 30
             )
         await page.click("header a.brand")
-        await until(page, "document.body.dataset.thumbnails === 'shown'")
+        await until(
+            page,
+            "document.querySelectorAll('li.clip').length === 3"
+            " && document.body.dataset.thumbnails === 'shown'",
+        )
         assert len(await page.query_selector_all("li.clip")) == 3
         await page.click("li.clip a")
         await page.wait_for_url("**/clips/*")

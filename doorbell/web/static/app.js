@@ -41,6 +41,7 @@ async function call(method, url, body) {
 // --- moving between pages without losing the key -------------------------------------------
 
 async function navigate(url, push = true) {
+  delete document.body.dataset.thumbnails; // set again once the new page's are shown
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
   const html = await response.text();
   const doc = new DOMParser().parseFromString(html, "text/html");
@@ -48,6 +49,7 @@ async function navigate(url, push = true) {
   document.title = doc.title;
   document.querySelector('meta[name="csrf-token"]').content =
     doc.querySelector('meta[name="csrf-token"]').content;
+  for (const key of Object.keys(document.body.dataset)) delete document.body.dataset[key];
   for (const [key, value] of Object.entries(doc.body.dataset)) document.body.dataset[key] = value;
   document.body.replaceChildren(...doc.body.childNodes);
   if (push) history.pushState({}, "", response.url);
