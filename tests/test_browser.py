@@ -249,3 +249,25 @@ async def test_a_second_owner_a_new_browser_and_removal_told_in_the_open_tab(ser
     await until(
         page, "document.getElementById('video') && document.getElementById('video').readyState >= 2"
     )
+
+
+async def test_pairing_with_an_identity_file_of_one_s_own(service, page, tmp_path):
+    """An owner who has an identity already (from `doorbell keys export`, or age-keygen)
+    gives the page the file: it stays in the browser, the device gets its recipient."""
+    from doorbell import vault
+
+    identity = vault.X25519Identity.generate()
+    key_file = tmp_path / "identity.txt"
+    key_file.write_text(f"# public key: {identity.recipient}\n{identity.secret()}\n")
+    await page.goto(service.url)
+    await page.fill("#setup-code", SetupCode(service.data_dir).read())
+    await page.fill("#owner-name", "Alice")
+    await page.fill("#new-passphrase", PASSPHRASE)
+    await page.fill("#confirm-passphrase", PASSPHRASE)
+    await page.click("summary")
+    await page.set_input_files("#identity-file", str(key_file))
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#setup-done", state="visible")
+    assert await page.text_content("#recipient") == str(identity.recipient)
+    recipients = [str(r) for r in service.keyring.recipients()]
+    assert str(identity.recipient) in recipients
