@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from doorbell.cli.serve import SETUP_CODE_USE
 from doorbell.owners import SetupCode
 
 DOORBELL = [sys.executable, "-m", "doorbell"]
 ENTRY = Path(sys.executable).with_name("doorbell")  # the command the hint names
 CODE = re.compile(r"setup code: ([0-9A-Z]{4}-[0-9A-Z]{4})\n")
-USE = "open the doorbell's page and type this code to pair the first owner; it works once"
+USE = SETUP_CODE_USE
+
 # root without CAP_DAC_OVERRIDE (or any other): another user's 0700 folder is closed to it
 WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
 

@@ -14,7 +14,8 @@ def test_pages_and_scripts_name_no_outside_address():
     for path in sorted((WEB / "templates").glob("*.html")) + sorted((WEB / "static").iterdir()):
         text = path.read_text()
         found += [f"{path.name}: {m}" for m in re.findall(r"(?:https?:)?//[\w.-]+\.\w+", text)]
-    assert found == []
+    # an SVG's namespace is a name, never fetched (an SVG image must declare it)
+    assert found == ["icon.svg: http://www.w3.org"]
 
 
 def test_no_inline_script_or_style():

@@ -115,7 +115,8 @@ def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
 
 
 SETUP_CODE_USE = (
-    "open the doorbell's page and type this code to pair the first owner; it works once"
+    "open the doorbell's page and type this code to pair an owner (the first, or one who "
+    "lost every browser and key); it works once"
 )
 
 
@@ -160,7 +161,7 @@ def cmd_setup_code(args: argparse.Namespace) -> int:
 def register_setup_code(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add ``setup-code`` to the top-level ``commands``."""
     setup = commands.add_parser(
-        "setup-code", help="print the one-time code that pairs the first owner in the browser"
+        "setup-code", help="print the one-time code that pairs an owner in the browser"
     )
     add_data_dir_option(setup)
     setup.add_argument(

@@ -20,6 +20,7 @@ throttle allows the client (and the owner) another guess, before the body is rea
 import base64
 import datetime
 import logging
+import math
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -47,8 +48,8 @@ def _throttled(request: web.Request, *keys: str) -> list[str]:
     wait = request.app[THROTTLE].wait(wanted)
     if wait > 0:
         raise web.HTTPTooManyRequests(
-            text=f"too many wrong tries; try again in {wait:.0f} s\n",
-            headers={"Retry-After": str(max(1, round(wait)))},
+            text=f"too many wrong tries; try again in {math.ceil(wait)} s\n",
+            headers={"Retry-After": str(math.ceil(wait))},
         )
     return wanted
 

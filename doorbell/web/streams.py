@@ -97,6 +97,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = _streaming("text/event-stream")
     subscription = context.bus.subscribe()
     ended = asyncio.ensure_future(session.ended.wait())
+    getting: asyncio.Future | None = None
     try:
         await response.prepare(request)
         await response.write(b": connected\n\nretry: 3000\n\n")
@@ -119,6 +120,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         ended.cancel()
+        if getting is not None:
+            getting.cancel()  # the tab went away while it waited: nothing left pending
         subscription.close()
         with contextlib.suppress(Exception):
             await response.write_eof()

@@ -234,8 +234,12 @@ function unlockPage() {
 async function thumbnails() {
   const player = await import("/static/player.js");
   await Promise.all([...document.querySelectorAll("img[data-thumbnail]")].map(
-    (img) => player.showThumbnail(img, img.dataset.thumbnail, state.keyholder).catch(() => {
-      img.alt = `${img.alt} (no picture)`;
+    (img) => player.showThumbnail(img, img.dataset.thumbnail, state.keyholder).catch((err) => {
+      img.classList.add("no-picture");
+      img.alt = err.name === "NoIdentityMatch"
+        ? "recorded before you were an owner: not encrypted to your key"
+        : `no picture: ${failure(err)}`;
+      img.title = img.alt;
     })));
   document.body.dataset.thumbnails = "shown";
 }
@@ -415,6 +419,7 @@ async function start() {
   }
   if (page === "clips") await thumbnails();
   if (page === "player") await playerPage();
+  if (page === "live") $("live").src = $("live").dataset.src; // only once this tab is unlocked
 }
 
 start().catch((err) => toast(failure(err)));
