@@ -52,6 +52,7 @@ def test_the_library_is_served_from_node_modules_not_the_repository():
         "doorbell/web/static/player.js",
         "doorbell/web/static/mp4.js",
         "doorbell/web/static/clip_reader.js",
+        "doorbell/web/static/events.js",
     } | {
         p.relative_to(root).as_posix() for d in ("tests", "bench") for p in (root / d).rglob("*.js")
     }

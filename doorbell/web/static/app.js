@@ -3,6 +3,7 @@
 // replaces the old), so the owner's key, held only in this tab's memory, stays open
 // from page to page; a reload or a new tab asks for the passphrase again.
 import * as owner from "/static/owner.js";
+import { listenForEvents } from "/static/events.js";
 
 const state = { keyholder: null, events: null, cleanups: [] };
 window.doorbellEvents = [];
@@ -331,61 +332,6 @@ function ownersPage() {
   });
 }
 
-// --- notifications ---------------------------------------------------------------------------
-
-function chime() {
-  // Two tones made in the page: no sound file is fetched from anywhere.
-  const Context = window.AudioContext || window.webkitAudioContext;
-  if (!Context) return;
-  const audio = new Context();
-  [[659.25, 0], [523.25, 0.35]].forEach(([frequency, start]) => {
-    const tone = audio.createOscillator();
-    const gain = audio.createGain();
-    tone.frequency.value = frequency;
-    gain.gain.setValueAtTime(0.3, audio.currentTime + start);
-    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + start + 0.6);
-    tone.connect(gain).connect(audio.destination);
-    tone.start(audio.currentTime + start);
-    tone.stop(audio.currentTime + start + 0.6);
-  });
-}
-
-function notify(title, body) {
-  toast(`${title}: ${body}`);
-  if ("Notification" in window && Notification.permission === "granted") {
-    new Notification(title, { body, tag: "doorbell" });
-  }
-}
-
-function listen() {
-  if (state.events) return; // one stream for the tab, kept across pages
-  if ("Notification" in window && Notification.permission === "default") {
-    document.addEventListener("click", () => Notification.requestPermission(), { once: true });
-  }
-  const source = new EventSource("/api/events");
-  state.events = source;
-  source.addEventListener("bell", (event) => {
-    window.doorbellEvents.push({ kind: "bell", data: JSON.parse(event.data) });
-    chime();
-    notify("Doorbell", "someone is at the door");
-  });
-  source.addEventListener("motion", (event) => {
-    const data = JSON.parse(event.data);
-    window.doorbellEvents.push({ kind: "motion", data });
-    if (data.active) notify("Motion", "movement at the door");
-  });
-  source.addEventListener("clip", (event) => {
-    const data = JSON.parse(event.data);
-    window.doorbellEvents.push({ kind: "clip", data });
-    toast(`New ${data.trigger} clip`);
-  });
-  source.addEventListener("session", (event) => {
-    const data = JSON.parse(event.data);
-    window.doorbellEvents.push({ kind: "session", data });
-    sessionEnded(data.ended);
-  });
-}
-
 function header() {
   const lock = $("lock");
   if (lock) {
@@ -408,7 +354,7 @@ async function start() {
   if (document.body.dataset.unlocked !== "yes") return;
   header();
   clipActions();
-  listen();
+  if (!state.events) state.events = listenForEvents({ toast, onSessionEnded: sessionEnded });
   if (page === "owners") ownersPage();
   if (!state.keyholder) {
     const known = owner.saved();
