@@ -129,6 +129,7 @@ def partial_clip(store: ClipStore, camera: NoiseCamera, seconds: float, start: f
     for packet in camera.packets(seconds):
         mp4.write(packet)
     recording.video.writer._sink.abort()  # type: ignore[attr-defined]  # as SIGKILL leaves it
+    mp4.abandon()  # an output container left to the garbage collector crashes av 14.1
     return recording.id
 
 

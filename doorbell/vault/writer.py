@@ -47,7 +47,7 @@ from doorbell.errors import UsageError
 from doorbell.vault.errors import DiskFullError, UnfinishedFileError
 from doorbell.vault.header import FILE_KEY_SIZE, encode_header
 from doorbell.vault.keys import Recipient, ScryptRecipient
-from doorbell.vault.stream import CHUNK_SIZE, NONCE_SIZE, ChunkCipher, payload_key
+from doorbell.vault.stream import CHUNK_SIZE, NONCE_SIZE, ChunkCipher
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
@@ -262,14 +262,11 @@ def _random_key(size: int) -> bytearray:
 
 def _payload_key_into(file_key: bytearray, nonce: bytes) -> bytearray:
     """age's payload key (``stream.payload_key``), derived into a bytearray that can be
-    zeroed; through a bytes object on a ``cryptography`` without ``derive_into`` (<46)."""
+    zeroed (``HKDF.derive_into``, cryptography 47 and later: hence pyproject's lower
+    bound; through a bytes object a copy of the key lingers in the heap)."""
     key = bytearray(32)
     kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=nonce, info=b"payload")
-    derive_into = getattr(kdf, "derive_into", None)
-    if derive_into is not None:
-        derive_into(file_key, key)
-    else:
-        key[:] = payload_key(bytes(file_key), nonce)
+    kdf.derive_into(file_key, key)
     return key
 
 
