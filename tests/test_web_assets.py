@@ -42,8 +42,12 @@ def test_the_library_is_served_from_node_modules_not_the_repository():
     for name, entry in packages.items():
         assert entry["integrity"].startswith("sha512-"), name
         assert entry["resolved"].startswith("https://registry.npmjs.org/"), name
+    skip = {"node_modules", "build"}  # installed packages; a build's copy of the package
     tracked = [
-        p for p in root.rglob("*.js") if ".venv" not in p.parts and "node_modules" not in p.parts
+        p
+        for p in root.rglob("*.js")
+        if not skip & set(p.relative_to(root).parts)
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     assert {p.relative_to(root).as_posix() for p in tracked} <= {
         "doorbell/web/static/app.js",
