@@ -648,3 +648,53 @@ def test_fault_lines_say_each_fault_once():
     assert fault_lines(None, full, f"{quota}; {short}") == [full, quota]
     storage = "storage fault: /data: read-only file system; nothing is recorded until …"
     assert fault_lines(None, storage, short) == [storage, short]
+
+
+@pytest.mark.cli
+def test_sigterm_with_open_event_streams_ends_them_and_exits_at_once(tmp_path):
+    """Tabs open on the event stream do not hold the shutdown: ending the sessions wakes
+    each stream, which says so and closes (it took 15 s, a heartbeat, before). Exit 0
+    well within systemd's stop timeout."""
+    import base64
+    import http.cookiejar
+    import json
+    import urllib.request
+
+    data = tmp_path / "data"
+    owner = pair_owner(data)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doorbell", "demo", "--port", "0", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = process.stdout.readline().split()[2]
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+        def post(path: str, body: dict) -> dict:
+            request = urllib.request.Request(
+                url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
+            with opener.open(request, timeout=30) as response:
+                return json.loads(response.read())
+
+        challenge = post("api/login/challenge", {"owner": owner.id})
+        nonce = vault.decrypt_bytes(base64.b64decode(challenge["file"]), [owner.identity])
+        post(
+            "api/login",
+            {"challenge": challenge["challenge"], "answer": base64.b64encode(nonce).decode()},
+        )
+        streams = [opener.open(url + "api/events", timeout=30) for _ in range(3)]
+        for stream in streams:
+            assert stream.readline() == b": connected\n"
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    assert "Traceback" not in stop_with_sigterm(process, timeout=5)
+    for stream in streams:
+        rest = stream.read()  # the stream ended: its last message says why
+        assert b'event: session\ndata: {"ended": "shutdown"}' in rest
