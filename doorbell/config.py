@@ -168,6 +168,18 @@ def _validate(settings: "DataclassInstance", section: str) -> None:
         raise ValueError("; ".join(problems))
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a listen address) is this computer only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def split_listen(listen: str) -> tuple[str, int]:
     """``host:port`` (IPv6 in brackets) into its parts; ValueError if it is not that."""
     host, sep, port = listen.rpartition(":")
@@ -287,10 +299,19 @@ class WebSettings:
     session_hours: float = 12.0
     live_fps: float = 2.0
     server_names: Sequence[str] = ()  # names the pages answer to besides the device's own
+    allow_plain_http: bool = False  # tls = "off" beyond loopback, said in so many words
 
     def __post_init__(self) -> None:
         _validate(self, "web")
         object.__setattr__(self, "server_names", tuple(self.server_names))  # frozen, hashable
+        host = split_listen(self.listen)[0]
+        if self.tls == "off" and not _loopback(host) and not self.allow_plain_http:
+            raise ValueError(
+                f'tls = "off" with listen = "{self.listen}" serves the pages unencrypted to the '
+                "whole network, where browsers also refuse to decrypt clips (no WebCrypto on "
+                'a plain http:// page): use tls = "auto" or "on", or listen on 127.0.0.1 '
+                "behind an HTTPS proxy of your own; allow_plain_http = true if you mean it"
+            )
 
 
 @dataclass(frozen=True)

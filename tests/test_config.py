@@ -308,3 +308,30 @@ def test_server_names_are_host_names(names, problem):
     with pytest.raises(ValueError, match="server_names") as caught:
         config.WebSettings(server_names=names)
     assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("web", "refused"),
+    [
+        ('listen = "0.0.0.0:8443"\ntls = "off"', True),
+        ('listen = "192.168.1.20:80"\ntls = "off"', True),
+        ('listen = "[::]:8443"\ntls = "off"', True),
+        ('listen = "127.0.0.1:8080"\ntls = "off"', False),
+        ('listen = "[::1]:8080"\ntls = "off"', False),
+        ('listen = "localhost:8080"\ntls = "off"', False),
+        ('listen = "0.0.0.0:8443"\ntls = "auto"', False),
+        ('listen = "0.0.0.0:8080"\ntls = "off"\nallow_plain_http = true', False),
+    ],
+)
+def test_plain_http_beyond_loopback_is_refused_unless_said_in_so_many_words(
+    tmp_path, capsys, web, refused
+):
+    """Pages without TLS on the network: passphrase proofs and clips cross it in the clear,
+    and browsers offer no WebCrypto on such a page, so no clip could be opened there.
+    `config check` (and the service at start) refuse it unless allow_plain_http says so."""
+    path = write(tmp_path, f"[web]\n{web}\n")
+    assert cli.main(["config", "check", str(path)]) == (1 if refused else 0)
+    said = capsys.readouterr().err
+    if refused:
+        assert said.startswith(f'doorbell: {path}: [web]: tls = "off" with listen')
+        assert "allow_plain_http = true" in said and "Traceback" not in said
