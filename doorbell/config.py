@@ -168,7 +168,7 @@ def _validate(settings: "DataclassInstance", section: str) -> None:
         raise ValueError("; ".join(problems))
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """Whether ``host`` (a listen address) is this computer only."""
     import ipaddress
 
@@ -305,7 +305,7 @@ class WebSettings:
         _validate(self, "web")
         object.__setattr__(self, "server_names", tuple(self.server_names))  # frozen, hashable
         host = split_listen(self.listen)[0]
-        if self.tls == "off" and not _loopback(host) and not self.allow_plain_http:
+        if self.tls == "off" and not is_loopback(host) and not self.allow_plain_http:
             raise ValueError(
                 f'tls = "off" with listen = "{self.listen}" serves the pages unencrypted to the '
                 "whole network, where browsers also refuse to decrypt clips (no WebCrypto on "

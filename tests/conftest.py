@@ -3,6 +3,7 @@
 import os
 import pty
 import select
+import shutil
 import subprocess
 import termios
 import time
@@ -181,3 +182,21 @@ def grey_frames(path: Path, size: tuple[int, int] | None = None):
             yield cv2.resize(grey, size, interpolation=cv2.INTER_AREA) if size else grey
     finally:
         capture.release()
+
+
+# root without CAP_DAC_OVERRIDE (or any other): another user's 0700 folder is closed to it
+WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
+
+
+@pytest.fixture
+def foreign_data_dir(tmp_path: Path) -> Path:
+    """A data dir of another user (nobody's, 0700), for a command run as root without its
+    capabilities (``WITHOUT_CAPABILITIES``), as a user without rights to it would be."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to drop its capabilities against a folder of another user")
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    os.chown(data, 65534, 65534)
+    return data

@@ -29,21 +29,11 @@ from doorbell import vault
 from doorbell.vault.stream import CHUNK_SIZE
 from doorbell.web import vendor
 from tests.conftest import on_a_terminal
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 HARNESS = Path(__file__).parent / "browser_harness"
 STATIC = Path(vendor.__file__).parent / "static"
 NODE_MODULES = vendor.find_node_modules()
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",  # the machine has no internet: never try it
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 SEALED = CHUNK_SIZE + 16
 PASSPHRASE = "four random words here"
 CLIP_SECONDS = 60.0  # longer than the player keeps ahead (20 s), so seeking has work to do

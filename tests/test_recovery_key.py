@@ -6,7 +6,6 @@ data dir (the key is nowhere in it)."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from doorbell import vault
 from doorbell.store import Keyring
-from tests.conftest import on_a_terminal
+from tests.conftest import WITHOUT_CAPABILITIES, on_a_terminal
 
 DOORBELL = [sys.executable, "-m", "doorbell"]
 ENTRY = Path(sys.executable).with_name("doorbell")  # the command the hint names
@@ -29,8 +28,6 @@ BLOCKS = {
     "\u2588": (LIGHT, LIGHT),
 }
 
-# root without CAP_DAC_OVERRIDE (or any other): another user's 0700 folder is closed to it
-WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
 
 pytestmark = pytest.mark.cli
 
@@ -165,16 +162,10 @@ def test_a_second_key_adds_a_second_recipient(made):
     assert len(recipients) == 3  # the owner and two paper keys
 
 
-def test_a_data_dir_it_cannot_write_is_one_line_and_no_key(tmp_path):
+def test_a_data_dir_it_cannot_write_is_one_line_and_no_key(foreign_data_dir):
     """Without the rights to the data dir (root without CAP_DAC_OVERRIDE stands in for
     another user), one line saying to use sudo -u doorbell; no key printed."""
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv is not installed")
-    if os.geteuid() != 0:
-        pytest.skip("needs root, to drop its capabilities against a folder of another user")
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    os.chown(data, 65534, 65534)
+    data = foreign_data_dir
     argv = ["keys", "recovery", "--data-dir", str(data), "--yes-print-to-pipe"]
     result = subprocess.run(
         [*WITHOUT_CAPABILITIES, *DOORBELL, *argv],

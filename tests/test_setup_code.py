@@ -13,14 +13,13 @@ import pytest
 
 from doorbell.cli.serve import SETUP_CODE_USE
 from doorbell.owners import SetupCode
+from tests.conftest import WITHOUT_CAPABILITIES
 
 DOORBELL = [sys.executable, "-m", "doorbell"]
 ENTRY = Path(sys.executable).with_name("doorbell")  # the command the hint names
 CODE = re.compile(r"setup code: ([0-9A-Z]{4}-[0-9A-Z]{4})\n")
 USE = SETUP_CODE_USE
 
-# root without CAP_DAC_OVERRIDE (or any other): another user's 0700 folder is closed to it
-WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
 
 pytestmark = pytest.mark.cli
 
@@ -68,16 +67,10 @@ def test_the_data_dir_comes_from_the_environment_too(tmp_path, monkeypatch):
     assert SetupCode(tmp_path / "env").read() == code
 
 
-def test_a_data_dir_it_cannot_use_is_one_line_with_what_to_do(tmp_path):
+def test_a_data_dir_it_cannot_use_is_one_line_with_what_to_do(foreign_data_dir):
     """As a user without rights to the data dir: exit 1, one line naming the folder and
     saying to use sudo -u doorbell, no traceback, no code."""
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv is not installed")
-    if os.geteuid() != 0:
-        pytest.skip("needs root, to drop its capabilities against a folder of another user")
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    os.chown(data, 65534, 65534)
+    data = foreign_data_dir
     for args in ([], ["--new"]):
         result = setup_code("--data-dir", str(data), *args, prefix=WITHOUT_CAPABILITIES)
         assert result.returncode == 1, result.stderr

@@ -118,6 +118,23 @@ def _now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _checked_new(
+    owners: "list[Owner]", name: str, recipient: str, wrapped: bytes | None
+) -> tuple[str, vault.X25519Recipient]:
+    """(the name as kept, the parsed recipient) of a new owner; OwnersError if either is
+    malformed or taken by one of ``owners``, or ``wrapped`` is not a wrapped identity."""
+    name = check_name(name)
+    parsed = vault.X25519Recipient.parse(recipient)
+    if wrapped is not None:
+        check_wrapped(wrapped)
+    for owner in owners:
+        if owner.name.casefold() == name.casefold():
+            raise OwnersError(f"an owner called {name!r} exists already: choose another name")
+        if owner.recipient == str(parsed):
+            raise OwnersError("that key belongs to an owner already")
+    return name, parsed
+
+
 @dataclass(frozen=True)
 class Owner:
     id: str
@@ -250,15 +267,7 @@ class Owners:
 
     def check_new(self, name: str, recipient: str, wrapped: bytes | None = None) -> None:
         """Raise OwnersError if :meth:`add` would refuse these (taken or malformed)."""
-        name = check_name(name)
-        parsed = vault.X25519Recipient.parse(recipient)
-        if wrapped is not None:
-            check_wrapped(wrapped)
-        for owner in self.list():
-            if owner.name.casefold() == name.casefold():
-                raise OwnersError(f"an owner called {name!r} exists already: choose another name")
-            if owner.recipient == str(parsed):
-                raise OwnersError("that key belongs to an owner already")
+        _checked_new(self.list(), name, recipient, wrapped)
 
     def add(
         self,
@@ -270,15 +279,8 @@ class Owners:
         """A new owner; new clips are encrypted to ``recipient`` from now on.
 
         Raises OwnersError if the name or the recipient is taken or malformed."""
-        name = check_name(name)
-        parsed = vault.X25519Recipient.parse(recipient)
-        if wrapped is not None:
-            check_wrapped(wrapped)
         with self._changing() as state:
-            if any(o.name.casefold() == name.casefold() for o in state.owners):
-                raise OwnersError(f"an owner called {name!r} exists already: choose another name")
-            if any(o.recipient == str(parsed) for o in state.owners):
-                raise OwnersError("that key belongs to an owner already")
+            name, parsed = _checked_new(state.owners, name, recipient, wrapped)
             owner = Owner(
                 id=secrets.token_hex(8),
                 name=name,

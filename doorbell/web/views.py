@@ -62,9 +62,6 @@ async def health(request: web.Request) -> web.Response:
 # --- the owner's pages ----------------------------------------------------------------------
 
 
-_page = page_values
-
-
 def _day_bounds(day: str) -> tuple[float, float]:
     try:
         date = datetime.date.fromisoformat(day)
@@ -110,7 +107,7 @@ async def clips_page(request: web.Request) -> web.StreamResponse:
     filters = _filters(request)
     clips = store.list(limit=PAGE_SIZE + 1, **filters)
     more = clips[PAGE_SIZE].start if len(clips) > PAGE_SIZE else None
-    values = _page(
+    values = page_values(
         request,
         clips=[_view(c) for c in clips[:PAGE_SIZE]],
         trigger=request.query.get("trigger", ""),
@@ -123,11 +120,13 @@ async def clips_page(request: web.Request) -> web.StreamResponse:
 
 async def player_page(request: web.Request) -> web.StreamResponse:
     clip = _clip(request)
-    return aiohttp_jinja2.render_template("player.html", request, _page(request, clip=_view(clip)))
+    return aiohttp_jinja2.render_template(
+        "player.html", request, page_values(request, clip=_view(clip))
+    )
 
 
 async def live_page(request: web.Request) -> web.StreamResponse:
-    return aiohttp_jinja2.render_template("live.html", request, _page(request))
+    return aiohttp_jinja2.render_template("live.html", request, page_values(request))
 
 
 def _status_view(status: dict) -> dict:
@@ -150,7 +149,7 @@ def _status_view(status: dict) -> dict:
 
 async def status_page(request: web.Request) -> web.StreamResponse:
     status = await run(_status, request.app)
-    values = _page(request, status=status, **_status_view(status))
+    values = page_values(request, status=status, **_status_view(status))
     return aiohttp_jinja2.render_template("status.html", request, values)
 
 
