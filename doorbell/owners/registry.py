@@ -169,16 +169,29 @@ class Owners:
         self.keyring = keyring
         self.path = keyring.folder / OWNERS_FILE
         self._clock = clock
+        self._parsed: tuple[tuple[int, int, int], _State] | None = None
 
     # -- reading ------------------------------------------------------------------------
 
     def _read(self) -> _State:
+        """The file's state; parsed again only when the file changed (every write replaces
+        it, so a new inode), since the web reads it on every request. A fresh copy each
+        time: callers change what they get."""
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            stat = self.path.stat()
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if self._parsed is None or self._parsed[0] != key:
+                self._parsed = (key, self._parse(self.path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return _State()
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, TypeError, KeyError) as err:
             raise OwnersError(f"{self.path} cannot be read: {err}") from None
+        state = self._parsed[1]
+        return _State(list(state.owners), list(state.recovery), list(state.invites), state.secret)
+
+    @staticmethod
+    def _parse(text: str) -> _State:
+        raw = json.loads(text)
         owners = []
         for item in raw.get("owners", []):
             auth = AuthRecord(**item["auth"]) if item.get("auth") else None
