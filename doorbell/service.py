@@ -132,6 +132,10 @@ class Service:
         self.pins: DoorbellPins | None = None
         self.bus: EventBus | None = None
         self.live = LiveFrames(lambda viewers: self._update_led())
+        from doorbell.web import guard  # the web stack loads only for a service
+
+        # descriptors for recording first; the connections get what is left (web.guard)
+        self.connections = guard.ConnectionGuard(guard.reserve_descriptors())
         self.camera = CameraLoop(
             open_cam or (lambda: open_camera(backend, **options)),
             self._new_pipeline,
@@ -233,6 +237,7 @@ class Service:
             "recording": self.recording,
             "recipients": [str(r) for r in self.recipients.current()],
             "live_viewers": self.live.viewers,
+            "connections": self.connections.summary(),
             "retention": describe_retention(self.config.storage),
             "warnings": self._warnings(),
             "demo": self.demo,
@@ -263,7 +268,7 @@ class Service:
         """Run until ``stop`` is set; then finish the clip and shut down in order."""
         from aiohttp import web
 
-        from doorbell.web import tls
+        from doorbell.web import guard, tls
         from doorbell.web.app import make_app
         from doorbell.web.context import BROWSER_WORK_FACTOR, WebContext
 
@@ -314,13 +319,20 @@ class Service:
                 work_factor=self._work_factor or BROWSER_WORK_FACTOR,
                 tls_fingerprint=self.tls_fingerprint,
                 secure_cookies=ssl_context is not None,
+                guard=self.connections,
             )
             self._pairing_note()
-            runner = web.AppRunner(make_app(context), access_log=None, handler_cancellation=True)
+            runner = web.AppRunner(
+                make_app(context),
+                access_log=None,
+                handler_cancellation=True,
+                **guard.HANDLER_LIMITS,
+            )
             await runner.setup()
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            listener = self.connections.listen(host, port)
+            site = guard.GuardedSite(runner, listener, ssl_context=ssl_context)
             await site.start()
-            bound = runner.addresses[0]
+            bound = listener.getsockname()
             shown = "localhost" if tls.is_loopback(host) else host
             self.url = f"{'https' if ssl_context else 'http'}://{shown}:{bound[1]}/"
             camera_done = loop.create_future()

@@ -4,11 +4,14 @@
 
 Sessions past their idle time or lifetime are ended by the app's own background task
 (``cleanup_ctx``), which tells their open tabs at once (the event stream).
-Four middlewares, outermost first: security headers on every response
-(errors too); the device's own name and origin only (421/403, against DNS
-rebinding); errors as short plain messages, never a traceback; and access,
-which looks the route up in :data:`routes.ROUTES` and lets a request through
-only as its row says (anything not in the table needs the owner).
+Five middlewares, outermost first: in-request marking for the connection
+guard (:mod:`doorbell.web.guard`: a connection inside a request is never pushed
+out); security headers on every response (errors too); the device's own name
+and origin only (421/403, against DNS rebinding); errors as short plain
+messages, never a traceback; and access, which looks the route up in
+:data:`routes.ROUTES` and lets a request through only as its row says (anything
+not in the table needs the owner; a body over the row's size is refused before
+a byte of it is read).
 """
 
 import asyncio
@@ -26,6 +29,7 @@ from doorbell.owners import Challenges, Owners, SetupCode, Throttle
 from doorbell.web import vendor
 from doorbell.web.context import (
     ACCESS,
+    BODY_LIMIT,
     CHALLENGES,
     CONTEXT,
     OWNERS,
@@ -36,7 +40,14 @@ from doorbell.web.context import (
     WebContext,
 )
 from doorbell.web.origin import host_allowed, origin_matches, own_names
-from doorbell.web.routes import OWNER, PUBLIC, ROUTES, STATIC_PREFIX, VENDOR_PREFIX
+from doorbell.web.routes import (
+    OWNER,
+    PAIR_BODY,
+    PUBLIC,
+    ROUTES,
+    STATIC_PREFIX,
+    VENDOR_PREFIX,
+)
 from doorbell.web.sessions import COOKIE, REMOVED, Sessions
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,23 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+
+
+@web.middleware
+async def in_request(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Tell the connection guard this request's connection is busy until its response."""
+    guard = request.app[CONTEXT].guard
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if guard is None or sock is None:
+        return await handler(request)
+    fd = sock.fileno()
+    guard.started(fd)
+    try:
+        return await handler(request)
+    finally:
+        guard.finished(fd)
 
 
 @web.middleware
@@ -136,7 +164,10 @@ async def access(
     public_file = request.path.startswith((STATIC_PREFIX, VENDOR_PREFIX))
     if row is None and public_file and request.method in ("GET", "HEAD"):
         return await handler(request)
-    access_kind, page = row if row is not None else (OWNER, False)
+    access_kind, page, body = row if row is not None else (OWNER, False, 0)
+    request[BODY_LIMIT] = body
+    if request.content_length is not None and request.content_length > body:
+        raise web.HTTPRequestEntityTooLarge(body, request.content_length)
     if access_kind == PUBLIC:
         return await handler(request)
     session = app[SESSIONS].get(request.cookies.get(COOKIE), touch=request.path != "/api/events")
@@ -158,7 +189,10 @@ async def access(
 def make_app(context: WebContext) -> web.Application:
     """The aiohttp application for ``context``: routes, guards, templates, static files
     and the browser's age library."""
-    app = web.Application(middlewares=[security_headers, own_origin, plain_errors, access])
+    app = web.Application(
+        middlewares=[in_request, security_headers, own_origin, plain_errors, access],
+        client_max_size=PAIR_BODY,
+    )
     app[CONTEXT] = context
     app[OWN_NAMES] = own_names(context.settings.server_names)
     settings = context.settings
@@ -181,7 +215,7 @@ def make_app(context: WebContext) -> web.Application:
         if route.path == "/api/bell" and context.press_bell is None:
             continue  # only the demo has a bell to press from the browser
         app.router.add_route(route.method, route.path, route.handler)
-        app[ACCESS][(route.method, route.path)] = (route.access, route.page)
+        app[ACCESS][(route.method, route.path)] = (route.access, route.page, route.body)
     app.router.add_static(STATIC_PREFIX.rstrip("/"), HERE / "static", append_version=True)
     aiohttp_jinja2.setup(
         app,

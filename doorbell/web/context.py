@@ -13,6 +13,7 @@ from doorbell.config import WebSettings
 from doorbell.events import EventBus
 from doorbell.owners import Challenges, Owners, SetupCode, Throttle
 from doorbell.store import ClipStore, Keyring
+from doorbell.web.guard import ConnectionGuard
 from doorbell.web.sessions import Session, Sessions
 
 BROWSER_WORK_FACTOR = 16  # scrypt log2 N for an owner's passphrase, in their browser: 64 MiB
@@ -41,6 +42,7 @@ class WebContext:
     tls_fingerprint: str | None = None
     secure_cookies: bool = False
     node_modules: Path | None = None  # the browser's age library (web.vendor); None: found
+    guard: ConnectionGuard | None = None  # the listener's connection limits (web.guard)
 
     @property
     def data_dir(self) -> Path:
@@ -55,6 +57,7 @@ CHALLENGES = web.AppKey("challenges", Challenges)
 THROTTLE = web.AppKey("throttle", Throttle)
 ACCESS = web.AppKey("access", dict)
 SESSION = web.RequestKey("session", Session)  # the caller's signed-in Session
+BODY_LIMIT = web.RequestKey("body_limit", int)  # bytes the route's JSON body may have
 
 
 def session_of(request: web.Request) -> Session:

@@ -16,6 +16,11 @@ from aiohttp import web
 from doorbell.web import auth, files, streams, views
 
 PUBLIC, OWNER = "public", "owner"
+# A pairing or passphrase change carries a wrapped identity (an age scrypt file of about
+# 400 bytes, 2 KiB at most as base64) and a few short fields; every other body is a name,
+# an id or a 32-byte answer.
+PAIR_BODY = 4096
+SMALL_BODY = 512
 
 
 @dataclass(frozen=True)
@@ -25,17 +30,18 @@ class Route:
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     access: str
     page: bool = False  # an HTML page: a locked visitor is sent to the unlock page
+    body: int = 64  # bytes of JSON the route reads (413 beyond; 64: an empty object)
 
 
 ROUTES = (
     Route("GET", "/health", views.health, PUBLIC),
     Route("GET", "/unlock", auth.unlock_page, PUBLIC, page=True),
     Route("GET", "/setup", auth.setup_page, PUBLIC, page=True),
-    Route("POST", "/api/pair", auth.pair, PUBLIC),
-    Route("POST", "/api/owners/find", auth.find_owner, PUBLIC),
-    Route("POST", "/api/owners/release", auth.release, PUBLIC),
-    Route("POST", "/api/login/challenge", auth.login_challenge, PUBLIC),
-    Route("POST", "/api/login", auth.login, PUBLIC),
+    Route("POST", "/api/pair", auth.pair, PUBLIC, body=PAIR_BODY),
+    Route("POST", "/api/owners/find", auth.find_owner, PUBLIC, body=SMALL_BODY),
+    Route("POST", "/api/owners/release", auth.release, PUBLIC, body=SMALL_BODY),
+    Route("POST", "/api/login/challenge", auth.login_challenge, PUBLIC, body=SMALL_BODY),
+    Route("POST", "/api/login", auth.login, PUBLIC, body=SMALL_BODY),
     Route("GET", "/", views.clips_page, OWNER, page=True),
     Route("GET", "/clips/{id}", views.player_page, OWNER, page=True),
     Route("GET", "/clips/{id}/file", files.clip_file, OWNER),
@@ -47,12 +53,12 @@ ROUTES = (
     Route("GET", "/owners", auth.owners_page, OWNER, page=True),
     Route("POST", "/api/lock", auth.lock, OWNER),
     Route("GET", "/api/owners", auth.api_owners, OWNER),
-    Route("POST", "/api/invites", auth.invite, OWNER),
+    Route("POST", "/api/invites", auth.invite, OWNER, body=SMALL_BODY),
     Route("DELETE", "/api/owners/{id}", auth.remove_owner, OWNER),
     Route("POST", "/api/sign-out-everywhere", auth.sign_out_everywhere, OWNER),
-    Route("POST", "/api/passphrase", auth.change_passphrase, OWNER),
+    Route("POST", "/api/passphrase", auth.change_passphrase, OWNER, body=PAIR_BODY),
     Route("GET", "/api/clips", views.api_clips, OWNER),
-    Route("POST", "/api/clips/{id}/keep", views.api_keep, OWNER),
+    Route("POST", "/api/clips/{id}/keep", views.api_keep, OWNER, body=SMALL_BODY),
     Route("DELETE", "/api/clips/{id}", views.api_delete, OWNER),
     Route("POST", "/api/bell", views.api_bell, OWNER),
     Route("GET", "/api/events", streams.events, OWNER),
