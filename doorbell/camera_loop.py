@@ -124,6 +124,7 @@ class CameraLoop:
         self.pipeline: Pipeline | None = None
         self.frames_received = 0  # every frame from every session
         self.frames_dropped = 0  # received but not recorded: no key to encrypt to
+        self.frames_missed = 0  # never received: numbers the camera skipped (it was not read)
         self.last_frame_wall: float | None = None  # wall-clock time of the last frame
         self._stall_after = STALL_SECONDS
         self._lock = threading.Lock()  # guards _camera_clock and _bell_waiting (see above)
@@ -236,10 +237,14 @@ class CameraLoop:
         self._stall_after = stall_after(camera.fps)
         self._set_state("running", reconnecting=False)
         count, reason = 0, "the video ended"
+        last_index: int | None = None
         try:
             for frame in camera.frames():
                 if self.stopping.is_set():
                     break
+                if last_index is not None and frame.index > last_index + 1:
+                    self.frames_missed += frame.index - last_index - 1
+                last_index = frame.index
                 now = self._monotonic()
                 gap = now - self.alive_at
                 with self._lock:

@@ -232,6 +232,7 @@ class Service:
             "frames": {
                 "received": camera.frames_received,
                 "dropped": camera.frames_dropped,
+                "missed": camera.frames_missed,
                 "last_at": camera.last_frame_wall,
             },
             "recording": self.recording,

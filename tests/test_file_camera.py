@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from doorbell.camera import CameraError, is_live, open_camera
+from doorbell.camera import file as file_camera
 from doorbell.camera.file import Damage, FileCamera, FrameTimes
 from tests import scenes
 from tests.conftest import footage
@@ -110,6 +111,31 @@ def test_realtime_paces_by_the_files_times(uneven):
     camera.close()
     assert shown == pytest.approx(times[:46])
     assert waits[1] == pytest.approx(0.25) and waits[45] == pytest.approx(1 / 15, abs=1e-3)
+
+
+def test_realtime_skips_the_frames_a_slow_reader_is_too_late_for(uneven):
+    """Like a camera, a real-time file does not wait for its reader: after the reader
+    spends 1 s on one frame, the frames due more than MISSED_AFTER ago are skipped and
+    their numbers left out of ``index``; the next frame shown is one still in time."""
+    path, times = uneven
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    camera = FileCamera(str(path), realtime=True, clock=lambda: now[0], sleep=sleep)
+    frames = camera.frames()
+    first = [next(frames) for _ in range(20)]
+    now[0] += 1.0  # the reader was busy for a second
+    after = next(frames)
+    camera.close()
+    late = now[0] - 1000.0 - after.at  # how late the frame shown after the stall is
+    assert 0 <= late <= file_camera.MISSED_AFTER
+    skipped = after.index - first[-1].index - 1
+    due_in_the_gap = [t for t in times if first[-1].at < t < after.at]
+    assert skipped == len(due_in_the_gap) > 0
+    cutoff = first[-1].at + 1.0 - file_camera.MISSED_AFTER
+    assert after.at == pytest.approx(min(t for t in times if t >= cutoff))
 
 
 def bad_packets(path: Path) -> tuple[int, list[float]]:

@@ -341,6 +341,30 @@ async def test_events_reach_an_unlocked_tab(client, context, store):
     response.close()
 
 
+async def test_event_streams_and_live_views_are_capped_per_session(client, context):
+    """Each stream holds a connection: 4 event streams a session (its tabs), 2 live
+    views; the next gets 429 and a Retry-After, and a closed one frees its place."""
+    from doorbell.web.streams import CAPS, STREAM_SLOTS
+
+    context.live = type(
+        "Live", (), {"latest_jpeg": lambda self: None, "watching": lambda self, d: None}
+    )()
+    await unlock(client)
+    for path, kind in (("/api/events", "events"), ("/live.mjpeg", "live")):
+        held = [await client.get(path) for _ in range(CAPS[kind][0])]
+        assert all(r.status == 200 for r in held)
+        refused = await client.get(path)
+        assert refused.status == 429 and refused.headers["Retry-After"] == "10"
+        held.pop().close()
+        async with asyncio.timeout(5):
+            while client.app[STREAM_SLOTS].open[(kind, "")] >= CAPS[kind][0]:
+                await asyncio.sleep(0)  # the server notices the closed stream
+        again = await client.get(path)
+        assert again.status == 200
+        for response in (*held, again):
+            response.close()
+
+
 async def test_the_demo_bell(aiohttp_client, context):
     pressed = []
     context.press_bell = lambda: pressed.append(1)
@@ -413,16 +437,20 @@ async def test_the_status_page_shows_the_clock_and_the_frames(client, context):
         "camera": "running",
         "recording": True,
         "clock": {"synchronised": False, "text": text},
-        "frames": {"received": 1234, "dropped": 5, "last_at": last_at},
+        "frames": {"received": 1234, "dropped": 5, "missed": 7, "last_at": last_at},
+        "connections": {"open": 3, "refused_per_client": 40, "refused_full": 2, "pushed_out": 9},
         "warnings": [text],
     }
     await unlock(client)
     body = await (await client.get("/api/status")).json()
     assert body["clock"] == {"synchronised": False, "text": text}
-    assert body["frames"] == {"received": 1234, "dropped": 5, "last_at": last_at}
+    assert body["frames"] == {"received": 1234, "dropped": 5, "missed": 7, "last_at": last_at}
     page = await (await client.get("/status")).text()
     when = datetime.datetime.fromtimestamp(last_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    assert f'<dd id="frames">1234 received, 5 dropped; last frame at {when}</dd>' in page
+    missed = "7 missed (the device fell behind the camera)"
+    assert f'<dd id="frames">1234 received, 5 dropped, {missed}; last frame at {when}</dd>' in page
+    closed = "9 idle ones closed to make room"
+    assert f'<dd id="connections">3 open; since start 42 refused, {closed}</dd>' in page
     assert f'<dd id="clock-state" class="uncertain">{text}</dd>' in page
     assert f'<p class="warning" role="alert">{text}</p>' in page
 

@@ -13,7 +13,9 @@ each pass starts one frame (1 / fps) after the previous pass's last frame,
 and a timestamp that goes back or repeats (two recordings joined) starts a
 new stretch the same way, and a frame repeated or out of order after damage
 is dropped (:class:`FrameTimes`). ``realtime`` paces the
-frames by those times on ``clock``.
+frames by those times on ``clock``, and like a real camera it does not wait for a
+reader that falls behind: a frame due more than :data:`MISSED_AFTER` ago is skipped,
+its number left out of the frames' ``index`` (a gap the camera loop counts as missed).
 
 Damaged data in the middle is skipped and decoding goes on after it. Each
 damaged stretch is reported once, from the first packet that did not decode
@@ -51,6 +53,9 @@ class Damage:
         return f"{path}: damaged video from {self.start:.1f} s to {self.end:.1f} s skipped"
 
 
+# A real-time file skips a frame its reader is this late for: what a Pi camera's buffers
+# hold (picamera2's video configuration keeps 6 buffers: 0.4 s at 15 fps).
+MISSED_AFTER = 0.4  # seconds
 # A frame whose time is at most this far behind the last one's is dropped: a repeated
 # frame, or one out of order after damaged data. Further back, the file's clock started
 # again (two recordings joined): a new stretch. Seconds.
@@ -174,7 +179,11 @@ class FileCamera:
                 if self.realtime:
                     if start is None:
                         start = self._clock() - at
-                    self._sleep(max(0.0, start + at - self._clock()))
+                    early = start + at - self._clock()
+                    if early < -MISSED_AFTER:
+                        index += 1  # missed, as a camera's frame with no buffer free
+                        continue
+                    self._sleep(max(0.0, early))
                 yield Frame(_bgr(picture), at, index)
                 index += 1
                 seen += 1

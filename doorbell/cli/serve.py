@@ -29,11 +29,11 @@ def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -
     Once it is up, print where to open it (its URL, then ``after_url``: a path and
     what to do there), its TLS fingerprint and the ``extra`` lines."""
     import asyncio
-    import logging
     import signal
 
-    logging.basicConfig(level=logging.INFO, format="doorbell: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from doorbell import logs
+
+    logs.configure()
 
     async def main() -> None:
         stop = asyncio.Event()

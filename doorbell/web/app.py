@@ -26,7 +26,7 @@ from aiohttp import web
 
 from doorbell.errors import DoorbellError
 from doorbell.owners import Challenges, Owners, SetupCode, Throttle
-from doorbell.web import vendor
+from doorbell.web import streams, vendor
 from doorbell.web.context import (
     ACCESS,
     BODY_LIMIT,
@@ -202,6 +202,7 @@ def make_app(context: WebContext) -> web.Application:
     app[OWNERS] = Owners(context.keyring, context.wall_clock)
     app[SETUP_CODE] = SetupCode(context.data_dir)
     app[CHALLENGES] = Challenges(context.clock)
+    app[streams.STREAM_SLOTS] = streams.Slots()
     app[THROTTLE] = Throttle(context.data_dir / "throttle.json", context.wall_clock)
     library = _library(context)
     app[IMPORT_MAP] = library.import_map if library else vendor.EMPTY_MAP

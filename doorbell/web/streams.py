@@ -5,11 +5,16 @@ lifetime, the owner removed or signed out everywhere), and end at once when it
 does: the event stream's last message says why (``event: session``), so the
 page can tell the owner and offer to unlock again. The live view counts its
 viewers, so the recording LED is on while anyone watches (law 8).
+
+Each holds a connection for as long as it runs, so each has a cap per session and in
+all (:data:`CAPS`); past it the answer is 429, and the tab tries again later.
 """
 
 import asyncio
 import contextlib
 import json
+from collections import Counter
+from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -19,6 +24,41 @@ from doorbell.web.sessions import COOKIE
 from doorbell.web.views import clip_json
 
 HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
+# (per session, in all). Events: a browser's tabs (the page has one stream a tab).
+# Live: two views a session, six in all: each costs a JPEG written per frame shown.
+CAPS = {"events": (4, 32), "live": (2, 6)}
+
+
+class Slots:
+    """How many streams of each kind are open, per session token and in all."""
+
+    def __init__(self, caps: dict[str, tuple[int, int]] = CAPS) -> None:
+        self.caps = caps
+        self.open: Counter[tuple[str, str]] = Counter()
+        self.refused = 0
+
+    @contextlib.contextmanager
+    def claim(self, kind: str, token: str) -> Iterator[None]:
+        """Hold a slot of ``kind`` for ``token``'s session; 429 when none is free."""
+        per_session, in_all = self.caps[kind]
+        if self.open[(kind, token)] >= per_session or self.open[(kind, "")] >= in_all:
+            self.refused += 1
+            raise web.HTTPTooManyRequests(
+                text=f"too many {kind} streams open; close a tab and try again\n",
+                headers={"Retry-After": "10"},
+            )
+        self.open[(kind, token)] += 1
+        self.open[(kind, "")] += 1
+        try:
+            yield
+        finally:
+            for key in ((kind, token), (kind, "")):
+                self.open[key] -= 1
+                if not self.open[key]:
+                    del self.open[key]
+
+
+STREAM_SLOTS = web.AppKey("stream_slots", Slots)
 
 
 def _streaming(content_type: str) -> web.StreamResponse:
@@ -40,7 +80,14 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     if context.live is None:
         raise web.HTTPServiceUnavailable(text="no camera\n")
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(COOKIE) or ""
+    with request.app[STREAM_SLOTS].claim("live", token):
+        return await _live(request, token)
+
+
+async def _live(request: web.Request, token: str) -> web.StreamResponse:
+    context = request.app[CONTEXT]
+    assert context.live is not None
     session = session_of(request)
     response = _streaming("multipart/x-mixed-replace; boundary=frame")
     await response.prepare(request)
@@ -92,7 +139,14 @@ async def events(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     if context.bus is None:
         raise web.HTTPServiceUnavailable(text="no event bus\n")
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(COOKIE) or ""
+    with request.app[STREAM_SLOTS].claim("events", token):
+        return await _events(request, token)
+
+
+async def _events(request: web.Request, token: str) -> web.StreamResponse:
+    context = request.app[CONTEXT]
+    assert context.bus is not None
     session = session_of(request)
     response = _streaming("text/event-stream")
     subscription = context.bus.subscribe()

@@ -63,12 +63,15 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _day_bounds(day: str) -> tuple[float, float]:
+    """The day's start and end in local time, epoch seconds; 400 for anything but a date
+    (or one at the ends of the calendar: 0001-01-01 and 9999-12-31 have no next day or
+    no local midnight)."""
     try:
         date = datetime.date.fromisoformat(day)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"day: expected YYYY-MM-DD, not {day!r}\n") from None
-    start = datetime.datetime.combine(date, datetime.time()).astimezone()
-    return start.timestamp(), (start + datetime.timedelta(days=1)).timestamp()
+        start = datetime.datetime.combine(date, datetime.time()).astimezone()
+        return start.timestamp(), (start + datetime.timedelta(days=1)).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise web.HTTPBadRequest(text=f"day: expected YYYY-MM-DD, not {day[:40]!r}\n") from None
 
 
 def _filters(request: web.Request) -> dict:
@@ -130,8 +133,9 @@ async def live_page(request: web.Request) -> web.StreamResponse:
 
 
 def _status_view(status: dict) -> dict:
-    """The status page's words for the clock and the frames (``clock`` and ``frames`` as
-    the service's ``status()`` gives them; either may be missing)."""
+    """The status page's words for the clock, the frames and the connections (``clock``,
+    ``frames`` and ``connections`` as the service's ``status()`` gives them; any may be
+    missing)."""
     clock = status.get("clock") or {}
     frames = status.get("frames") or {}
     last_at = frames.get("last_at")
@@ -140,10 +144,20 @@ def _status_view(status: dict) -> dict:
         when = datetime.datetime.fromtimestamp(last_at).astimezone()
         last = f"last frame at {when:%Y-%m-%d %H:%M:%S}"
     counts = f"{frames.get('received', 0)} received, {frames.get('dropped', 0)} dropped"
+    if frames.get("missed"):
+        counts += f", {frames['missed']} missed (the device fell behind the camera)"
+    net = status.get("connections") or {}
+    refused = net.get("refused_per_client", 0) + net.get("refused_full", 0)
     return {
         "clock_text": clock.get("text") or "unknown",
         "clock_synchronised": clock.get("synchronised"),
         "frames_text": f"{counts}; {last}" if frames else "unknown",
+        "connections_text": (
+            f"{net.get('open', 0)} open; since start {refused} refused, "
+            f"{net.get('pushed_out', 0)} idle ones closed to make room"
+            if net
+            else "unknown"
+        ),
     }
 
 
