@@ -83,15 +83,22 @@ def _identities(args: argparse.Namespace) -> list:
     return identities
 
 
-def _copy_range(reader: "Reader", out: Callable[[bytes], object], offset: int, length: int) -> None:
+def _copy_range(
+    reader: "Reader", out: Callable[[memoryview], object], offset: int, length: int
+) -> None:
+    """Plaintext bytes ``offset`` to ``offset + length`` to ``out``, a chunk at a time
+    through one buffer: memory stays at one chunk whatever the length."""
+    from doorbell.vault import CHUNK_SIZE
+
     reader.seek(offset)
+    block = memoryview(bytearray(min(CHUNK_SIZE, length)))
     remaining = length
     while remaining > 0:
-        block = reader.read(min(READ_BLOCK, remaining))
-        if not block:
+        got = reader.readinto(block[: min(len(block), remaining)])
+        if not got:
             break
-        out(block)
-        remaining -= len(block)
+        out(block[:got])
+        remaining -= got
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
@@ -125,7 +132,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
-    out = vault.StreamSink(target.file if target else sys.stdout.buffer)
+    stream = target.file if target else sys.stdout.buffer
+    out = vault.StreamSink(stream)
     ok = False
     try:
         if args.recover:
@@ -145,7 +153,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
             with vault.Reader(source, identities, name) as reader:
                 offset = args.offset or 0
                 length = args.length if args.length is not None else max(0, reader.size - offset)
-                _copy_range(reader, out.write, offset, length)
+                _copy_range(reader, stream.write, offset, length)
         else:
             try:
                 _, cipher = vault.open_header(source, identities)

@@ -180,24 +180,32 @@ class Reader(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
+    def _pieces(self, size: int) -> Iterator[memoryview]:
+        """Views of the plaintext from the position on, ``size`` bytes at most in all,
+        moving the position past each; no copy is made."""
+        while size > 0 and self._pos < self.size:
+            index, skip = divmod(self._pos, CHUNK_SIZE)
+            piece = memoryview(self._chunk(index))[skip : skip + size]
+            size -= len(piece)
+            self._pos += len(piece)
+            yield piece
+
     def readinto(self, buffer: "Buffer") -> int:
         self._checkClosed()
         out = memoryview(buffer).cast("B")
         done = 0
-        while done < len(out) and self._pos < self.size:
-            index, skip = divmod(self._pos, CHUNK_SIZE)
-            piece = self._chunk(index)[skip : skip + len(out) - done]
+        for piece in self._pieces(len(out)):
             out[done : done + len(piece)] = piece
             done += len(piece)
-            self._pos += len(piece)
         return done
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all the rest if negative) from the position on. Holds
+        the result and one decrypted chunk, no other copy."""
         self._checkClosed()
         if size is None or size < 0:
-            size = max(0, self.size - self._pos)
-        buffer = bytearray(min(size, max(0, self.size - self._pos)))
-        return bytes(buffer[: self.readinto(buffer)])
+            size = self.size
+        return b"".join(self._pieces(size))
 
     def readall(self) -> bytes:
         return self.read(-1)
