@@ -226,6 +226,8 @@ async def invite(request: web.Request) -> web.Response:
 
 async def remove_owner(request: web.Request) -> web.Response:
     owner_id = request.match_info["id"]
+    if request.app[OWNERS].get(owner_id) is None:
+        raise web.HTTPNotFound(text="no such owner\n")
     try:
         owner = request.app[OWNERS].remove(owner_id)
     except OwnersError as err:

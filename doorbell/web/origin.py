@@ -56,14 +56,14 @@ def origin_matches(origin: str | None, host: str | None) -> bool:
     as ``Host``); a request without an Origin (a typed URL, curl) passes."""
     if origin is None:
         return True
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+        sent = urlsplit("//" + (host or "").strip())
+        port, sent_port = parts.port, sent.port
+    except ValueError:  # "http://[" (an unclosed IPv6 literal), a port that is not a number
+        return False
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False  # "null" (a sandboxed or file page) and anything stranger
-    sent = urlsplit("//" + (host or "").strip())
-    try:
-        port, sent_port = parts.port, sent.port
-    except ValueError:  # a port that is not a number
-        return False
     port = port or (443 if parts.scheme == "https" else 80)
     same_port = sent_port is None or sent_port == port
     return same_port and _bare(parts.hostname) == _bare(sent.hostname or "")

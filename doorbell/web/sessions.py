@@ -44,7 +44,11 @@ class Session:
         self.ended = asyncio.Event()
 
     def csrf_ok(self, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(token.encode(), self.csrf.encode())
+        """Whether ``token`` (a header's text: bytes that are not UTF-8 come as lone
+        surrogates) is this session's CSRF token."""
+        if token is None:
+            return False
+        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.csrf.encode())
 
     def end(self, reason: str) -> None:
         if self.end_reason is None:
