@@ -11,6 +11,7 @@ Each crash found is kept as a plain named test with its input (at the end).
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -36,9 +37,10 @@ from tests.web_fuzzing import (
 
 
 def fuzz(examples: int) -> settings:
-    """Hypothesis settings for a test against the device fixture (one app for all examples)."""
+    """Hypothesis settings for a test against the device fixture (one app for all examples);
+    DOORBELL_FUZZ_SCALE=N runs N times as many examples (a deeper search, by hand)."""
     return settings(
-        max_examples=examples,
+        max_examples=examples * int(os.environ.get("DOORBELL_FUZZ_SCALE", "1")),
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
         database=None,
@@ -335,6 +337,21 @@ async def test_public_files_never_reach_beyond_their_folder(device, caplog, pref
         assert b"root:x:0:0" not in body
 
 
+METHODS = st.sampled_from(
+    ["HEAD", "OPTIONS", "TRACE", "CONNECT", "PUT", "PATCH", "PROPFIND", "DELETE", "POST", "GET"]
+) | st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&'*+-.^_`|~", min_size=1, max_size=20)
+
+
+@fuzz(100)
+@given(method=METHODS, route=st.sampled_from([path for _, path in ID_ROUTES] + ["/", "/health"]))
+async def test_any_method_on_any_route_is_answered_without_a_500(device, caplog, method, route):
+    caplog.clear()
+    response = await device.client.session.request(
+        method, url(device, route.format(device.clip)), headers=device.signed()
+    )
+    await answered_cleanly(response, caplog, (method, route))
+
+
 # --- 4. cookies and headers -------------------------------------------------------------------
 
 PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
@@ -463,6 +480,45 @@ async def test_odd_cookies_and_headers_never_get_a_500(device, bare, caplog, dat
     except (ValueError, UnicodeEncodeError):
         assume(False)  # the client would not send it: the socket tests send anything
     await answered_cleanly(response, caplog, (method, path, headers))
+
+
+QUERY_VALUES = TEXT | st.sampled_from(
+    [
+        "9999-12-31",
+        "0001-01-01",
+        "2024-02-30",
+        "+002024-01-01",
+        "2024-W01-1",
+        "nan",
+        "-inf",
+        "1e999",
+        "0x10",
+        "9" * 4_000,
+        "bell",
+        "BELL",
+        "",
+    ]
+)
+
+
+@fuzz(150)
+@given(
+    path=st.sampled_from(["/", "/api/clips", "/setup", "/unlock", "/health", "/owners"]),
+    query=st.lists(
+        st.tuples(
+            st.sampled_from(["day", "before", "trigger", "invite", "x"]) | TEXT, QUERY_VALUES
+        ),
+        max_size=4,
+    ),
+)
+async def test_odd_query_strings_never_get_a_500(device, caplog, path, query):
+    text = "&".join(
+        f"{quote(k.encode('utf-8', 'surrogatepass'))}={quote(v.encode('utf-8', 'surrogatepass'))}"
+        for k, v in query
+    )
+    caplog.clear()
+    response = await device.client.session.get(url(device, f"{path}?{text}"), allow_redirects=False)
+    await answered_cleanly(response, caplog, (path, text))
 
 
 # --- 5. malformed HTTP at the socket ----------------------------------------------------------
