@@ -9,6 +9,10 @@ and format string) through in a burst of :data:`BURST`, then one every
 out. Every message together also shares a budget (:data:`TOTAL_BURST`, then one every
 :data:`TOTAL_INTERVAL` s), for floods of messages that differ. Under systemd the
 journal keeps the lines; the figures keep a day's flood under a megabyte.
+
+A request aiohttp's parser refuses (a bad request line, header or body framing: the
+client gets a 400) is the client's mistake, not the service's: :class:`BadRequests`
+makes aiohttp's ERROR and its traceback (about 550 bytes) one short INFO line.
 """
 
 import logging
@@ -70,11 +74,33 @@ class RateLimit(logging.Filter):
         return True
 
 
+class BadRequests(logging.Filter):
+    """A filter for the ``aiohttp.server`` logger: a request its parser refused becomes
+    ``a bad request from ADDRESS: WHY`` at INFO, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "a bad request from %s: %s", (peer, _short(error))
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _short(error: Exception) -> str:
+    text = getattr(error, "message", "") or type(error).__name__
+    return str(text).splitlines()[0][:120] if text else type(error).__name__
+
+
 def configure(level: int = logging.INFO) -> RateLimit:
     """Log to stderr (the journal under systemd), one line a message, rate-limited;
     aiohttp's access log off. Returns the filter (its ``left_out`` count)."""
     logging.basicConfig(level=level, format=FORMAT)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(BadRequests())
     limit = RateLimit()
     for handler in logging.getLogger().handlers:
         handler.addFilter(limit)

@@ -739,11 +739,6 @@ async def test_a_lone_surrogate_in_a_name_or_a_code_is_a_400(device, caplog):
         assert 400 <= response.status < 500, (path, body, response.status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: app.py: aiohttp's static route lets os.stat raise ENAMETOOLONG (a 500 "
-    "and a traceback at ERROR); a name past NAME_MAX should be a 404",
-)
 async def test_a_static_name_too_long_for_the_file_system_is_a_404(device, caplog):
     response = await device.client.get("/static/" + "a" * 256)
     await answered_cleanly(response, caplog)

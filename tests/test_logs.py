@@ -60,3 +60,40 @@ def test_other_messages_still_get_through_a_flood_of_one():
         log.warning("refused")
     log.warning("camera: stalled")
     assert out.getvalue().splitlines()[-1] == "camera: stalled"
+
+
+async def test_a_bad_request_is_one_short_line_without_a_traceback(caplog):
+    """aiohttp logs each request its parser refuses at ERROR with a traceback (about 550
+    bytes, 7 times what the sender sent); through BadRequests it is one short INFO line."""
+    import asyncio
+
+    from aiohttp import web
+
+    from doorbell.web.guard import HANDLER_LIMITS
+
+    server = logging.getLogger("aiohttp.server")
+    quiet = logs.BadRequests()
+    server.addFilter(quiet)
+    runner = web.AppRunner(web.Application(), access_log=None, **HANDLER_LIMITS)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    sent = 0
+    try:
+        with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+            for line in (b"GET / HTTP/9.9", b"\x16\x03\x01garbage", b"GET /\x00 HTTP/1.1", b"G"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                request = line + b"\r\nHost: x\r\nContent-Length: -1\r\n\r\n"
+                writer.write(request)
+                sent += len(request)
+                await reader.read()  # the 400 and the close
+                writer.close()
+    finally:
+        server.removeFilter(quiet)
+        await runner.cleanup()
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(records) == 4
+    assert all(r.levelno == logging.INFO and not r.exc_info for r in records)
+    assert all(r.getMessage().startswith("a bad request from 127.0.0.1: ") for r in records)
+    assert sum(len(r.getMessage()) for r in records) < 2 * sent

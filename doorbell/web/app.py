@@ -136,6 +136,10 @@ async def plain_errors(
         raise
     except DoorbellError as err:
         raise web.HTTPBadRequest(text=f"{err}\n") from None
+    except OSError:  # a file name the file system cannot even look up (too long, say)
+        if not request.path.startswith((STATIC_PREFIX, VENDOR_PREFIX)):
+            raise
+        raise web.HTTPNotFound(text="no such file\n") from None
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         raise web.HTTPInternalServerError(
