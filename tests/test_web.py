@@ -566,3 +566,14 @@ async def test_a_json_body_past_its_routes_size_is_refused_unread(client, chunke
             )
             assert (response.status == 413) == refused, (path, len(body), response.status)
             assert response.status < 500
+
+
+async def test_head_answers_wherever_get_does(client, store):
+    """HEAD is GET without the body, on every GET route, and behind the same guard."""
+    assert (await client.head("/health")).status == 200
+    clip_id = add_clip(store, "bell", 1_700_000_000)
+    assert (await client.head(f"/clips/{clip_id}/file")).status == 401
+    await unlock(client)
+    response = await client.head(f"/clips/{clip_id}/file")
+    assert response.status == 200 and int(response.headers["Content-Length"]) > 0
+    assert await response.read() == b""

@@ -219,7 +219,10 @@ def make_app(context: WebContext) -> web.Application:
     for route in ROUTES:
         if route.path == "/api/bell" and context.press_bell is None:
             continue  # only the demo has a bell to press from the browser
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":  # and HEAD, as HTTP wants
+            app.router.add_get(route.path, route.handler)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
         app[ACCESS][(route.method, route.path)] = (route.access, route.page, route.body)
     app.router.add_static(STATIC_PREFIX.rstrip("/"), HERE / "static", append_version=True)
     aiohttp_jinja2.setup(
