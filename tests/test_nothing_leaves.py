@@ -274,7 +274,9 @@ def test_nothing_but_loopback_and_unix_seen_by_the_audit_hook_and_strace(house):
         print(f"{name}: programs run: {programs_run(house.calls(name))}")
     # the hook and strace saw the demo at work: its bind, its answers over loopback
     assert any(r.event == "socket.bind" and "127.0.0.1" in r.address for r in house.audit("demo"))
-    answers = [c for c in house.calls("demo") if c.name == "sendto" and "TCP:[127.0.0.1:" in c.line]
+    answers = [
+        c for c in house.calls("demo") if c.name.startswith("send") and "TCP:[127.0.0.1:" in c.line
+    ]
     assert answers, "strace saw no answer of the demo's"
 
     audit = house.audit("control")
@@ -286,7 +288,7 @@ def test_nothing_but_loopback_and_unix_seen_by_the_audit_hook_and_strace(house):
     assert len(flagged) == 1 and flagged[0].name == "connect", [c.line for c in flagged]
     assert 'inet_addr("192.0.2.1")' in flagged[0].line
     assert any(c.name == "connect" and c.allowed and not c.is_unix for c in calls)
-    assert any(c.name == "sendto" and c.hosts() and c.allowed for c in calls)
+    assert any(c.name.startswith("send") and c.hosts() and c.allowed for c in calls)
 
 
 def test_no_plaintext_at_rest_after_the_demo(house):
