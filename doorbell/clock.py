@@ -69,10 +69,10 @@ def synchronised_from_timex(timex: Timex) -> bool:
 
 @functools.cache
 def _adjtimex() -> tuple[Any, Any] | None:
-    """libc's ``adjtimex`` and a ``struct timex`` type for it, made once (finding libc
-    runs ``ldconfig``); None where there is none (not Linux)."""
+    """libc's ``adjtimex`` and a ``struct timex`` type for it, made once; None where
+    there is none (not Linux). libc is the process's own (``CDLL(None)``): finding it
+    by name would run ``ldconfig``, a fork and exec as a clip starts."""
     import ctypes
-    import ctypes.util
 
     class _Timex(ctypes.Structure):  # struct timex's head; the kernel writes the rest below
         _fields_ = [
@@ -86,7 +86,7 @@ def _adjtimex() -> tuple[Any, Any] | None:
         ]
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)
         return libc.adjtimex, _Timex
     except (OSError, AttributeError):
         return None
