@@ -16,6 +16,8 @@ must be 1 to 254, got 300``); nothing is silently ignored. The settings
 classes live here, so every part depends on this module and it on none.
 """
 
+import math
+import numbers
 import re
 import tomllib
 from collections.abc import Sequence
@@ -99,6 +101,29 @@ def schema() -> dict[tuple[str, str], Spec]:
     return parse_schema(default_text())
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_SHOWN_CHARACTERS = 200
+
+
+def shown_name(name: str) -> str:
+    """A section or key name as a problem shows it: as it is when it is a plain word (what
+    TOML writes without quotes), else quoted like a Python string, so that no control
+    character or line separator in it reaches a message (``'a\\nb'``)."""
+    return name if _PLAIN_NAME.fullmatch(name) else repr(name)
+
+
+def shown_value(value: Any) -> str:
+    """A value as a problem shows it: its repr, cut at 200 characters; a number Python
+    will not write out in decimal (more than 4300 digits; repr raises ValueError) is
+    described instead."""
+    try:
+        text = repr(value)
+    except ValueError:
+        what = "a number" if isinstance(value, int) else "a value holding a number"
+        return f"{what} of more than 4300 digits"
+    return text if len(text) <= _SHOWN_CHARACTERS else text[:_SHOWN_CHARACTERS] + "…"
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -107,27 +132,29 @@ def check_value(spec: Spec, value: Any) -> str | None:
     """What is wrong with ``value`` for ``spec``, or None."""
     kind = spec.kind
     if kind is bool and not isinstance(value, bool):
-        return f"expected true or false, got {value!r}"
+        return f"expected true or false, got {shown_value(value)}"
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        return f"expected a whole number, got {value!r}"
+        return f"expected a whole number, got {shown_value(value)}"
     if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return f"expected a number, got {value!r}"
+        return f"expected a number, got {shown_value(value)}"
     if kind is str and not isinstance(value, str):
-        return f"expected a string, got {value!r}"
+        return f"expected a string, got {shown_value(value)}"
+    if kind is str and "\x00" in value:  # no path, name or address holds one
+        return f"must not contain a NUL character, got {shown_value(value)}"
     if kind is list and not isinstance(value, list | tuple):
-        return f"expected a list, got {value!r}"
+        return f"expected a list, got {shown_value(value)}"
     if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
-        return f"must be {_number(spec.low)} to {_number(spec.high)}, got {value!r}"
+        return f"must be {_number(spec.low)} to {_number(spec.high)}, got {shown_value(value)}"
     if spec.even and value % 2:
-        return f"must be an even number (H.264 pictures have even sides), got {value!r}"
+        return f"must be an even number (H.264 pictures have even sides), got {shown_value(value)}"
     if spec.choices and value not in spec.choices:
-        return f"must be one of {', '.join(spec.choices)}, got {value!r}"
+        return f"must be one of {', '.join(spec.choices)}, got {shown_value(value)}"
     if spec.shape == "polygons":
         return check_polygons(value)
     if spec.shape == "names":
         bad = [n for n in value if not isinstance(n, str) or not _HOSTNAME.fullmatch(n)]
         if bad:
-            return f'expected host names such as "doorbell.lan", got {bad[0]!r}'
+            return f'expected host names such as "doorbell.lan", got {shown_value(bad[0])}'
     if spec.shape == "host:port":
         try:
             split_listen(value)
@@ -136,20 +163,37 @@ def check_value(spec: Spec, value: Any) -> str | None:
     return None
 
 
+def _is_point(point: Any) -> bool:
+    """Whether ``point`` is a pair of numbers (a string, a boolean or a table is not)."""
+    return (
+        isinstance(point, list | tuple)
+        and len(point) == 2
+        and all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in point)
+    )
+
+
 def check_polygons(polygons: Any) -> str | None:
     """What is wrong with a list of polygons (relative [x, y] points), or None."""
     problems = []
     for n, poly in enumerate(polygons, 1):
-        try:
-            points = [(float(x), float(y)) for x, y in poly]
-        except (TypeError, ValueError):
-            return "expected a list of polygons, each a list of [x, y] points"
+        if not isinstance(poly, list | tuple) or not all(_is_point(p) for p in poly):
+            return "expected a list of polygons, each a list of [x, y] points (numbers)"
+        points = [(_coordinate(x), _coordinate(y)) for x, y in poly]
         if len(points) < 3:
             problems.append(f"polygon {n} has {len(points)} points; it needs at least 3")
         outside = [p for p in points if not (0.0 <= p[0] <= 1.0 and 0.0 <= p[1] <= 1.0)]
         if outside:
             problems.append(f"polygon {n}: point {outside[0]} is outside 0.0 to 1.0")
     return "; ".join(problems) or None
+
+
+def _coordinate(number: Any) -> float:
+    """``number`` as a float; an integer too large for one (float() would raise
+    OverflowError) as infinity."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def _validate(settings: "DataclassInstance", section: str) -> None:
@@ -181,11 +225,21 @@ def is_loopback(host: str) -> bool:
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (IPv6 in brackets) into its parts; ValueError if it is not that."""
+    """``host:port`` (IPv6 in brackets) into its parts; ValueError if it is not that: the
+    host an IP address or a host name, the port 0 to 65535 in ASCII digits."""
+    import ipaddress
+
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen must be host:port, not {listen!r}")
-    return host.strip("[]"), int(port)
+    host = host.strip("[]")
+    digits = port.isascii() and port.isdigit() and len(port) <= 5  # not "٣", "¹", 5000 nines
+    try:
+        ipaddress.ip_address(host)
+        named = True
+    except ValueError:  # then a host name such as localhost or doorbell.lan
+        named = bool(_HOSTNAME.fullmatch(host))
+    if not sep or not named or not digits or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen must be host:port, not {shown_value(listen)}")
+    return host, int(port)
 
 
 # -- the settings ------------------------------------------------------------
@@ -375,15 +429,17 @@ def parse(data: dict, where: str) -> Config:
     tables: dict[str, dict[str, Any]] = {name: {} for name in (*SECTIONS, "privacy")}
     for section, table in data.items():
         if section not in tables:
-            problems.append(f"{where}: [{section}]: unknown section")
+            problems.append(f"{where}: [{shown_name(section)}]: unknown section")
             continue
         if not isinstance(table, dict):
-            problems.append(f"{where}: [{section}]: expected a table of keys, got {table!r}")
+            problems.append(
+                f"{where}: [{section}]: expected a table of keys, got {shown_value(table)}"
+            )
             continue
         for key, value in table.items():
             spec = specs.get((section, key))
             if spec is None:
-                problems.append(f"{where}: [{section}] {key}: unknown key")
+                problems.append(f"{where}: [{section}] {shown_name(key)}: unknown key")
             elif problem := check_value(spec, value):
                 problems.append(f"{where}: {spec.name}: {problem}")
             else:
@@ -410,19 +466,107 @@ def parse(data: dict, where: str) -> Config:
     )
 
 
+MAX_FILE_SIZE = 1 << 20  # bytes: the annotated default file is 7 KB
+
+
 def load_config(path: str | Path | None) -> Config:
-    """Everything from the TOML file at ``path`` (defaults for everything not given)."""
+    """Everything from the TOML file at ``path`` (defaults for everything not given).
+
+    Raises ConfigError, one problem a line, each naming the file and the section and
+    key (or the line) it is about: a file that cannot be read, is over 1 MiB, is not
+    UTF-8 or not TOML, and every bad section, key and value in it.
+    """
     if path is None:
         return Config()
     where = str(path)
     try:
         with open(path, "rb") as file:
-            data = tomllib.load(file)
+            raw = file.read(MAX_FILE_SIZE + 1)
     except OSError as err:
         raise ConfigError([f"{where}: cannot read ({err.strerror})"]) from None
+    if len(raw) > MAX_FILE_SIZE:
+        raise ConfigError([f"{where}: not a config file: larger than 1 MiB"])
+    return parse(_read_toml(raw, where), where)
+
+
+_TABLE_LINE = re.compile(r"\s*\[\[?\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_LINE = re.compile(r"\s*([^=#\[\s][^=#]*?)\s*=")
+_LONG_DECIMAL = re.compile(r"(?<![0-9A-Za-z_.])[0-9][0-9_]{4300,}")
+_NESTING = 100  # arrays and inline tables deeper than this are looked for (tomllib fails ~450)
+
+
+def _read_toml(raw: bytes, where: str) -> dict:
+    """The TOML document in ``raw``; ConfigError naming the line (and its key) of what
+    cannot be read. tomllib raises more than TOMLDecodeError: UnicodeDecodeError (not
+    UTF-8), ValueError (an integer past Python's 4300-digit limit), RecursionError
+    (arrays or inline tables nested hundreds deep)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        lines = raw.decode("utf-8", "replace").split("\n")
+        at = _place(lines, raw.count(b"\n", 0, err.start))
+        raise ConfigError(
+            [f"{where}: {at}: not UTF-8 text (byte 0x{raw[err.start]:02x})"]
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([f"{where}: not valid TOML ({err})"]) from None
-    return parse(data, where)
+    except ValueError:  # int() of a decimal integer past Python's 4300 digits
+        found = _LONG_DECIMAL.search(text)
+        raise _unreadable(
+            where, text, found.start() if found else None, "a number of more than 4300 digits"
+        ) from None
+    except RecursionError:
+        raise _unreadable(
+            where, text, _too_deep(text), "arrays or tables nested too deeply"
+        ) from None
+
+
+def _unreadable(where: str, text: str, offset: int | None, what: str) -> ConfigError:
+    """The problem ``what`` at ``offset`` in ``text`` (if found), named by its line and key."""
+    if offset is None:
+        return ConfigError([f"{where}: not valid TOML ({what})"])
+    at = _place(text.split("\n"), text.count("\n", 0, offset))
+    return ConfigError([f"{where}: {at}: {what}"])
+
+
+def _too_deep(text: str) -> int | None:
+    """Where arrays and inline tables first nest deeper than ``_NESTING`` (strings and
+    comments skipped roughly: this only says where to look), or None."""
+    depth, quote, comment = 0, "", False
+    for at, char in enumerate(text):
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            if depth > _NESTING:
+                return at
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
+def _place(lines: list[str], index: int) -> str:
+    """Line ``index`` (from 0) of a TOML file as a problem names it: ``[section] key
+    (line 3)`` when a key is set on it (``[key] (line 1)`` before any table), else
+    ``line 3``."""
+    number = index + 1
+    key = _KEY_LINE.match(lines[index]) if index < len(lines) else None
+    if not key:
+        return f"line {number}"
+    tables = (_TABLE_LINE.match(line) for line in reversed(lines[:index]))
+    section = next((found[1] for found in tables if found), None)
+    name = shown_name(key[1])
+    if section is None:  # a key before any table is a section's name, as parse says
+        return f"[{name}] (line {number})"
+    return f"[{shown_name(section)}] {name} (line {number})"
 
 
 def load(path: str | Path | None) -> PipelineSettings:
