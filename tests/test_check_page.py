@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 import doorbell
-from doorbell.cli.check_page import Page, local_release, parse_page
+from doorbell.page_check import Page, local_release, parse_page
 from doorbell.web import tls, vendor
 
 DOORBELL = [sys.executable, "-m", "doorbell"]

@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from doorbell.errors import UsageError
 from doorbell.vault.errors import DiskFullError, UnfinishedFileError
-from doorbell.vault.header import FILE_KEY_SIZE, encode_header
+from doorbell.vault.header import FILE_KEY_SIZE, MAX_STANZAS, encode_header
 from doorbell.vault.keys import Recipient, ScryptRecipient
 from doorbell.vault.stream import CHUNK_SIZE, NONCE_SIZE, ChunkCipher
 
@@ -299,6 +299,8 @@ class Writer(io.RawIOBase):
         super().__init__()
         if not recipients:
             raise UsageError("encrypting needs at least one recipient")
+        if len(recipients) > MAX_STANZAS:  # readers (ours, and header.py's why) refuse more
+            raise UsageError(f"at most {MAX_STANZAS} recipients, not {len(recipients)}")
         if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
             raise UsageError("a passphrase cannot be combined with other recipients")
         self._sink = sink
