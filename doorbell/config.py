@@ -13,234 +13,58 @@ unless the owner sets it.
 Unknown sections and keys, wrong types and out-of-range values are errors that
 name the file, the key and what is wrong (``doorbell.toml: [motion] threshold:
 must be 1 to 254, got 300``); nothing is silently ignored. The settings
-classes live here, so every part depends on this module and it on none.
+classes live here, so every part depends on this module and it only on
+:mod:`doorbell.config_schema` (the schema and the checks of one value).
 """
 
-import math
-import numbers
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
-from functools import cache
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from doorbell.config_schema import (
+    check_polygons,
+    check_value,
+    default_text,
+    is_loopback,
+    schema,
+    shown_name,
+    shown_value,
+    split_listen,
+    validate,
+)
 from doorbell.errors import DoorbellError
 
+__all__ = [
+    "DEFAULT_PATH",
+    "CameraSettings",
+    "Config",
+    "ConfigError",
+    "GpioSettings",
+    "MotionSettings",
+    "PipelineSettings",
+    "Policy",
+    "StorageSettings",
+    "WebSettings",
+    "check_polygons",
+    "check_value",
+    "default_text",
+    "is_loopback",
+    "load",
+    "load_config",
+    "parse",
+    "schema",
+    "shown_name",
+    "shown_value",
+    "split_listen",
+]
+
 if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+    pass
 
 DEFAULT_PATH = "/etc/doorbell/doorbell.toml"
-
-# -- the schema, read from default.toml -------------------------------------
-
-
-@dataclass(frozen=True)
-class Spec:
-    """What one key may hold."""
-
-    section: str
-    key: str
-    default: Any  # None for an optional key
-    kind: type  # bool, int, float, str or list
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    shape: str = ""  # "polygons" | "host:port" | "names" | ""
-    even: bool = False  # a whole number that must be even ("an even number" in its note)
-
-    @property
-    def name(self) -> str:
-        return f"[{self.section}] {self.key}"
-
-
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
-_KEY = re.compile(r"^(?P<off>#\s*)?(?P<key>[a-z_]+)\s*=\s*(?P<value>.+?)\s*#\s*(?P<note>.*)$")
-_RANGE = re.compile(r"^(-?\d+(?:\.\d+)?) to (-?\d+(?:\.\d+)?)\b")
-_CHOICES = re.compile(r"^one of ([a-z0-9_]+(?:, [a-z0-9_]+)*)")
-
-
-def parse_schema(text: str) -> dict[tuple[str, str], Spec]:
-    """The specs of an annotated TOML file such as default.toml."""
-    specs: dict[tuple[str, str], Spec] = {}
-    section = ""
-    for line in text.splitlines():
-        header = re.match(r"^\[([a-z_]+)\]\s*$", line)
-        if header:
-            section = header[1]
-            continue
-        match = _KEY.match(line)
-        if not match or not section:
-            continue
-        value = tomllib.loads(f"v = {match['value']}")["v"]
-        note = match["note"]
-        spec = Spec(section, match["key"], None if match["off"] else value, type(value))
-        if found := _RANGE.match(note):
-            spec = replace(spec, low=float(found[1]), high=float(found[2]))
-            spec = replace(spec, even="an even number" in note)
-        elif found := _CHOICES.match(note):
-            spec = replace(spec, choices=tuple(found[1].split(", ")))
-        elif note.startswith(("polygons", "host:port", "names")):
-            spec = replace(spec, shape=note.split(";")[0].split()[0])
-        specs[(section, spec.key)] = spec
-    return specs
-
-
-@cache
-def default_text() -> str:
-    """The annotated default config shipped with the package."""
-    return resources.files("doorbell").joinpath("default.toml").read_text(encoding="utf-8")
-
-
-@cache
-def schema() -> dict[tuple[str, str], Spec]:
-    return parse_schema(default_text())
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_SHOWN_CHARACTERS = 200
-
-
-def shown_name(name: str) -> str:
-    """A section or key name as a problem shows it: as it is when it is a plain word (what
-    TOML writes without quotes), else quoted like a Python string, so that no control
-    character or line separator in it reaches a message (``'a\\nb'``)."""
-    return name if _PLAIN_NAME.fullmatch(name) else repr(name)
-
-
-def shown_value(value: Any) -> str:
-    """A value as a problem shows it: its repr, cut at 200 characters; a number Python
-    will not write out in decimal (more than 4300 digits; repr raises ValueError) is
-    described instead."""
-    try:
-        text = repr(value)
-    except ValueError:
-        what = "a number" if isinstance(value, int) else "a value holding a number"
-        return f"{what} of more than 4300 digits"
-    return text if len(text) <= _SHOWN_CHARACTERS else text[:_SHOWN_CHARACTERS] + "…"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def check_value(spec: Spec, value: Any) -> str | None:
-    """What is wrong with ``value`` for ``spec``, or None."""
-    kind = spec.kind
-    if kind is bool and not isinstance(value, bool):
-        return f"expected true or false, got {shown_value(value)}"
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        return f"expected a whole number, got {shown_value(value)}"
-    if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return f"expected a number, got {shown_value(value)}"
-    if kind is str and not isinstance(value, str):
-        return f"expected a string, got {shown_value(value)}"
-    if kind is str and "\x00" in value:  # no path, name or address holds one
-        return f"must not contain a NUL character, got {shown_value(value)}"
-    if kind is list and not isinstance(value, list | tuple):
-        return f"expected a list, got {shown_value(value)}"
-    if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
-        return f"must be {_number(spec.low)} to {_number(spec.high)}, got {shown_value(value)}"
-    if spec.even and value % 2:
-        return f"must be an even number (H.264 pictures have even sides), got {shown_value(value)}"
-    if spec.choices and value not in spec.choices:
-        return f"must be one of {', '.join(spec.choices)}, got {shown_value(value)}"
-    if spec.shape == "polygons":
-        return check_polygons(value)
-    if spec.shape == "names":
-        bad = [n for n in value if not isinstance(n, str) or not _HOSTNAME.fullmatch(n)]
-        if bad:
-            return f'expected host names such as "doorbell.lan", got {shown_value(bad[0])}'
-    if spec.shape == "host:port":
-        try:
-            split_listen(value)
-        except ValueError as err:
-            return str(err)
-    return None
-
-
-def _is_point(point: Any) -> bool:
-    """Whether ``point`` is a pair of numbers (a string, a boolean or a table is not)."""
-    return (
-        isinstance(point, list | tuple)
-        and len(point) == 2
-        and all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in point)
-    )
-
-
-def check_polygons(polygons: Any) -> str | None:
-    """What is wrong with a list of polygons (relative [x, y] points), or None."""
-    problems = []
-    for n, poly in enumerate(polygons, 1):
-        if not isinstance(poly, list | tuple) or not all(_is_point(p) for p in poly):
-            return "expected a list of polygons, each a list of [x, y] points (numbers)"
-        points = [(_coordinate(x), _coordinate(y)) for x, y in poly]
-        if len(points) < 3:
-            problems.append(f"polygon {n} has {len(points)} points; it needs at least 3")
-        outside = [p for p in points if not (0.0 <= p[0] <= 1.0 and 0.0 <= p[1] <= 1.0)]
-        if outside:
-            problems.append(f"polygon {n}: point {outside[0]} is outside 0.0 to 1.0")
-    return "; ".join(problems) or None
-
-
-def _coordinate(number: Any) -> float:
-    """``number`` as a float; an integer too large for one (float() would raise
-    OverflowError) as infinity."""
-    try:
-        return float(number)
-    except OverflowError:
-        return math.inf if number > 0 else -math.inf
-
-
-def _validate(settings: "DataclassInstance", section: str) -> None:
-    """Check a settings object's fields against the schema; ValueError names each bad key."""
-    specs = schema()
-    problems = []
-    for f in fields(settings):
-        spec = specs.get((section, f.name))
-        value = getattr(settings, f.name)
-        if spec is None or (value is None and spec.default is None):
-            continue
-        problem = check_value(spec, value)
-        if problem:
-            problems.append(f"{spec.name}: {problem}")
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a listen address) is this computer only."""
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (IPv6 in brackets) into its parts; ValueError if it is not that: the
-    host an IP address or a host name, the port 0 to 65535 in ASCII digits."""
-    import ipaddress
-
-    host, sep, port = listen.rpartition(":")
-    host = host.strip("[]")
-    digits = port.isascii() and port.isdigit() and len(port) <= 5  # not "٣", "¹", 5000 nines
-    try:
-        ipaddress.ip_address(host)
-        named = True
-    except ValueError:  # then a host name such as localhost or doorbell.lan
-        named = bool(_HOSTNAME.fullmatch(host))
-    if not sep or not named or not digits or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen must be host:port, not {shown_value(listen)}")
-    return host, int(port)
-
 
 # -- the settings ------------------------------------------------------------
 
@@ -256,7 +80,7 @@ class Policy:
     pir: Literal["off", "trigger", "confirm"] = "off"
 
     def __post_init__(self) -> None:
-        _validate(self, "trigger")
+        validate(self, "trigger")
         if self.max_clip <= self.pre_roll:
             raise ValueError("max_clip must be longer than pre_roll")
 
@@ -277,7 +101,7 @@ class MotionSettings:
     warmup_frames: int = 30  # after a start or reset, frames spent learning before any motion
 
     def __post_init__(self) -> None:
-        _validate(self, "motion")
+        validate(self, "motion")
 
 
 @dataclass(frozen=True)
@@ -298,7 +122,7 @@ class StorageSettings:
     min_free_mb: int = 500
 
     def __post_init__(self) -> None:
-        _validate(self, "storage")
+        validate(self, "storage")
 
 
 CAMERA_BACKENDS = ("picamera2", "opencv", "synthetic")
@@ -337,7 +161,7 @@ class CameraSettings:
     loop: bool = True  # opencv: play a file again from the start when it ends
 
     def __post_init__(self) -> None:
-        _validate(self, "camera")
+        validate(self, "camera")
         if self.backend == "opencv" and not self.source:
             raise ValueError("the opencv backend needs a source (a file, webcam index or URL)")
         hardware = self.backend == "picamera2" and self.encoder != "libav"  # auto: if any
@@ -356,7 +180,7 @@ class WebSettings:
     allow_plain_http: bool = False  # tls = "off" beyond loopback, said in so many words
 
     def __post_init__(self) -> None:
-        _validate(self, "web")
+        validate(self, "web")
         object.__setattr__(self, "server_names", tuple(self.server_names))  # frozen, hashable
         host = split_listen(self.listen)[0]
         if self.tls == "off" and not is_loopback(host) and not self.allow_plain_http:
@@ -378,7 +202,7 @@ class GpioSettings:
     chime_seconds: float = 0.5
 
     def __post_init__(self) -> None:
-        _validate(self, "gpio")
+        validate(self, "gpio")
         pins = [
             p for p in (self.bell_pin, self.led_pin, self.pir_pin, self.chime_pin) if p is not None
         ]

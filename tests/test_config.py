@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from doorbell import cli, config
+from doorbell import cli, config, config_schema
 
 
 def write(tmp_path, text):
@@ -154,15 +154,15 @@ def test_every_key_states_what_it_may_hold():
 
 def test_the_schema_grammar():
     """Ranges, choices, shapes and commented-out optional keys are read from the comments."""
-    specs = config.parse_schema(
+    specs = config_schema.parse_schema(
         "[a]\nn = 3  # 1 to 10 things\n# opt = 4  # 0 to 27; a pin\n"
         'w = "x"  # one of x, y\nl = "h:1"  # host:port\ns = ""  # anything\n'
     )
-    assert specs[("a", "n")] == config.Spec("a", "n", 3, int, 1.0, 10.0)
-    assert specs[("a", "opt")] == config.Spec("a", "opt", None, int, 0.0, 27.0)
+    assert specs[("a", "n")] == config_schema.Spec("a", "n", 3, int, 1.0, 10.0)
+    assert specs[("a", "opt")] == config_schema.Spec("a", "opt", None, int, 0.0, 27.0)
     assert specs[("a", "w")].choices == ("x", "y")
     assert specs[("a", "l")].shape == "host:port"
-    assert specs[("a", "s")] == config.Spec("a", "s", "", str)
+    assert specs[("a", "s")] == config_schema.Spec("a", "s", "", str)
 
 
 def test_settings_made_in_code_are_checked_too():

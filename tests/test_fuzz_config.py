@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from doorbell import config
+from doorbell import config, config_schema
 from doorbell.config import ConfigError
 
 SPECS = config.schema()
@@ -131,7 +131,7 @@ POLYGONS = st.lists(
 )
 
 
-def value_for(spec: config.Spec) -> st.SearchStrategy:
+def value_for(spec: config_schema.Spec) -> st.SearchStrategy:
     """Mostly the right kind (in range or not), often anything at all."""
     right: st.SearchStrategy
     if spec.shape == "polygons":
