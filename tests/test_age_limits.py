@@ -243,10 +243,14 @@ def test_a_file_from_age_with_1024_recipients_opens(age, tmp_path):
 
 
 def test_a_file_with_1025_recipients_is_refused_by_name(tmp_path):
+    """Made by hand (our writer refuses to make it): a real header with 1025 stanzas."""
+    from doorbell.vault.header import encode_header
+
     recipients = [vault.X25519Identity.generate().recipient for _ in range(MAX_STANZAS)]
     path = tmp_path / "too-many.age"
-    with vault.create(path, [OWNER.recipient, *recipients]) as writer:
-        writer.write(b"x")
+    file_key = os.urandom(16)
+    stanzas = [r.wrap(file_key) for r in (OWNER.recipient, *recipients)]
+    path.write_bytes(encode_header(stanzas, file_key) + os.urandom(16 + 64))
     with pytest.raises(vault.HeaderError, match="more than 1024") as caught:
         vault.open_file(path, [OWNER])
     assert str(path) in str(caught.value)
