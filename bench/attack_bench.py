@@ -14,7 +14,8 @@ service limited to 200 descriptors (``idle@200fd``). About 75 s a scenario at 60
 It prints one table (scenario, bell -> event p50 and p99 ms, peak RSS MB, service CPU
 seconds, frames the status counts as dropped or missed, the most the camera was behind
 real time, log bytes, connections the status counts as refused or pushed out, and the
-issue's limits broken), ratios against the baseline of the same run, then each
+issue's limits broken, and the machine's busy cores while it ran: another process's
+work slows the service too), ratios against the baseline of the same run, then each
 scenario's full figures. ``--root`` runs the service from another checkout (e.g.
 ``git archive`` of an older commit), the harness from this one. Without the footage
 it exits with status 2, naming the file.
@@ -71,6 +72,7 @@ def row(figures: Figures, base: Figures) -> list[str]:
         f"{max(figures.lag, default=0) / FPS:.2f}",
         str(figures.log_bytes),
         f"{sum(refused):g}" if refused else "-",
+        f"{figures.machine.get('busy cores', 0):.2f}",
         str(len(figures.failures())),
     ]
 
@@ -87,7 +89,8 @@ HEAD = [
     "frames dropped+missed",
     "behind s",
     "log bytes",
-    "refused",
+    "refused or pushed out",
+    "machine busy cores",
     "limits broken",
 ]
 

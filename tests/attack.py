@@ -1,30 +1,40 @@
 """The attack harness (issue 13): the real service attacked from the LAN, measured as its
 owner sees it. Importable by tests and bench/attack_bench.py.
 
-    source = camera_source(footage_file, folder)     # porch-visitors.mp4 as a 1280x720 15 fps camera
-    async with Device(folder, source) as device:     # the service, in a child process
+    camera = camera_source(footage_file, folder)     # porch-visitors.mp4 as a 720p15 camera
+    async with Device(folder, camera) as device:     # the service, in a child process
         figures = await scenario(device, "idle", seconds=60)
     print(figures.report())
     assert not figures.failures()
 
+- The camera: porch-visitors.mp4 is 768x432 at 10 fps; :func:`camera_source` makes it
+  the device's default picture (1280x720, 15 fps) once, so the service decodes,
+  masks, detects and encodes what a Pi camera would give it.
 - The device: ``Service(config, demo=True, work_factor=10)`` run by the CLI's own
   ``_serve`` (its logging and signals) in a child process, the opencv/file camera
-  playing ``source`` in real time, looping; 127.0.0.1:<free port>, tls off; stdout and
+  playing that file in real time, looping; 127.0.0.1:<free port>, tls off; stdout and
   stderr to ``device.log``; an owner paired into the data dir first; optionally
   RLIMIT_NOFILE soft = hard = ``nofile``. Clips: 2 s pre-roll, 3 s post-roll, at most
   10 s (a bell every 2 s gives a clip every 10 s), motion only extends.
 - The probes, this process, all from 127.0.0.1: one signed-in owner's event stream
-  open throughout (reopened after 3 s if it ends, as a browser's EventSource does); a bell
-  press every 2 s timed from the POST to the ``bell`` event on the stream; /api/status
-  after each press (frames received and dropped, and every other counter it has); a
-  new connection for GET /health every second; the child's VmRSS and descriptors
-  every 0.2 s, VmHWM at the end; the log's growth.
+  open throughout (reopened after 3 s if it ends, as a browser's EventSource does); a
+  bell press every 2 s timed from the POST to the ``bell`` event on the stream (a
+  request on a kept-alive connection the server had closed is sent once more, as a
+  browser does); /api/status after each press (every counter it has, and how far the
+  camera is behind real time: :meth:`Figures.note_lag`); a new connection for GET
+  /health every second; the child's VmRSS and descriptors every 0.2 s, VmHWM at the
+  end; the log's growth and its commonest new lines; the machine's CPU (other work on
+  it slows the service too). Afterwards every press must be in a finished clip, and
+  each such clip complete (the index's state: the API does not give it) and
+  decrypting with the owner's identity to an MP4 whose every frame decodes.
 - The attack (:data:`ATTACKS`) runs in a process of its own (``python -m tests.attack
   NAME PORT SECONDS COOKIE``), so its work never delays the probes' clocks; every
   client binds to an address of 127.0.0.2 ... 127.0.3.254 before it connects, so the
   owner at 127.0.0.1 is another client and per-address limits are met. Each client
   waits :data:`PAUSE` before it connects again (the attacker's own load is bounded)
-  and its process raises its own RLIMIT_NOFILE soft limit as far as it needs.
+  and its process raises its own RLIMIT_NOFILE soft limit as far as it needs. The
+  event streams held open carry the cookie of a second session of the same owner, so
+  a cap per session meets them and not the probes' own stream.
 """
 
 from __future__ import annotations
@@ -201,7 +211,7 @@ async def _client(
 async def _one(name, i, reader, writer, port, deadline, cookie, body, tally) -> str:
     """One connection of client ``i`` of attack ``name``; its outcome."""
     if name == "idle":
-        return await _hold(reader, writer, tally, deadline, deadline, lambda: b"")
+        return await _hold(reader, writer, tally, deadline, math.inf, lambda: b"")
     if name == "slow-headers":
         writer.write(_request("GET", "/", port)[:-2] + b"X-Slow: ")
         return await _hold(reader, writer, tally, deadline, SLOW_STEP, lambda: b"a")
@@ -211,7 +221,7 @@ async def _one(name, i, reader, writer, port, deadline, cookie, body, tally) -> 
         writer.write(_request("POST", path, port, *json_head))
         if i % 4 == 0:  # all at once
             writer.write(body)
-            return await _hold(reader, writer, tally, deadline, deadline, lambda: b"")
+            return await _hold(reader, writer, tally, deadline, math.inf, lambda: b"")
         sent = [0]
         step, size = SLOW_BODY_STEP
 
@@ -492,6 +502,7 @@ class Owner:
         while not self.bells.empty():
             self.bells.get_nowait()
         wall, start = time.time(), time.monotonic()
+        waiting = "no answer to POST /api/bell"
         try:
             async with asyncio.timeout(PRESS_TIMEOUT):
                 status, _ = await self.request(
@@ -499,9 +510,10 @@ class Owner:
                 )
                 if status != 202:
                     return Press(wall, None, f"POST /api/bell answered {status}")
+                waiting = "no bell event"
                 at, seen = await self.bells.get()
         except TimeoutError:
-            return Press(wall, None, f"no bell event within {PRESS_TIMEOUT:g} s")
+            return Press(wall, None, f"{waiting} within {PRESS_TIMEOUT:g} s")
         except aiohttp.ClientError as err:
             return Press(wall, None, f"POST /api/bell: {type(err).__name__}")
         return Press(at, (seen - start) * 1000)
@@ -637,6 +649,8 @@ class Figures:
     health_after: bool = False
     clips: list[dict] = field(default_factory=list)  # the clips of the presses, checked
     uncovered: list[float] = field(default_factory=list)  # presses no clip holds
+    started: float = 0.0  # wall seconds when the scenario's measuring began
+    machine: dict = field(default_factory=dict)  # the machine's CPU, others' work included
     attack: dict = field(default_factory=dict)
     load: dict = field(default_factory=dict)
     cpu_s: float = 0.0
@@ -686,7 +700,10 @@ class Figures:
         if not self.health_after:
             found.append("GET /health failed after the scenario")
         if self.uncovered:
-            found.append(f"{len(self.uncovered)} presses are in no finished clip")
+            found.append(
+                f"{len(self.uncovered)} presses are in no finished clip: at "
+                f"{[round(at - self.started, 1) for at in self.uncovered]} s into the scenario"
+            )
         found += [f"clip {c['id']}: {c['problem']}" for c in self.clips if c["problem"]]
         if not self.clips:
             found.append("no clip to check")
@@ -725,6 +742,8 @@ class Figures:
             lines.append(f"  attacker saw: {json.dumps(self.attack)}")
         if self.load:
             lines.append(f"  owner load: {dict(self.load)}")
+        if self.machine:
+            lines.append(f"  machine: {self.machine} (other work on it slows the service too)")
         return "\n".join(lines + [f"  FAIL {failure}" for failure in self.failures()])
 
 
@@ -742,7 +761,8 @@ async def scenario(
         cookie = await owner.another_session() if attack == "streams" else ""
         before = await owner.status() or {}
         log_from, cpu_from = device.log_size(), device.cpu_seconds()
-        until = time.monotonic() + seconds
+        busy_from, own_from = _busy(), _own_cpu()
+        until, figures.started = time.monotonic() + seconds, time.time()
         tasks = [
             asyncio.create_task(_sample(device, figures, until)),
             asyncio.create_task(_press(owner, figures, before, until)),
@@ -754,6 +774,13 @@ async def scenario(
         if attack is not None:
             figures.attack = await run_attacker(attack, device.port, seconds, cookie)
         await asyncio.gather(*tasks)
+        busy, total = (b - a for a, b in zip(busy_from, _busy(), strict=True))
+        figures.machine = {
+            "busy cores": round(busy / total * (os.cpu_count() or 1), 2),
+            "of": os.cpu_count(),
+            "this process CPU s": round(_own_cpu() - own_from, 1),
+            "load average": round(os.getloadavg()[0], 2),
+        }
         figures.load = dict(load_tally)
         if figures.presses:
             await owner.clip_covering(max(p.at for p in figures.presses))
@@ -779,6 +806,16 @@ async def scenario(
     )
     figures.log_top = shapes.most_common(3)
     return figures
+
+
+def _busy() -> tuple[int, int]:
+    """The machine's (busy, all) CPU time so far, in clock ticks (/proc/stat)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+
+
+def _own_cpu() -> float:
+    return sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 
 
 async def _sample(device: Device, figures: Figures, until: float) -> None:
