@@ -481,11 +481,13 @@ class Owner:
             await asyncio.sleep(3.0)  # as a browser's EventSource
 
     async def request(self, method: str, path: str, **kwargs) -> tuple[int, bytes]:
-        """(status, body); once more if a kept-alive connection had been closed (as
-        browsers do). Raises aiohttp.ClientError, TimeoutError."""
+        """(status, body). Sent again, at most twice, if the connection was closed before
+        an answer: a browser does so when a kept-alive connection the server had closed
+        fails, and the pool may hold more than one such. Raises aiohttp.ClientError,
+        TimeoutError."""
         import aiohttp
 
-        for attempt in (1, 2):
+        for attempt in range(3):
             try:
                 async with asyncio.timeout(PRESS_TIMEOUT):
                     async with self.session.request(method, path, **kwargs) as response:
