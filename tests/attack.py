@@ -709,6 +709,8 @@ class Figures:
         found += [f"clip {c['id']}: {c['problem']}" for c in self.clips if c["problem"]]
         if not self.clips:
             found.append("no clip to check")
+        if self.attack and not self.attack.get("counts", {}).get("connected"):
+            found.append(f"the attack did not run: {self.attack}")
         if self.load and not (self.load.get("range bytes") and self.load.get("live frames")):
             found.append(f"the owner's load did not run: {self.load}")
         return found
@@ -741,7 +743,8 @@ class Figures:
             ),
         ]
         if self.attack:
-            lines.append(f"  attacker saw: {json.dumps(self.attack)}")
+            what = ATTACKS[self.attack["attack"]].what
+            lines.append(f"  attack: {what}; it saw: {json.dumps(self.attack)}")
         if self.load:
             lines.append(f"  owner load: {dict(self.load)}")
         if self.machine:
