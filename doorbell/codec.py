@@ -93,6 +93,14 @@ class H264Encoder:
     def encode(self, frame: np.ndarray, at: float) -> list[EncodedPacket]:
         """Encode one BGR frame shown at ``at`` seconds; the packets ready so far."""
         video = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+        return self._encode(video, at)
+
+    def encode_i420(self, buffer: np.ndarray, at: float) -> list[EncodedPacket]:
+        """Encode one planar YUV 4:2:0 frame (height * 3 / 2 x width uint8, as a file's
+        decoder or a Pi camera gives it) shown at ``at`` seconds: no colour conversion."""
+        return self._encode(av.VideoFrame.from_ndarray(buffer, format="yuv420p"), at)
+
+    def _encode(self, video: av.VideoFrame, at: float) -> list[EncodedPacket]:
         video.pts = round(at / TIME_BASE)
         video.time_base = TIME_BASE
         return self._packets(self._ctx.encode(video))

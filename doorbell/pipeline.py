@@ -29,7 +29,7 @@ from doorbell.camera import EncodedPacket, Frame, StreamInfo, lores_size
 from doorbell.codec import FFmpegError, H264Encoder
 from doorbell.config import PipelineSettings
 from doorbell.errors import DoorbellError
-from doorbell.motion import MotionDetector
+from doorbell.motion import MotionDetector, MotionResult
 from doorbell.privacy import PrivacyMask, polygon_mask
 from doorbell.recorder import Recorded, Recorder
 from doorbell.store import ClipStore
@@ -155,17 +155,49 @@ class Pipeline:
             source = picture if picture is not None else frame.image
             small = cv2.resize(source, self.lores, interpolation=cv2.INTER_AREA)
             return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        return self._fit_grey(grey)
+
+    def _fit_grey(self, grey: np.ndarray) -> np.ndarray:
         if grey.shape[::-1] != self.lores:
             return cv2.resize(grey, self.lores, interpolation=cv2.INTER_AREA)
         return grey
 
+    def _as_i420(self, frame: Frame) -> np.ndarray | None:
+        """The frame's YUV 4:2:0 buffer when it can be encoded as it is: a frame that
+        came as I420 at the recorded size, not yet converted to BGR (no conversion
+        either way, half the bytes)."""
+        width, height = self.size
+        i420 = frame.i420
+        if self.encoder is None or i420 is None or frame.has_image:
+            return None
+        return i420 if i420.shape == (height * 3 // 2, width) else None
+
     def process(self, frame: Frame) -> None:
+        i420 = self._as_i420(frame)
+        if i420 is not None:  # masked in place in I420; BGR is made only if asked for
+            if not frame.masked:
+                self.mask.apply_i420(i420, *self.size)
+                frame.masked = True
+            self._frame, self._picture = frame, None
+            grey = frame.grey if frame.grey is not None else i420[: self.size[1]]
+            result = self.detector.update(self._fit_grey(grey))
+            self._step(frame, result, self.encoder.encode_i420(i420, frame.at))  # type: ignore[union-attr]
+            return
         if not frame.masked:  # in place: nothing downstream sees the masked area
             self.mask.apply(frame.image)
         # what is recorded: the masked picture at a size the encoder takes
         picture = fit_picture(frame.image, self.size) if self.encoder is not None else None
         self._frame, self._picture = frame, picture
         result = self.detector.update(self._grey(frame, picture))
+        if self.encoder is not None:
+            assert picture is not None  # made above whenever the pipeline encodes
+            packets = self.encoder.encode(picture, frame.at)
+        else:
+            packets = list(frame.packets or ())
+        self._step(frame, result, packets)
+
+    def _step(self, frame: Frame, result: MotionResult, packets: Sequence[EncodedPacket]) -> None:
+        """The trigger's step for ``frame``: motion, presses and time in, clips out."""
         with self._lock:
             inputs, self._pending = sorted(self._pending, key=lambda e: e.at), []
         if result.started:
@@ -184,11 +216,7 @@ class Pipeline:
         for item in inputs:
             self._state, more = trigger.step(self._state, item, self.settings.policy)
             actions.extend(more)
-        if self.encoder is not None:
-            assert picture is not None  # made above whenever the pipeline encodes
-            self.recorder.add(self.encoder.encode(picture, frame.at))
-        else:
-            self.recorder.add(frame.packets or ())
+        self.recorder.add(packets)
         self.recorder.apply(actions)
         self.frames += 1
         self.last_at = frame.at

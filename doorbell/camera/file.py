@@ -33,9 +33,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
-
 from doorbell.camera import CameraError, Frame
 from doorbell.codec import Picture, VideoFile
 
@@ -184,7 +181,11 @@ class FileCamera:
                         index += 1  # missed, as a camera's frame with no buffer free
                         continue
                     self._sleep(max(0.0, early))
-                yield Frame(_bgr(picture), at, index)
+                if picture.i420 is not None:  # BGR only if someone asks (a thumbnail)
+                    yield Frame(None, at, index, i420=picture.i420)
+                else:
+                    assert picture.bgr is not None  # a picture is I420 or BGR
+                    yield Frame(picture.bgr, at, index)
                 index += 1
                 seen += 1
             if self._damage_from is not None:  # damaged to the end
@@ -204,10 +205,3 @@ class FileCamera:
     def close(self) -> None:
         self._pictures.close()
         self._video.close()
-
-
-def _bgr(picture: Picture) -> np.ndarray:
-    if picture.i420 is not None:
-        return cv2.cvtColor(picture.i420, cv2.COLOR_YUV2BGR_I420)
-    assert picture.bgr is not None  # a picture is I420 or BGR
-    return picture.bgr

@@ -80,6 +80,11 @@ class Frame:
         self.i420, self.grey, self.packets, self.masked = i420, grey, packets, masked
 
     @property
+    def has_image(self) -> bool:
+        """Whether the BGR picture exists already (given, or converted once)."""
+        return self._image is not None
+
+    @property
     def image(self) -> np.ndarray:
         """The BGR picture (HxWx3 uint8), converted from ``i420`` on first use."""
         if self._image is None:
