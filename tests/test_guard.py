@@ -50,6 +50,22 @@ def test_when_full_the_longest_idle_goes_never_one_in_a_request():
     assert decide(open_, "e", Limits(4, 4), now=10) == (False, None, "full")
 
 
+def test_an_owners_connections_stay_and_their_client_may_push_out_strangers():
+    open_ = conns(
+        ("owner", 0.0, 0, 2),  # fd 10: carried an owner's request, idle the longest
+        ("x", 9.5, 0, 0),  # fd 11: a stranger's, idle half a second
+        ("y", 9.8, 0, 0),  # fd 12
+    )
+    open_[10].owner = True
+    full = Limits(3, 3)
+    # a stranger may push out only a connection idle STRANGER_WAIT or more: none here
+    assert decide(open_, "z", full, now=10) == (False, None, "full")
+    # a client an owner signed in from may push out the longest idle stranger at once
+    assert decide(open_, "owner", full, now=10, trusted=True) == (True, 11, "")
+    # later, strangers push out strangers, never the owner's connection
+    assert decide(open_, "z", full, now=10 + guard.STRANGER_WAIT) == (True, 11, "")
+
+
 def test_limits_fit_the_descriptors_there_are():
     assert fitting_limits(4096) == Limits(256, 32)
     small = fitting_limits(200)  # the issue's limit: 200 descriptors
@@ -74,6 +90,14 @@ def test_the_service_raises_its_descriptor_limit_for_the_connections():
 # --- a real listener ----------------------------------------------------------------------
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Served:
     def __init__(self, connections: ConnectionGuard, port: int, held: asyncio.Event):
         self.guard, self.port = connections, port
@@ -84,7 +108,8 @@ class Served:
 async def served():
     """An aiohttp server behind a guard of 4 connections, 2 a client; /hold stays inside
     its request until ``release`` is set; idle connections close after 0.3 s."""
-    connections = ConnectionGuard(Limits(4, 2))
+    clock = FakeClock()
+    connections = ConnectionGuard(Limits(4, 2), clock=clock)
     held = asyncio.Event()
 
     async def hold(request: web.Request) -> web.Response:
@@ -105,6 +130,7 @@ async def served():
     site = guard.GuardedSite(runner, listener)
     await site.start()
     served = Served(connections, listener.getsockname()[1], held)
+    served.clock = clock
     yield served
     served.release.set()
     await runner.cleanup()
@@ -151,6 +177,7 @@ async def test_when_full_a_newcomer_pushes_out_an_idle_connection_not_a_busy_one
     idle = [await connect(served.port, f"127.0.0.{n}") for n in (3, 4, 5)]
     async with asyncio.timeout(5):
         await served.held.wait()  # the server is inside the /hold request
+    served.clock.now += guard.STRANGER_WAIT  # the idle ones waited long enough
     newcomer = await connect(served.port, "127.0.0.6")
     assert await closed_by_server(idle[0][0])  # the longest idle: pushed out
     assert b"ok" in await get(*newcomer, "/ok")

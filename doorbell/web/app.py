@@ -82,7 +82,8 @@ SECURITY_HEADERS = {
 async def in_request(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Tell the connection guard this request's connection is busy until its response."""
+    """Tell the connection guard this request's connection is busy until its response,
+    and whether an owner signed in made it."""
     guard = request.app[CONTEXT].guard
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if guard is None or sock is None:
@@ -92,6 +93,8 @@ async def in_request(
     try:
         return await handler(request)
     finally:
+        if SESSION in request:  # an owner's: their connection stays, their client is known
+            guard.trust(fd)
         guard.finished(fd)
 
 

@@ -12,9 +12,13 @@ HTTP), by the accepted socket itself: its ``close`` tells the guard. Beyond
 ``per_client`` connections from one client (an IPv4 address, an IPv6 /64: the
 throttle's :func:`~doorbell.owners.throttle.client_key`) a new one is refused at once
 with a reset. When ``max_connections`` are open, a new connection pushes out the one
-that has waited longest without a request in progress (never one inside a request,
-an event stream, say, nor one whose response ended under :data:`PUSH_GRACE` ago); if
-none can go, the new one is refused.
+that has waited longest without a request in progress. Never pushed out: one inside a
+request (an event stream, say), one whose response ended under :data:`PUSH_GRACE` ago,
+one that has carried an owner's signed-in request. A client an owner has signed in from
+(:meth:`ConnectionGuard.trust`) may push out any other; an unknown client only a
+connection idle for :data:`STRANGER_WAIT` or more, so a flood of strangers refuses
+itself instead of pushing each other out thousands of times a second. If none can go,
+the new one is refused.
 Refusals cost a counter (:attr:`ConnectionGuard.counts`), never a log line.
 
 Idle and slow-header connections are closed by aiohttp's own keep-alive timer, which
@@ -45,6 +49,8 @@ RESERVED_DESCRIPTORS = 96
 IDLE_SECONDS = 15.0  # from accept (or the last response) to a complete request header
 HANDSHAKE_SECONDS = 10.0  # a TLS handshake
 PUSH_GRACE = 1.0  # s: a connection whose response just ended may still be sending it
+STRANGER_WAIT = 1.0  # s idle before a stranger's newcomer may push a connection out
+TRUSTED_CLIENTS = 64  # clients owners signed in from, remembered (the oldest forgotten)
 REFUSALS_PER_ACCEPT = 64  # refused in one go before the event loop gets a turn
 # What aiohttp's request handler may hold for one connection: a request line and header
 # lines of 4 KiB at most (the pages' longest URL is under 200 bytes), 64 headers, a
@@ -104,6 +110,7 @@ class Connection:
     idle_since: float  # when it was accepted or its last request ended
     busy: int = 0  # requests in progress (one, for HTTP/1.1)
     requests: int = 0
+    owner: bool = False  # it carried a signed-in owner's request
 
 
 class Decision(NamedTuple):
@@ -112,16 +119,24 @@ class Decision(NamedTuple):
     reason: str = ""  # "client" or "full" when refused
 
 
-def decide(connections: dict[int, Connection], client: str, limits: Limits, now: float) -> Decision:
-    """Whether a new connection from ``client`` may come in, and whom it pushes out."""
+def decide(
+    connections: dict[int, Connection],
+    client: str,
+    limits: Limits,
+    now: float,
+    trusted: bool = False,
+) -> Decision:
+    """Whether a new connection from ``client`` (``trusted``: an owner signed in from
+    it) may come in, and whom it pushes out (see the module's docstring)."""
     if sum(1 for c in connections.values() if c.client == client) >= limits.per_client:
         return Decision(False, reason="client")
     if len(connections) < limits.max_connections:
         return Decision(True)
+    wait = 0.0 if trusted else STRANGER_WAIT
     idle = [
         (c.idle_since, fd)
         for fd, c in connections.items()
-        if not c.busy and (not c.requests or now - c.idle_since >= PUSH_GRACE)
+        if not c.busy and not c.owner and now - c.idle_since >= (PUSH_GRACE if c.requests else wait)
     ]
     if not idle:
         return Decision(False, reason="full")
@@ -149,6 +164,7 @@ class ConnectionGuard:
     clock: Callable[[], float] = time.monotonic
     connections: dict[int, Connection] = field(default_factory=dict)
     counts: Counts = field(default_factory=Counts)
+    trusted: dict[str, None] = field(default_factory=dict)  # oldest first
 
     def listen(self, host: str, port: int, backlog: int = 128) -> "GuardedListener":
         """A listening socket on ``host:port`` (port 0: any) that admits through this guard."""
@@ -172,7 +188,8 @@ class ConnectionGuard:
     ) -> "GuardedSocket | None":
         """The socket for a just-accepted descriptor, or None (refused: reset and closed)."""
         client = client_key(peer[0] if isinstance(peer, tuple) and peer else None)
-        decision = decide(self.connections, client, self.limits, self.clock())
+        trusted = client in self.trusted
+        decision = decide(self.connections, client, self.limits, self.clock(), trusted)
         if not decision.admit:
             if decision.reason == "client":
                 self.counts.refused_per_client += 1
@@ -214,6 +231,18 @@ class ConnectionGuard:
         if connection is not None:
             connection.busy = max(0, connection.busy - 1)
             connection.idle_since = self.clock()
+
+    def trust(self, fd: int) -> None:
+        """The request on ``fd`` was an owner's, signed in: its connection is never pushed
+        out, and its client may push out strangers' connections from now on."""
+        connection = self.connections.get(fd)
+        if connection is None:
+            return
+        connection.owner = True
+        self.trusted.pop(connection.client, None)
+        self.trusted[connection.client] = None
+        if len(self.trusted) > TRUSTED_CLIENTS:
+            del self.trusted[next(iter(self.trusted))]
 
     def summary(self) -> dict[str, int]:
         """Open connections and the counts, for the status page and the bench."""
