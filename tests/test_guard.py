@@ -123,7 +123,12 @@ async def served():
     app = web.Application(middlewares=[in_request])
     app[CONTEXT] = type("Ctx", (), {"guard": connections})()  # type: ignore[assignment]
     app.router.add_get("/hold", hold)
+
+    async def big(request: web.Request) -> web.Response:
+        raise web.HTTPRequestEntityTooLarge(64, 1 << 20)
+
     app.router.add_get("/ok", ok)
+    app.router.add_get("/big", big)
     runner = web.AppRunner(app, **{**guard.HANDLER_LIMITS, "keepalive_timeout": 0.3})
     await runner.setup()
     listener = connections.listen("127.0.0.1", 0)
@@ -209,4 +214,26 @@ async def test_a_flood_of_connections_never_takes_more_descriptors_than_the_cap(
     counts = served.guard.counts
     assert counts.accepted + counts.refused_per_client + counts.refused_full >= 500
     for _, writer in opened:
+        writer.close()
+
+
+async def test_a_client_that_sent_a_body_no_page_sends_is_refused_for_a_while(served):
+    """A 413 (or 408) puts its client in the penalty box: its connections are reset at
+    accept for PENALTY_SECONDS, costing a counter each instead of a parsed request."""
+    abuser = await connect(served.port, "127.0.0.2")
+    assert b"413" in await get(*abuser, "/big")
+    abuser[1].close()
+    try:
+        again = await connect(served.port, "127.0.0.2")
+        assert await closed_by_server(again[0])
+        again[1].close()
+    except ConnectionResetError:
+        pass
+    assert served.guard.counts.refused_penalty == 1
+    other = await connect(served.port, "127.0.0.3")  # another client is not affected
+    assert b"ok" in await get(*other, "/ok")
+    served.clock.now += guard.PENALTY_SECONDS  # and the abuser gets in again later
+    back = await connect(served.port, "127.0.0.2")
+    assert b"ok" in await get(*back, "/ok")
+    for _, writer in (other, back):
         writer.close()

@@ -39,6 +39,7 @@ from doorbell.web.context import (
     THROTTLE,
     WebContext,
 )
+from doorbell.web.guard import PENALTY_STATUSES
 from doorbell.web.origin import host_allowed, origin_matches, own_names
 from doorbell.web.routes import (
     OWNER,
@@ -83,18 +84,26 @@ async def in_request(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Tell the connection guard this request's connection is busy until its response,
-    and whether an owner signed in made it."""
+    and whether an owner signed in made it, or it sent a body no page sends."""
     guard = request.app[CONTEXT].guard
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if guard is None or sock is None:
         return await handler(request)
     fd = sock.fileno()
     guard.started(fd)
+    status = 500
     try:
-        return await handler(request)
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as err:
+        status = err.status
+        raise
     finally:
         if SESSION in request:  # an owner's: their connection stays, their client is known
             guard.trust(fd)
+        elif status in PENALTY_STATUSES:  # a body too big or too slow: no page sends one
+            guard.penalize(fd)
         guard.finished(fd)
 
 

@@ -18,7 +18,9 @@ one that has carried an owner's signed-in request. A client an owner has signed 
 (:meth:`ConnectionGuard.trust`) may push out any other; an unknown client only a
 connection idle for :data:`STRANGER_WAIT` or more, so a flood of strangers refuses
 itself instead of pushing each other out thousands of times a second. If none can go,
-the new one is refused.
+the new one is refused. A client that sent a body too big or too slow for its route
+(413, 408: never a page's doing) is refused at accept for :data:`PENALTY_SECONDS`, so a
+flood of such requests costs a reset each, not a parsed request each.
 Refusals cost a counter (:attr:`ConnectionGuard.counts`), never a log line.
 
 Idle and slow-header connections are closed by aiohttp's own keep-alive timer, which
@@ -50,20 +52,31 @@ IDLE_SECONDS = 15.0  # from accept (or the last response) to a complete request 
 HANDSHAKE_SECONDS = 10.0  # a TLS handshake
 PUSH_GRACE = 1.0  # s: a connection whose response just ended may still be sending it
 STRANGER_WAIT = 1.0  # s idle before a stranger's newcomer may push a connection out
+PENALTY_SECONDS = 10.0  # a client that sent a body too big or too slow: refused this long
+PENALTY_STATUSES = frozenset({408, 413})
+MAX_PENALTIES = 4096  # clients held at once (an IPv6 /64 each, at most)
 TRUSTED_CLIENTS = 64  # clients owners signed in from, remembered (the oldest forgotten)
 REFUSALS_PER_ACCEPT = 64  # refused in one go before the event loop gets a turn
 # What aiohttp's request handler may hold for one connection: a request line and header
 # lines of 4 KiB at most (the pages' longest URL is under 200 bytes), 64 headers, a
-# 16 KiB read buffer (it reads ahead of the handler at most twice that), and the idle
-# time from accept, or from the last response, to a complete request header.
+# 16 KiB read buffer (it reads ahead of the handler at most twice that), the idle
+# time from accept, or from the last response, to a complete request header, and no
+# lingering over an unread body.
 HANDLER_LIMITS: dict[str, Any] = {
     "keepalive_timeout": IDLE_SECONDS,
     "max_line_size": 4096,
     "max_field_size": 4096,
     "max_headers": 64,
     "read_bufsize": 16384,
-    "lingering_time": 2.0,
+    # a body left unread (refused by its size or the throttle before it was read) is not
+    # read to its end: the connection closes (the pages' bodies arrive whole with their
+    # headers, so they never meet this)
+    "lingering_time": 0.0,
 }
+# The kernel's receive buffer for a connection (it doubles it): what one read from the
+# socket can return, so a flood of big bodies holds 32 KiB a connection, not asyncio's
+# 256 KiB a read. The biggest request is a pairing: headers and 4 KiB of body.
+RECEIVE_BUFFER = 16384
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close with a reset, no TIME_WAIT
 
 
@@ -150,6 +163,7 @@ class Counts:
     accepted: int = 0
     refused_per_client: int = 0
     refused_full: int = 0
+    refused_penalty: int = 0
     pushed_out: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -165,6 +179,7 @@ class ConnectionGuard:
     connections: dict[int, Connection] = field(default_factory=dict)
     counts: Counts = field(default_factory=Counts)
     trusted: dict[str, None] = field(default_factory=dict)  # oldest first
+    penalties: dict[str, float] = field(default_factory=dict)  # client: refused until
 
     def listen(self, host: str, port: int, backlog: int = 128) -> "GuardedListener":
         """A listening socket on ``host:port`` (port 0: any) that admits through this guard."""
@@ -188,8 +203,14 @@ class ConnectionGuard:
     ) -> "GuardedSocket | None":
         """The socket for a just-accepted descriptor, or None (refused: reset and closed)."""
         client = client_key(peer[0] if isinstance(peer, tuple) and peer else None)
+        now = self.clock()
+        if self.penalties.get(client, now) > now:
+            self.counts.refused_penalty += 1
+            _reset(fd, family, type_, proto)
+            return None
+        self.penalties.pop(client, None)
         trusted = client in self.trusted
-        decision = decide(self.connections, client, self.limits, self.clock(), trusted)
+        decision = decide(self.connections, client, self.limits, now, trusted)
         if not decision.admit:
             if decision.reason == "client":
                 self.counts.refused_per_client += 1
@@ -201,6 +222,8 @@ class ConnectionGuard:
             self._push_out(decision.evict)
         sock = GuardedSocket(family, type_, proto, fileno=fd)
         sock.guard = self
+        with contextlib.suppress(OSError):  # requests are small: each read is too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self.connections[fd] = Connection(sock, client, self.clock())
         self.counts.accepted += 1
         return sock
@@ -243,6 +266,18 @@ class ConnectionGuard:
         self.trusted[connection.client] = None
         if len(self.trusted) > TRUSTED_CLIENTS:
             del self.trusted[next(iter(self.trusted))]
+
+    def penalize(self, fd: int) -> None:
+        """The request on ``fd`` sent a body too big or too slow: refuse its client's
+        connections for :data:`PENALTY_SECONDS` (this one closes as its answer goes)."""
+        connection = self.connections.get(fd)
+        if connection is None or connection.owner:
+            return
+        if len(self.penalties) >= MAX_PENALTIES:
+            now = self.clock()
+            self.penalties = {c: t for c, t in self.penalties.items() if t > now}
+        if len(self.penalties) < MAX_PENALTIES:
+            self.penalties[connection.client] = self.clock() + PENALTY_SECONDS
 
     def summary(self) -> dict[str, int]:
         """Open connections and the counts, for the status page and the bench."""

@@ -147,7 +147,7 @@ def _status_view(status: dict) -> dict:
     if frames.get("missed"):
         counts += f", {frames['missed']} missed (the device fell behind the camera)"
     net = status.get("connections") or {}
-    refused = net.get("refused_per_client", 0) + net.get("refused_full", 0)
+    refused = sum(net.get(k, 0) for k in ("refused_per_client", "refused_full", "refused_penalty"))
     return {
         "clock_text": clock.get("text") or "unknown",
         "clock_synchronised": clock.get("synchronised"),
