@@ -3,7 +3,7 @@
     .venv/bin/python bench/attack_bench.py [--seconds 60] [--only idle,bodies] [--root DIR]
 
 Every scenario runs on a fresh service through tests/attack.py's harness: the real
-service in a child process, porch-visitors.mp4 as a 1280x720, 15 fps camera in real
+service in a child process, porch-visitors.mp4 as the camera (768x432, 10 fps; DOORBELL_ATTACK_CAMERA=720p15 scales it to 1280x720, 15 fps) in real
 time, the owner's probes from 127.0.0.1 (event stream, a bell press every 2 s, status,
 /health on new connections, RSS and descriptors), the attacks from 127.0.0.2 ...
 127.0.3.254 in a process of their own. The scenarios: the baseline (the probes

@@ -3,7 +3,7 @@ the LAN attacks its port (tests/attack.py runs the real service in a child proce
 the attacks from other loopback addresses).
 
 Each test runs one scenario for $DOORBELL_ATTACK_SECONDS (default 60) with the real
-footage as a 1280x720, 15 fps camera, prints its figures and holds them to the issue's
+footage as the camera (768x432, 10 fps; DOORBELL_ATTACK_CAMERA=720p15: 1280x720, 15 fps), prints its figures and holds them to the issue's
 limits (``Figures.failures``): bell -> event p99 <= 100 ms, peak RSS <= 150 MB, no frame
 dropped or missed (by the status counters and by the frames the camera delivered
 against the wall clock), the log grown by at most 64 KiB, /health answered on new
