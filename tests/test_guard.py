@@ -129,6 +129,11 @@ async def served():
 
     app.router.add_get("/ok", ok)
     app.router.add_get("/big", big)
+
+    async def locked(request: web.Request) -> web.Response:
+        raise web.HTTPUnauthorized(text="locked\n")
+
+    app.router.add_get("/locked", locked)
     runner = web.AppRunner(app, **{**guard.HANDLER_LIMITS, "keepalive_timeout": 0.3})
     await runner.setup()
     listener = connections.listen("127.0.0.1", 0)
@@ -237,3 +242,15 @@ async def test_a_client_that_sent_a_body_no_page_sends_is_refused_for_a_while(se
     assert b"ok" in await get(*back, "/ok")
     for _, writer in (other, back):
         writer.close()
+
+
+async def test_a_client_refused_again_and_again_is_refused_at_accept(served):
+    """60 refused requests at once pass (a locked page's grid is 24); one more in the same
+    instant puts the client in the penalty box; time refills its budget."""
+    reader, writer = await connect(served.port, "127.0.0.2")
+    for _ in range(guard.REFUSED_BURST):
+        assert b" 401 " in await get(reader, writer, "/locked")
+    assert not served.guard.penalties
+    assert b" 401 " in await get(reader, writer, "/locked")
+    assert "client:127.0.0.2" in served.guard.penalties
+    writer.close()

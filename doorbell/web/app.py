@@ -39,7 +39,7 @@ from doorbell.web.context import (
     THROTTLE,
     WebContext,
 )
-from doorbell.web.guard import PENALTY_STATUSES
+from doorbell.web.guard import PENALTY_STATUSES, REFUSED_STATUSES
 from doorbell.web.origin import host_allowed, origin_matches, own_names
 from doorbell.web.routes import (
     OWNER,
@@ -100,10 +100,12 @@ async def in_request(
         status = err.status
         raise
     finally:
-        if SESSION in request:  # an owner's: their connection stays, their client is known
-            guard.trust(fd)
+        if SESSION in request and status not in REFUSED_STATUSES:
+            guard.trust(fd)  # an owner's: their connection stays, their client is known
         elif status in PENALTY_STATUSES:  # a body too big or too slow: no page sends one
             guard.penalize(fd)
+        if status in REFUSED_STATUSES:  # refused again and again: refused at accept
+            guard.refused(fd)
         guard.finished(fd)
 
 

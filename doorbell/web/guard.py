@@ -20,7 +20,10 @@ connection idle for :data:`STRANGER_WAIT` or more, so a flood of strangers refus
 itself instead of pushing each other out thousands of times a second. If none can go,
 the new one is refused. A client that sent a body too big or too slow for its route
 (413, 408: never a page's doing) is refused at accept for :data:`PENALTY_SECONDS`, so a
-flood of such requests costs a reset each, not a parsed request each.
+flood of such requests costs a reset each, not a parsed request each. So is a client
+whose requests keep being refused (401, 403, 421, 429: more than
+:data:`REFUSED_BURST` at once, then more than one every :data:`REFUSED_INTERVAL` s); a
+locked page's few stray requests, or a tab too many, stay far below that.
 Refusals cost a counter (:attr:`ConnectionGuard.counts`), never a log line.
 
 Idle and slow-header connections are closed by aiohttp's own keep-alive timer, which
@@ -54,9 +57,15 @@ PUSH_GRACE = 1.0  # s: a connection whose response just ended may still be sendi
 STRANGER_WAIT = 1.0  # s idle before a stranger's newcomer may push a connection out
 PENALTY_SECONDS = 10.0  # a client that sent a body too big or too slow: refused this long
 PENALTY_STATUSES = frozenset({408, 413})
+REFUSED_STATUSES = frozenset({401, 403, 421, 429})
+REFUSED_BURST = 60  # refused requests a client may have at once (a locked grid: 24)
+REFUSED_INTERVAL = 0.2  # then one every 0.2 s (5 a second) before it is refused at accept
 MAX_PENALTIES = 4096  # clients held at once (an IPv6 /64 each, at most)
 TRUSTED_CLIENTS = 64  # clients owners signed in from, remembered (the oldest forgotten)
-REFUSALS_PER_ACCEPT = 64  # refused in one go before the event loop gets a turn
+# refused in one go before the event loop gets a turn: asyncio accepts up to its backlog
+# (128) at a time, and a refusal ends that (BlockingIOError), so this bounds the turn; at
+# 64 a flood stalled the loop 120 ms now and then (bell p99 under 1,000 idle clients)
+REFUSALS_PER_ACCEPT = 8
 # What aiohttp's request handler may hold for one connection: a request line and header
 # lines of 4 KiB at most (the pages' longest URL is under 200 bytes), 64 headers, a
 # 16 KiB read buffer (it reads ahead of the handler at most twice that), the idle
@@ -180,6 +189,7 @@ class ConnectionGuard:
     counts: Counts = field(default_factory=Counts)
     trusted: dict[str, None] = field(default_factory=dict)  # oldest first
     penalties: dict[str, float] = field(default_factory=dict)  # client: refused until
+    refusals: dict[str, tuple[float, float]] = field(default_factory=dict)  # (tokens, at)
 
     def listen(self, host: str, port: int, backlog: int = 128) -> "GuardedListener":
         """A listening socket on ``host:port`` (port 0: any) that admits through this guard."""
@@ -267,11 +277,26 @@ class ConnectionGuard:
         if len(self.trusted) > TRUSTED_CLIENTS:
             del self.trusted[next(iter(self.trusted))]
 
-    def penalize(self, fd: int) -> None:
+    def refused(self, fd: int) -> None:
+        """The request on ``fd`` was refused (401, 403, 421, 429): past the client's
+        budget (see the module's docstring), it is penalized like a bad body."""
+        connection = self.connections.get(fd)
+        if connection is None:
+            return
+        now = self.clock()
+        tokens, at = self.refusals.get(connection.client, (REFUSED_BURST, now))
+        tokens = min(REFUSED_BURST, tokens + (now - at) / REFUSED_INTERVAL) - 1
+        if len(self.refusals) >= MAX_PENALTIES:
+            self.refusals.clear()  # forget the budgets rather than grow without end
+        self.refusals[connection.client] = (tokens, now)
+        if tokens < 0:
+            self.penalize(fd, owners_too=True)
+
+    def penalize(self, fd: int, *, owners_too: bool = False) -> None:
         """The request on ``fd`` sent a body too big or too slow: refuse its client's
         connections for :data:`PENALTY_SECONDS` (this one closes as its answer goes)."""
         connection = self.connections.get(fd)
-        if connection is None or connection.owner:
+        if connection is None or (connection.owner and not owners_too):
             return
         if len(self.penalties) >= MAX_PENALTIES:
             now = self.clock()
