@@ -45,8 +45,8 @@ from aiohttp import web
 
 from doorbell.owners.throttle import client_key
 
-MAX_CONNECTIONS = 256  # all clients: a house's browsers use a few dozen at most
-PER_CLIENT = 32  # one browser opens 6 per host (HTTP/1.1); a grid of thumbnails, a player
+MAX_CONNECTIONS = 128  # all clients: a house's browsers use a few dozen at most
+PER_CLIENT = 24  # one browser opens 6 per host (HTTP/1.1); a grid of thumbnails, a player
 # Descriptors kept for everything but connections: camera, encoder, the clip and its
 # index, thumbnails, the store's folders, logging, the event loop, threads, systemd.
 # The service uses about 30 (measured with /proc/PID/fd while recording).
