@@ -67,7 +67,7 @@ def test_an_owners_connections_stay_and_their_client_may_push_out_strangers():
 
 
 def test_limits_fit_the_descriptors_there_are():
-    assert fitting_limits(4096) == Limits(128, 24)
+    assert fitting_limits(4096) == Limits(64, 24)
     small = fitting_limits(200)  # the issue's limit: 200 descriptors
     assert small.max_connections * 2 + guard.RESERVED_DESCRIPTORS <= 200
     assert fitting_limits(10) == Limits(4, 4)  # never none: the pages must still work
@@ -77,12 +77,12 @@ def test_the_service_raises_its_descriptor_limit_for_the_connections():
     """Under systemd the soft limit is 1024 and the hard one far above it: raised."""
     code = (
         "import resource; from doorbell.web import guard\n"
-        "resource.setrlimit(resource.RLIMIT_NOFILE, (300, 4096))\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (100, 4096))\n"
         "print(tuple(guard.reserve_descriptors()), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["(128,", "24)", str(128 * 2 + guard.RESERVED_DESCRIPTORS)]
-    capped = code.replace("(300, 4096)", "(200, 200)")
+    assert out.stdout.split() == ["(64,", "24)", str(64 * 2 + guard.RESERVED_DESCRIPTORS)]
+    capped = code.replace("(100, 4096)", "(200, 200)")
     out = subprocess.run([sys.executable, "-c", capped], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == "200"  # the hard limit stands; the caps shrink to fit
 

@@ -45,7 +45,7 @@ from aiohttp import web
 
 from doorbell.owners.throttle import client_key
 
-MAX_CONNECTIONS = 128  # all clients: a house's browsers use a few dozen at most
+MAX_CONNECTIONS = 64  # all clients: a house's browsers use a few dozen at most (6 a browser)
 PER_CLIENT = 24  # one browser opens 6 per host (HTTP/1.1); a grid of thumbnails, a player
 # Descriptors kept for everything but connections: camera, encoder, the clip and its
 # index, thumbnails, the store's folders, logging, the event loop, threads, systemd.
