@@ -60,10 +60,15 @@ def test_an_owners_connections_stay_and_their_client_may_push_out_strangers():
     full = Limits(3, 3)
     # a stranger may push out only a connection idle STRANGER_WAIT or more: none here
     assert decide(open_, "z", full, now=10) == (False, None, "full")
-    # a client an owner signed in from may push out the longest idle stranger at once
+    # a client an owner signed in from may push out the longest idle stranger at once,
+    # even one just answered (a stranger looping refused requests never idles for long)
     assert decide(open_, "owner", full, now=10, trusted=True) == (True, 11, "")
     # later, strangers push out strangers, never the owner's connection
     assert decide(open_, "z", full, now=10 + guard.STRANGER_WAIT) == (True, 11, "")
+    open_[11].requests, open_[11].idle_since = 5, 9.99
+    open_[12].busy = 1
+    assert decide(open_, "z", full, now=10) == (False, None, "full")
+    assert decide(open_, "owner", full, now=10, trusted=True) == (True, 11, "")
 
 
 def test_limits_fit_the_descriptors_there_are():

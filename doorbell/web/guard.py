@@ -13,10 +13,10 @@ HTTP), by the accepted socket itself: its ``close`` tells the guard. Beyond
 throttle's :func:`~doorbell.owners.throttle.client_key`) a new one is refused at once
 with a reset. When ``max_connections`` are open, a new connection pushes out the one
 that has waited longest without a request in progress. Never pushed out: one inside a
-request (an event stream, say), one whose response ended under :data:`PUSH_GRACE` ago,
-one that has carried an owner's signed-in request. A client an owner has signed in from
-(:meth:`ConnectionGuard.trust`) may push out any other; an unknown client only a
-connection idle for :data:`STRANGER_WAIT` or more, so a flood of strangers refuses
+request (an event stream, say), one that has carried an owner's signed-in request. A
+client an owner has signed in from (:meth:`ConnectionGuard.trust`) may push out any
+other; an unknown client only a connection idle for :data:`STRANGER_WAIT` or more and
+none whose response ended under :data:`PUSH_GRACE` ago, so a flood of strangers refuses
 itself instead of pushing each other out thousands of times a second. If none can go,
 the new one is refused. A client that sent a body too big or too slow for its route
 (413, 408: never a page's doing) is refused at accept for :data:`PENALTY_SECONDS`, so a
@@ -154,11 +154,13 @@ def decide(
         return Decision(False, reason="client")
     if len(connections) < limits.max_connections:
         return Decision(True)
-    wait = 0.0 if trusted else STRANGER_WAIT
+    # an owner's client may push out any stranger's connection not inside a request;
+    # a stranger only one idle long enough, and none whose answer may still be going
+    wait, grace = (0.0, 0.0) if trusted else (STRANGER_WAIT, PUSH_GRACE)
     idle = [
         (c.idle_since, fd)
         for fd, c in connections.items()
-        if not c.busy and not c.owner and now - c.idle_since >= (PUSH_GRACE if c.requests else wait)
+        if not c.busy and not c.owner and now - c.idle_since >= (grace if c.requests else wait)
     ]
     if not idle:
         return Decision(False, reason="full")
