@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
@@ -61,6 +61,17 @@ class Slots:
 STREAM_SLOTS = web.AppKey("stream_slots", Slots)
 
 
+async def _in_slot(
+    request: web.Request,
+    kind: str,
+    stream: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Run ``stream(request, token)`` holding a slot of ``kind`` (429 when none is free)."""
+    token = request.cookies.get(COOKIE) or ""
+    with request.app[STREAM_SLOTS].claim(kind, token):
+        return await stream(request, token)
+
+
 def _streaming(content_type: str) -> web.StreamResponse:
     """A response written as it goes, never stored by the browser or a proxy."""
     return web.StreamResponse(
@@ -80,9 +91,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     if context.live is None:
         raise web.HTTPServiceUnavailable(text="no camera\n")
-    token = request.cookies.get(COOKIE) or ""
-    with request.app[STREAM_SLOTS].claim("live", token):
-        return await _live(request, token)
+    return await _in_slot(request, "live", _live)
 
 
 async def _live(request: web.Request, token: str) -> web.StreamResponse:
@@ -139,9 +148,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     if context.bus is None:
         raise web.HTTPServiceUnavailable(text="no event bus\n")
-    token = request.cookies.get(COOKIE) or ""
-    with request.app[STREAM_SLOTS].claim("events", token):
-        return await _events(request, token)
+    return await _in_slot(request, "events", _events)
 
 
 async def _events(request: web.Request, token: str) -> web.StreamResponse:
