@@ -259,3 +259,65 @@ async def test_a_client_refused_again_and_again_is_refused_at_accept(served):
     assert b" 401 " in await get(reader, writer, "/locked")
     assert "client:127.0.0.2" in served.guard.penalties
     writer.close()
+
+
+def test_a_refusal_budget_holds_a_burst_and_refills_with_time():
+    assert guard.spend(None, 5.0, 60, 0.2) == 59  # a full bucket, one spent
+    assert guard.spend((0.0, 5.0), 5.0, 60, 0.2) == -1  # empty: past the budget
+    assert guard.spend((0.0, 5.0), 6.0, 60, 0.2) == 4  # 1 s refills 5
+    assert guard.spend((10.0, 0.0), 100.0, 60, 0.2) == 59  # never past the burst
+
+
+def refusing(clients: list[str], trusted: tuple[str, ...] = ()) -> tuple[ConnectionGuard, dict]:
+    """A guard with one connection for each of ``clients`` (their descriptors by name)."""
+    at = ConnectionGuard(clock=lambda: 100.0)
+    for name in trusted:
+        at.trusted[name] = None
+    fds = {}
+    for fd, name in enumerate(clients, start=10):
+        at.connections[fd] = Connection(None, name, 100.0)  # type: ignore[arg-type]
+        fds[name] = fd
+    return at, fds
+
+
+def test_strangers_past_their_shared_budget_are_penalized_once_refused_a_few_times():
+    """Many addresses, each within its own budget, share one: past it, the ones refused
+    more than STRANGER_GRACE times are penalized; a newcomer's first refusals are not."""
+    names = [f"client:10.0.0.{n}" for n in range(40)]
+    at, fds = refusing([*names, "client:10.0.1.1"])
+    for _ in range(guard.STRANGER_GRACE):  # 40 x 8 = 320 refusals: past the shared 240
+        for name in names:
+            at.refused(fds[name])
+    assert not at.penalties  # none is past its own grace yet
+    at.refused(fds[names[0]])  # a ninth refusal while the shared budget is spent
+    assert list(at.penalties) == [names[0]]
+    for _ in range(guard.STRANGER_GRACE):  # someone new is refused: not for the others' sake
+        at.refused(fds["client:10.0.1.1"])
+    assert "client:10.0.1.1" not in at.penalties
+
+
+def test_a_client_an_owner_signed_in_from_is_not_held_to_the_strangers_budget():
+    names = [f"client:10.0.0.{n}" for n in range(40)]
+    owner = "client:10.0.1.1"
+    at, fds = refusing([*names, owner], trusted=(owner,))
+    for _ in range(guard.STRANGER_GRACE):
+        for name in names:
+            at.refused(fds[name])
+    for _ in range(guard.REFUSED_BURST):  # its own budget only
+        at.refused(fds[owner])
+    assert owner not in at.penalties
+    at.refused(fds[owner])
+    assert owner in at.penalties
+
+
+def test_the_strangers_budget_refills_with_time():
+    names = [f"client:10.0.0.{n}" for n in range(40)]
+    now = [100.0]
+    at, fds = refusing(names)
+    at.clock = lambda: now[0]
+    for _ in range(guard.STRANGER_GRACE):
+        for name in names:
+            at.refused(fds[name])
+    now[0] += guard.STRANGERS_REFUSED_BURST * guard.STRANGERS_REFUSED_INTERVAL
+    at.refused(fds[names[0]])  # a ninth, but the shared budget has refilled
+    assert not at.penalties

@@ -31,8 +31,9 @@ def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -
     import asyncio
     import signal
 
-    from doorbell import logs
+    from doorbell import allocator, logs
 
+    allocator.tune()
     logs.configure()
 
     async def main() -> None:
@@ -40,7 +41,12 @@ def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await service.run(stop, ready=lambda running: _announce(running, extra, after_url))
+
+        def ready(running: "Service") -> None:
+            allocator.settle()
+            _announce(running, extra, after_url)
+
+        await service.run(stop, ready=ready)
 
     asyncio.run(main())
     return 0
