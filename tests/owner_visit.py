@@ -35,6 +35,29 @@ class Visit:
     live_seconds: float = 0.0
 
 
+async def pair_and_unlock(page, url: str, code: str, key_file: Path) -> None:
+    """In Playwright's ``page``: pair as Alice with ``code`` at ``url`` (the key made in
+    the page, wrapped under :data:`PASSPHRASE`, downloaded to ``key_file``), lock, and
+    unlock again; the page is left on the clips with its event stream open."""
+    await page.goto(url)
+    await page.fill("#setup-code", code)
+    await page.fill("#owner-name", "Alice")
+    await page.fill("#new-passphrase", PASSPHRASE)
+    await page.fill("#confirm-passphrase", PASSPHRASE)
+    await page.click("#setup-form button[type=submit]")
+    await page.wait_for_selector("#setup-done", state="visible")
+    async with page.expect_download() as download:
+        await page.click("#download-identity")
+    await (await download.value).save_as(key_file)
+    await page.click("text=Go to my clips")
+    await page.click("#lock")
+    await page.wait_for_url("**/unlock")
+    await page.fill("#passphrase", PASSPHRASE)
+    await page.click("#unlock-form button[type=submit]")
+    await page.wait_for_url(url)
+    await until(page, "window.doorbellEvents !== undefined")
+
+
 async def owner_visit(url: str, code: str, key_file: Path, live_seconds: float = 15) -> Visit:
     """The visit described above, to the device at ``url`` (its root, with a slash),
     pairing with ``code``. Fails (AssertionError) if a step does not happen in time."""
@@ -61,23 +84,7 @@ async def owner_visit(url: str, code: str, key_file: Path, live_seconds: float =
         page.set_default_timeout(30_000)
         page.on("request", seen)
         page.on("response", answered)
-        await page.goto(url)
-        await page.fill("#setup-code", code)
-        await page.fill("#owner-name", "Alice")
-        await page.fill("#new-passphrase", PASSPHRASE)
-        await page.fill("#confirm-passphrase", PASSPHRASE)
-        await page.click("#setup-form button[type=submit]")
-        await page.wait_for_selector("#setup-done", state="visible")
-        async with page.expect_download() as download:
-            await page.click("#download-identity")
-        await (await download.value).save_as(key_file)
-        await page.click("text=Go to my clips")
-        await page.click("#lock")
-        await page.wait_for_url("**/unlock")
-        await page.fill("#passphrase", PASSPHRASE)
-        await page.click("#unlock-form button[type=submit]")
-        await page.wait_for_url(url)
-        await until(page, "window.doorbellEvents !== undefined")
+        await pair_and_unlock(page, url, code, key_file)
         await page.click("#press-bell")
         await until(page, "window.doorbellEvents.some(e => e.kind === 'bell')")
         await until(page, "window.doorbellEvents.some(e => e.kind === 'clip')", 60)

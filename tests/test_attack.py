@@ -58,13 +58,8 @@ async def test_two_hundred_unauthenticated_megabyte_bodies(tmp_path, camera):
 
 
 async def test_two_hundred_event_streams(tmp_path, camera):
-    """Every limit holds but, not yet every run, the bell's p99: 21-104 ms over four
-    60 s runs (one press in 30 past 100 ms twice). Issue 13 stays open for it."""
     figures = await measure(tmp_path, camera, "streams")
-    others = [f for f in figures.failures() if not f.startswith("bell -> event p99")]
-    assert not others, figures.report()
-    if figures.failures():
-        pytest.xfail(f"issue 13 open: {figures.failures()[0]}")
+    assert not figures.failures(), figures.report()
 
 
 async def test_the_owner_s_own_load_drops_no_frame(tmp_path, camera):

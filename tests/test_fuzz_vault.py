@@ -18,7 +18,6 @@ import io
 import shutil
 import signal
 import subprocess
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from doorbell import cli, vault
 from doorbell.errors import DoorbellError
 from doorbell.vault.header import VERSION_LINE, b64encode, parse_header
 from doorbell.vault.stream import SEALED_CHUNK_SIZE
+from tests.test_vault_vectors import load as load_vector
 
 CHUNK = vault.CHUNK_SIZE
 VECTORS = Path(__file__).resolve().parent / "vectors" / "age"
@@ -66,17 +66,6 @@ def identities_of(meta: dict[str, list[str]]) -> list:
     ]
     found += [vault.ScryptIdentity(p, WORK_FACTOR_CAP) for p in meta.get("passphrase", [])]
     return found
-
-
-def load_vector(path: Path) -> tuple[dict[str, list[str]], bytes]:
-    head, _, body = path.read_bytes().partition(b"\n\n")
-    meta: dict[str, list[str]] = {}
-    for line in head.decode().splitlines():
-        key, _, value = line.partition(": ")
-        meta.setdefault(key, []).append(value)
-    if meta.get("compressed") == ["zlib"]:
-        body = zlib.decompress(body)
-    return meta, body
 
 
 def vector_seeds() -> dict[str, Seed]:

@@ -24,9 +24,9 @@ import pytest
 
 from doorbell import vault
 from doorbell.owners import SetupCode
+from tests.owner_visit import PASSPHRASE, pair_and_unlock
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, until
 
-PASSPHRASE = "scan me if you can, wobbly teapot"
 SERVE = """
 import asyncio, dataclasses, signal, sys
 from doorbell import trigger
@@ -138,26 +138,9 @@ async def test_the_device_never_holds_the_owner_s_secrets(device, tmp_path):
         )
         page = await (await browser.new_context(accept_downloads=True)).new_page()
         page.set_default_timeout(20_000)
-        # pairing: the key is made in the page; the owner downloads it
-        await page.goto(url)
-        await page.fill("#setup-code", SetupCode(data).read())
-        await page.fill("#owner-name", "Alice")
-        await page.fill("#new-passphrase", PASSPHRASE)
-        await page.fill("#confirm-passphrase", PASSPHRASE)
-        await page.click("#setup-form button[type=submit]")
-        await page.wait_for_selector("#setup-done", state="visible")
-        async with page.expect_download() as download:
-            await page.click("#download-identity")
+        # pairing (the key made in the page and downloaded), lock, unlock in the page
         key_file = tmp_path / "identity.age"
-        await (await download.value).save_as(key_file)
-        # lock, unlock in the page, three rings, the grid, play, seek, lock
-        await page.click("text=Go to my clips")
-        await page.click("#lock")
-        await page.wait_for_url("**/unlock")
-        await page.fill("#passphrase", PASSPHRASE)
-        await page.click("#unlock-form button[type=submit]")
-        await page.wait_for_url(url)
-        await until(page, "window.doorbellEvents !== undefined")
+        await pair_and_unlock(page, url, SetupCode(data).read(), key_file)
         for ring in range(1, 4):
             await page.click("#press-bell")
             await until(

@@ -438,7 +438,13 @@ async def test_the_status_page_shows_the_clock_and_the_frames(client, context):
         "recording": True,
         "clock": {"synchronised": False, "text": text},
         "frames": {"received": 1234, "dropped": 5, "missed": 7, "last_at": last_at},
-        "connections": {"open": 3, "refused_per_client": 40, "refused_full": 2, "pushed_out": 9},
+        "connections": {
+            "open": 3,
+            "refused_per_client": 30,
+            "refused_full": 2,
+            "refused_penalty": 10,
+            "pushed_out": 9,
+        },
         "warnings": [text],
     }
     await unlock(client)
@@ -450,7 +456,8 @@ async def test_the_status_page_shows_the_clock_and_the_frames(client, context):
     missed = "7 missed (the device fell behind the camera)"
     assert f'<dd id="frames">1234 received, 5 dropped, {missed}; last frame at {when}</dd>' in page
     closed = "9 idle ones closed to make room"
-    assert f'<dd id="connections">3 open; since start 42 refused, {closed}</dd>' in page
+    refused = "42 refused (10 from clients held off for 10 s)"
+    assert f'<dd id="connections">3 open; since start {refused}, {closed}</dd>' in page
     assert f'<dd id="clock-state" class="uncertain">{text}</dd>' in page
     assert f'<p class="warning" role="alert">{text}</p>' in page
 

@@ -22,6 +22,7 @@ from doorbell.store import Clip, ClipNotFound
 from doorbell.web.auth import page_values
 from doorbell.web.body import read_json, run
 from doorbell.web.context import CONTEXT, OWNERS, SESSIONS
+from doorbell.web.guard import PENALTY_SECONDS
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 24
@@ -147,13 +148,16 @@ def _status_view(status: dict) -> dict:
     if frames.get("missed"):
         counts += f", {frames['missed']} missed (the device fell behind the camera)"
     net = status.get("connections") or {}
-    refused = sum(net.get(k, 0) for k in ("refused_per_client", "refused_full", "refused_penalty"))
+    total = sum(net.get(k, 0) for k in ("refused_per_client", "refused_full", "refused_penalty"))
+    refused = f"{total} refused"
+    if held_off := net.get("refused_penalty", 0):  # the README's troubleshooting names it
+        refused += f" ({held_off} from clients held off for {PENALTY_SECONDS:g} s)"
     return {
         "clock_text": clock.get("text") or "unknown",
         "clock_synchronised": clock.get("synchronised"),
         "frames_text": f"{counts}; {last}" if frames else "unknown",
         "connections_text": (
-            f"{net.get('open', 0)} open; since start {refused} refused, "
+            f"{net.get('open', 0)} open; since start {refused}, "
             f"{net.get('pushed_out', 0)} idle ones closed to make room"
             if net
             else "unknown"
