@@ -94,7 +94,8 @@ class Service:
         SetupCode(self.data_dir).ensure()
         log.info(
             "no owner yet: open the pages and pair with the setup code "
-            "(on this device: doorbell setup-code)"
+            "(on this device: doorbell setup-code --data-dir %s)",
+            self.data_dir,
         )
 
     def __init__(

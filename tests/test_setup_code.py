@@ -46,6 +46,7 @@ def shown(result: subprocess.CompletedProcess) -> str:
 
 def test_the_code_is_made_once_kept_0600_and_shown_again(tmp_path):
     data = tmp_path / "data"
+    data.mkdir()
     first = shown(setup_code("--data-dir", str(data)))
     path = data / "setup-code"
     assert path.stat().st_mode & 0o777 == 0o600
@@ -55,6 +56,7 @@ def test_the_code_is_made_once_kept_0600_and_shown_again(tmp_path):
 
 def test_new_replaces_the_code(tmp_path):
     data = tmp_path / "data"
+    data.mkdir()
     first = shown(setup_code("--data-dir", str(data)))
     second = shown(setup_code("--data-dir", str(data), "--new"))
     assert second != first
@@ -63,8 +65,23 @@ def test_new_replaces_the_code(tmp_path):
 
 def test_the_data_dir_comes_from_the_environment_too(tmp_path, monkeypatch):
     monkeypatch.setenv("DOORBELL_DATA_DIR", str(tmp_path / "env"))
+    (tmp_path / "env").mkdir()
     code = shown(setup_code())
     assert SetupCode(tmp_path / "env").read() == code
+
+
+def test_a_data_dir_that_is_not_there_is_named_never_made(tmp_path):
+    """Run before the service (or with the wrong folder), it makes nothing: a code in a
+    folder the service does not read would pair nothing."""
+    missing = tmp_path / "nowhere"
+    result = setup_code("--data-dir", str(missing))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"doorbell: {missing}: no data dir there; the service makes it when it first runs. "
+        "If its data is elsewhere, say where: --data-dir D\n"
+    )
+    assert not missing.exists()
 
 
 def test_a_data_dir_it_cannot_use_is_one_line_with_what_to_do(foreign_data_dir):
@@ -125,6 +142,7 @@ def test_the_demo_prints_the_page_and_the_setup_code(tmp_path):
             process.kill()
             process.wait()
     assert "Traceback" not in process.stderr.read()
+    assert process.stdout.read().endswith("doorbell: stopped\n")  # its last word on SIGTERM
     match = re.fullmatch(
         r"doorbell: open (http://localhost:\d+/)setup and type the setup code (\S+)\n", lines[0]
     )

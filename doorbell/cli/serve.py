@@ -49,6 +49,7 @@ def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -
         await service.run(stop, ready=ready)
 
     asyncio.run(main())
+    print("doorbell: stopped", flush=True)
     return 0
 
 
@@ -145,13 +146,19 @@ def cmd_setup_code(args: argparse.Namespace) -> int:
     Run as root, the code's file is given to the data dir's owner (the service's
     user), so the service can still read it (:func:`~doorbell.cli.keys.give_back`).
 
-    Raises DoorbellError (exit 1, one line, no traceback) if the data dir cannot be
-    read or written by this user, with a hint to use ``sudo -u doorbell`` or sudo.
+    Raises DoorbellError (exit 1, one line, no traceback) if the data dir is not there,
+    or cannot be read or written by this user, with a hint to use ``sudo -u doorbell``
+    or sudo.
     """
     from doorbell.cli.keys import give_back
     from doorbell.owners.codes import SETUP_CODE_FILE, SetupCode
 
     folder = data_dir(args)
+    if not os.path.isdir(folder):  # never make one: the service makes it, as its user
+        raise DoorbellError(
+            f"{folder}: no data dir there; the service makes it when it first runs. If its "
+            "data is elsewhere, say where: --data-dir D"
+        )
     setup = SetupCode(folder)
     try:
         if os.path.exists(setup.path) and not os.access(setup.path, os.R_OK | os.W_OK):
