@@ -14,9 +14,14 @@ chime relay (optional)   22    the relay module's IN to GPIO22, VCC 5 V, GND
     pins = DoorbellPins(GpioSettings(), on_press=pipeline.press_bell)
     pins.set_indicator(recording=True, viewers=0)   # law 8: the LED tells the truth
 
-Presses are debounced in software (``bounce`` seconds of the injected clock):
-a real button chatters, and gpiozero's mock pins, used in tests, do not
-emulate bounce. Off a Pi, ``GPIOZERO_PIN_FACTORY=mock`` (or passing
+Presses are debounced in software (``bounce`` seconds of the injected clock,
+:func:`is_new_press`): a real button chatters on press and on release, so a
+press counts only when no press was counted in the last ``bounce`` seconds
+and the contact had been open, since its last release, for ``bounce``
+seconds. A push held for seconds whose contact chatters as it lets go is one
+press. gpiozero's own ``bounce_time`` is not used: its mock pins (the tests')
+do not emulate it, and on a Pi lgpio's debounce reports a press only after
+the level has held for the whole bounce time. Off a Pi, ``GPIOZERO_PIN_FACTORY=mock`` (or passing
 ``pin_factory=MockFactory()``) gives gpiozero's own mock pins.
 """
 
@@ -39,6 +44,13 @@ class GpioError(DoorbellError):
 def indicator_on(recording: bool, viewers: int) -> bool:
     """Law 8: the LED is on whenever video is recorded or anyone watches live."""
     return recording or viewers > 0
+
+
+def is_new_press(now: float, last_press: float, last_release: float, bounce: float) -> bool:
+    """Whether a press edge at ``now`` is a new press: none was counted in the last
+    ``bounce`` seconds, and the contact was last released ``bounce`` seconds ago or more
+    (an edge sooner after a release is the release chattering). Seconds of one clock."""
+    return now - last_press >= bounce and now - last_release >= bounce
 
 
 def _later(seconds: float, action: Callable[[], None]) -> None:
@@ -65,8 +77,9 @@ class DoorbellPins:
 
         self._on_press, self._on_pir = on_press, on_pir
         self._clock, self._later = clock, later
-        self._last_press = -float("inf")
-        self._lock = threading.Lock()  # guards _last_press: gpiozero may call from several threads
+        self._last_press = self._last_release = -float("inf")
+        # guards the two times: gpiozero may call from several threads
+        self._lock = threading.Lock()
         self.presses = 0
         try:
             with warnings.catch_warnings(record=True) as fallbacks:
@@ -90,6 +103,7 @@ class DoorbellPins:
         self.settings = settings
         self.button = Button(settings.bell_pin, pull_up=True, pin_factory=pin_factory)
         self.button.when_pressed = self._pressed
+        self.button.when_released = self._released
         self.pir = None
         if settings.pir_pin is not None:
             # queue_len=1: the PIR module smooths its own output (its hold time).
@@ -108,12 +122,16 @@ class DoorbellPins:
     def _pressed(self) -> None:
         now = self._clock()
         with self._lock:
-            if now - self._last_press < self.settings.bounce:
+            if not is_new_press(now, self._last_press, self._last_release, self.settings.bounce):
                 return
             self._last_press = now
             self.presses += 1
         self.ring_chime()
         self._on_press(now)
+
+    def _released(self) -> None:
+        with self._lock:
+            self._last_release = self._clock()
 
     def ring_chime(self) -> None:
         """Pulse the chime relay for ``chime_seconds`` (if there is one)."""

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from doorbell.gpio import DoorbellPins, GpioSettings, indicator_on
+from doorbell.gpio import DoorbellPins, GpioSettings, indicator_on, is_new_press
 
 
 class Clock:
@@ -59,6 +59,47 @@ def test_chatter_within_the_bounce_time_is_one_press(rig):
     rig.clock.now += 1.0
     press(rig.factory)
     assert rig.presses == [100.0, 101.11]
+
+
+@pytest.mark.parametrize("hold", [0.05, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("chatter", [0.001, 0.002, 0.005])
+def test_a_held_push_that_chatters_on_press_and_release_is_one_press(rig, hold, chatter):
+    """The issue's case: press, hold 0.5-2 s, release with a few ms of chatter (the
+    contact bouncing closed again as it opens) once rang twice and pulsed the chime twice."""
+    pin = rig.factory.pin(17)
+    start = rig.clock.now
+    for _ in range(3):  # closing: it bounces
+        pin.drive_low()
+        rig.clock.now += chatter
+        pin.drive_high()
+        rig.clock.now += chatter
+    pin.drive_low()
+    rig.clock.now = start + hold
+    for _ in range(3):  # opening: it bounces too
+        pin.drive_high()
+        rig.clock.now += chatter
+        pin.drive_low()
+        rig.clock.now += chatter
+    pin.drive_high()
+    assert rig.presses == [start]
+    assert len([s for s in rig.scheduled if s[0] == 0.5]) == 1  # the chime pulsed once
+    rig.clock.now += 1.0  # the next visitor's press counts
+    press(rig.factory)
+    assert rig.presses == [start, rig.clock.now]
+
+
+@pytest.mark.parametrize(
+    ("now", "last_press", "last_release", "new"),
+    [
+        (10.0, -float("inf"), -float("inf"), True),  # the first press
+        (10.0, 9.8, 9.85, False),  # closer than the bounce to the last press
+        (10.0, 8.0, 9.99, False),  # 10 ms after a release: its chatter
+        (10.0, 8.0, 9.7, True),  # open for the bounce time: a new press
+        (10.0, 9.7, 9.7, True),  # exactly the bounce time
+    ],
+)
+def test_is_new_press(now, last_press, last_release, new):
+    assert is_new_press(now, last_press, last_release, 0.3) is new
 
 
 def test_a_press_pulses_the_chime_relay(rig):
