@@ -64,13 +64,19 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _day_bounds(day: str) -> tuple[float, float]:
-    """The day's start and end in local time, epoch seconds; 400 for anything but a date
-    (or one at the ends of the calendar: 0001-01-01 and 9999-12-31 have no next day or
-    no local midnight)."""
+    """The day's start and end in local time, epoch seconds: from its local midnight to
+    the next day's, which on a daylight-saving day is 23 or 25 hours later, not 24 (a
+    fixed offset plus one day put 23:30 on the night the clocks go back under no day,
+    and 00:30 after they go forward under two). 400 for anything but a date (or one at
+    the ends of the calendar: 0001-01-01 and 9999-12-31 have no next day or no local
+    midnight)."""
     try:
         date = datetime.date.fromisoformat(day)
-        start = datetime.datetime.combine(date, datetime.time()).astimezone()
-        return start.timestamp(), (start + datetime.timedelta(days=1)).timestamp()
+        start, end = (
+            datetime.datetime.combine(d, datetime.time()).astimezone()
+            for d in (date, date + datetime.timedelta(days=1))
+        )
+        return start.timestamp(), end.timestamp()
     except (ValueError, OverflowError, OSError):
         raise web.HTTPBadRequest(text=f"day: expected YYYY-MM-DD, not {day[:40]!r}\n") from None
 
