@@ -31,9 +31,8 @@ def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -
     import asyncio
     import signal
 
-    from doorbell import allocator, logs
+    from doorbell import collector, logs
 
-    allocator.tune()
     logs.configure()
 
     async def main() -> None:
@@ -43,7 +42,7 @@ def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -
             loop.add_signal_handler(sig, stop.set)
 
         def ready(running: "Service") -> None:
-            allocator.settle()
+            collector.settle()
             _announce(running, extra, after_url)
 
         await service.run(stop, ready=ready)
