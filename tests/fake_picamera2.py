@@ -38,6 +38,9 @@ def _libcamera() -> types.ModuleType:
         def __hash__(self) -> int:
             return hash((self.hflip, self.vflip, self.transpose))
 
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Transform) and hash(self) == hash(other)
+
         def __str__(self) -> str:
             return f"Transform(hflip={self.hflip}, vflip={self.vflip})"
 
@@ -244,7 +247,10 @@ class FakePicamera2:
         display: str | None = "main",
         encode: str = "main",
         buffer_count: int = 6,
+        transform: object = None,
     ) -> dict:
+        from libcamera import Transform
+
         return {
             "use_case": "video",
             "buffer_count": buffer_count,
@@ -253,10 +259,16 @@ class FakePicamera2:
             "controls": dict(controls or {}),
             "display": display,
             "encode": encode,
+            "transform": transform if transform is not None else Transform(),
         }
 
     def configure(self, config: dict) -> None:
         config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+        if config["transform"].transpose:
+            # libcamera adjusts what a Pi's sensor cannot do: it mirrors, never transposes
+            config["transform"] = type(config["transform"])(
+                hflip=config["transform"].hflip, vflip=config["transform"].vflip
+            )
         for name in ("main", "lores"):
             stream = config.get(name)
             if stream is None:
@@ -315,6 +327,11 @@ class FakePicamera2:
     def _completed_request(self) -> CompletedRequest:
         at = self.frame_count / self._fps
         picture = self._source(at)
+        transform = self.camera_config["transform"]  # the sensor reads out mirrored
+        if transform.hflip:
+            picture = picture[:, ::-1]
+        if transform.vflip:
+            picture = picture[::-1]
         buffers = {}
         for name in ("main", "lores"):
             stream = self.camera_config.get(name)

@@ -3,6 +3,7 @@
     camera = open_camera("synthetic", seed=1)          # the demo and tests
     camera = open_camera("opencv", source="porch.mp4")  # a file, a webcam index, a URL
     camera = open_camera("picamera2", size=(1280, 720), masks=polygons)  # only on a Pi
+    camera = open_camera("synthetic", orientation=Orientation(rotation=90))  # turned
     for frame in camera.frames():
         frame.image   # BGR uint8, HxWx3
         frame.at      # seconds since the first frame: a file's own presentation times,
@@ -20,6 +21,13 @@ before its encoder sees it, and delivers the encoded packets with each frame
 (``frame.packets``), together with its low-resolution grey picture for motion
 (``frame.grey``).
 
+``orientation`` (:class:`~doorbell.camera.transform.Orientation`, the owner's
+``[camera] rotation``, ``hflip``, ``vflip``) turns the picture before anything
+else sees it: the Pi's camera mirrors on its sensor and turns a quarter turn
+in software (:func:`~doorbell.camera.picam.open_pi_camera`); every other
+camera is wrapped in an :class:`~doorbell.camera.transform.OrientedCamera`.
+Its ``width`` and ``height`` are then the turned picture's.
+
 Backends import their libraries lazily: ``picamera2`` is imported by its
 backend alone, and only when chosen; importing this package loads no OpenCV
 (the frame and packet types live in :mod:`doorbell.camera.frame`).
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from doorbell.camera.frame import LORES_WIDTH, EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.camera.transform import Orientation, OrientedCamera
 from doorbell.errors import DoorbellError
 
 __all__ = [
@@ -41,6 +50,7 @@ __all__ = [
     "EncodedPacket",
     "EncodingCamera",
     "Frame",
+    "Orientation",
     "StreamInfo",
     "encoded_stream",
     "is_live",
@@ -101,11 +111,33 @@ def is_live(source: str | int) -> bool:
         return False
 
 
-def open_camera(backend: str, **options: Any) -> Camera:  # each backend takes its own options
-    """The camera backend called ``backend`` (synthetic | opencv | picamera2). For
+def open_camera(
+    backend: str,
+    orientation: Orientation | None = None,
+    **options: Any,  # each backend takes its own options
+) -> Camera:
+    """The camera backend called ``backend`` (synthetic | opencv | picamera2), its picture
+    turned by ``orientation`` (see the module; None: as the camera gives it). For
     ``opencv``, ``source`` picks a file (:class:`~doorbell.camera.file.FileCamera`) or a
     live source (:class:`~doorbell.camera.opencv.OpenCVCamera`, which ignores
     ``realtime`` and ``loop``)."""
+    if backend == "picamera2":
+        try:
+            from doorbell.camera.picam import open_pi_camera
+        except ImportError as err:
+            raise CameraError(
+                f"the Pi camera backend cannot load {err.name or 'picamera2'}: on Raspberry Pi "
+                "OS, apt install python3-picamera2 (scripts/install.sh does); on another "
+                'computer, set [camera] backend = "opencv" or "synthetic"'
+            ) from None
+        return open_pi_camera(orientation=orientation or Orientation(), **options)
+    camera = _open_pictures(backend, options)
+    if orientation is None or orientation.operation.identity:
+        return camera
+    return OrientedCamera(camera, orientation)
+
+
+def _open_pictures(backend: str, options: dict[str, Any]) -> Camera:
     if backend == "synthetic":
         from doorbell.camera.synthetic import SyntheticCamera
 
@@ -119,14 +151,4 @@ def open_camera(backend: str, **options: Any) -> Camera:  # each backend takes i
         from doorbell.camera.file import FileCamera
 
         return FileCamera(**options)
-    if backend == "picamera2":
-        try:
-            from doorbell.camera.picam import PiCamera
-        except ImportError as err:
-            raise CameraError(
-                f"the Pi camera backend cannot load {err.name or 'picamera2'}: on Raspberry Pi "
-                "OS, apt install python3-picamera2 (scripts/install.sh does); on another "
-                'computer, set [camera] backend = "opencv" or "synthetic"'
-            ) from None
-        return PiCamera(**options)
     raise ValueError(f"unknown camera backend {backend!r} ({', '.join(BACKENDS)})")

@@ -19,21 +19,32 @@ before every keyframe, so a clip can start at any keyframe. Their packets
 arrive on picamera2's threads through :class:`PacketOutput` and go out with
 the next frame.
 
+The picture is mirrored on the sensor (libcamera's ``Transform(hflip,
+vflip)`` in the configuration; a half turn is both), so the encoder, the
+masks and the lores stream all get it the right way up at no cost. A quarter
+turn (rotation 90 or 270) the Pi's sensors cannot do, nor its encoder take
+from memory: :func:`open_pi_camera` then opens :class:`PiPictureCamera`, the
+main stream alone without the Pi's encoder, turned in software
+(:class:`~doorbell.camera.transform.OrientedCamera`), and the pipeline masks
+and encodes it (libx264 on the CPU, as on a Pi 5).
+
 This module is imported only when the ``picamera2`` backend is chosen.
 """
 
 import fractions
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from libcamera import Transform  # type: ignore[import-not-found, unused-ignore]  # C, Pi only
 from picamera2 import MappedArray, Picamera2
 from picamera2.encoders import H264Encoder, LibavH264Encoder
 from picamera2.outputs import Output
 from picamera2.platform import get_platform
 
-from doorbell.camera import CameraError, EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.camera import Camera, CameraError, EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.camera.transform import Orientation, OrientedCamera
 from doorbell.privacy import Polygon, PrivacyMask
 
 if TYPE_CHECKING:
@@ -111,8 +122,47 @@ def _i420(array: np.ndarray, width: int, height: int, stride: int) -> np.ndarray
     )
 
 
+def _open(picamera2: Callable[[int], Picamera2], camera_num: int) -> Picamera2:
+    try:
+        return picamera2(camera_num)
+    except (RuntimeError, IndexError, OSError) as err:
+        raise CameraError(f"Pi camera {camera_num}: cannot open it ({err})") from None
+
+
+def configure_streams(
+    camera: Picamera2,
+    size: tuple[int, int],
+    fps: float,
+    lores: tuple[int, int] | None,
+    flips: tuple[bool, bool],
+) -> dict:
+    """Configure ``camera`` for video: a YUV 4:2:0 ``main`` stream of ``size`` (pixels), a
+    ``lores`` one if given, ``fps`` frames a second, mirrored on the sensor by ``flips``
+    (hflip, vflip). Returns the configuration the camera took (sizes, strides).
+    Raises ValueError if the camera does not mirror as asked (libcamera adjusts a
+    transform it cannot do rather than refuse it)."""
+    hflip, vflip = flips
+    config = camera.create_video_configuration(
+        main={"size": size, "format": "YUV420"},
+        lores={"size": lores, "format": "YUV420"} if lores else None,
+        controls={"FrameRate": fps},
+        transform=Transform(hflip=hflip, vflip=vflip),
+        display=None,
+        encode="main",
+    )
+    camera.configure(config)
+    streams = camera.camera_configuration()
+    took = streams.get("transform")
+    if took is not None and (bool(took.hflip), bool(took.vflip)) != (hflip, vflip):
+        raise ValueError(
+            f"it cannot mirror its picture (asked hflip={hflip}, vflip={vflip}; it gave {took})"
+        )
+    return streams
+
+
 class PiCamera:
-    """The Pi camera: masked, encoded on the Pi, with a lores stream for motion."""
+    """The Pi camera: masked, encoded on the Pi, with a lores stream for motion; mirrored
+    on the sensor by ``hflip`` and ``vflip`` (both: a half turn)."""
 
     def __init__(
         self,
@@ -124,18 +174,17 @@ class PiCamera:
         bitrate: int | None = None,
         encoder: str = "auto",
         camera_num: int = 0,
+        hflip: bool = False,
+        vflip: bool = False,
         picamera2: Callable[[int], Picamera2] = Picamera2,
     ) -> None:
         self.width, self.height = size
         self.fps = float(fps)
         self.mask = PrivacyMask(masks)
         kind = choose_encoder(encoder, get_platform().name)
+        self._camera = _open(picamera2, camera_num)
         try:
-            self._camera = picamera2(camera_num)
-        except (RuntimeError, IndexError, OSError) as err:
-            raise CameraError(f"Pi camera {camera_num}: cannot open it ({err})") from None
-        try:
-            self._configure(lores_size(*size))
+            self._configure(lores_size(*size), (hflip, vflip))
             gop = max(1, round(self.fps * keyframe_interval))
             if kind == "hardware":
                 self._encoder = H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop)
@@ -156,17 +205,9 @@ class PiCamera:
             raise CameraError(f"Pi camera {camera_num}: cannot start it ({err})") from None
         self.encoder_kind = kind
 
-    def _configure(self, lores: tuple[int, int]) -> None:
-        camera = self._camera
-        config = camera.create_video_configuration(
-            main={"size": (self.width, self.height), "format": "YUV420"},
-            lores={"size": lores, "format": "YUV420"},
-            controls={"FrameRate": self.fps},
-            display=None,
-            encode="main",
-        )
-        camera.configure(config)
-        streams = camera.camera_configuration()
+    def _configure(self, lores: tuple[int, int], flips: tuple[bool, bool]) -> None:
+        size = (self.width, self.height)
+        streams = configure_streams(self._camera, size, self.fps, lores, flips)
         self.width, self.height = streams["main"]["size"]
         self._stride = streams["main"]["stride"]
         self.lores = streams["lores"]["size"]
@@ -223,3 +264,73 @@ class PiCamera:
             self._camera.stop()
         finally:
             self._camera.close()
+
+
+class PiPictureCamera:
+    """The Pi camera's pictures alone: its main stream as I420 frames (``frame.i420``), no
+    encoder, no lores stream, no masks (the pipeline masks and encodes them, after they
+    are turned); mirrored on the sensor by ``hflip`` and ``vflip``. Raises CameraError
+    naming the camera if it cannot be opened or started."""
+
+    def __init__(
+        self,
+        *,
+        size: tuple[int, int] = (1280, 720),
+        fps: float = 15.0,
+        camera_num: int = 0,
+        hflip: bool = False,
+        vflip: bool = False,
+        picamera2: Callable[[int], Picamera2] = Picamera2,
+    ) -> None:
+        self.fps = float(fps)
+        self._camera = _open(picamera2, camera_num)
+        try:
+            streams = configure_streams(self._camera, size, self.fps, None, (hflip, vflip))
+            self.width, self.height = streams["main"]["size"]
+            self._stride = streams["main"]["stride"]
+            self._camera.start()
+        except (RuntimeError, OSError, ValueError) as err:
+            self._camera.close()
+            raise CameraError(f"Pi camera {camera_num}: cannot start it ({err})") from None
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        origin: int | None = None  # the first frame's sensor timestamp, ns
+        while True:
+            try:
+                request = self._camera.capture_request()
+            except (RuntimeError, OSError) as err:
+                raise CameraError(f"Pi camera: no more frames ({err})") from None
+            try:
+                stamp = request.get_metadata()["SensorTimestamp"]
+                main = request.make_array("main")
+            finally:
+                request.release()
+            origin = stamp if origin is None else origin
+            i420 = _i420(main, self.width, self.height, self._stride)
+            yield Frame(None, (stamp - origin) / 1e9, index, i420=i420)
+            index += 1
+
+    def close(self) -> None:
+        try:
+            self._camera.stop()
+        finally:
+            self._camera.close()
+
+
+# What a picture camera takes of the Pi camera's options; masks, encoder, bitrate and
+# keyframe interval are the pipeline's then (it masks with the config's own masks).
+PICTURE_OPTIONS = ("size", "fps", "camera_num", "picamera2")
+
+
+def open_pi_camera(*, orientation: Orientation | None = None, **options: Any) -> Camera:
+    """The Pi camera with ``options`` (:class:`PiCamera`'s), its picture turned by
+    ``orientation``: mirrored on the sensor where that does it all (0 or 180 degrees,
+    any mirror), else a :class:`PiPictureCamera` mirrored on the sensor and given a
+    quarter turn in software, for the pipeline to mask and encode."""
+    sensor, rest = (orientation or Orientation()).operation.on_sensor()
+    hflip, vflip = sensor
+    if rest.identity:
+        return PiCamera(hflip=hflip, vflip=vflip, **options)
+    kept = {key: value for key, value in options.items() if key in PICTURE_OPTIONS}
+    return OrientedCamera(PiPictureCamera(hflip=hflip, vflip=vflip, **kept), rest)
