@@ -345,6 +345,44 @@ def test_a_quarter_turn_on_the_pi_is_done_in_software(orientation):
         assert np.array_equal(frame.i420[:WIDTH] > 170, bright)
 
 
+def test_a_sideways_pi_is_masked_and_recorded_turned(data_dir, identities):
+    """Rotation 90 on the Pi: the pipeline masks the turned picture in the owner's
+    coordinates (top left: the sensor's bottom left) and encodes it; the sensor's bright
+    top-left quarter is the owner's top right."""
+    camera = pi(Orientation(90), [])
+    top_left = [[(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]]
+    store = ClipStore.open(data_dir)
+    policy = trigger.Policy(pre_roll=0.0, post_roll=0.5, motion_starts=False)
+    pipeline = Pipeline(
+        store,
+        PipelineSettings(policy=policy, masks=top_left),
+        camera.width,
+        camera.height,
+        camera.fps,
+        wall_time=lambda t: 1_700_000_000 + t,
+        encoded=encoded_stream(camera),
+    )
+    try:
+        for frame in camera.frames():
+            if frame.index == 1:
+                pipeline.press_bell(frame.at)
+            pipeline.process(frame)
+            if frame.index == 20:
+                break
+        [recorded] = pipeline.finish()
+    finally:
+        camera.close()
+        store.close()
+    clip = ClipStore.open(data_dir).path(recorded.clip.id, VIDEO)
+    with vault.open_file(clip, identities) as f, av.open(io.BytesIO(f.read())) as container:
+        greys = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
+    assert len(greys) >= 8 and greys[0].shape == (WIDTH, HEIGHT)  # 192 wide, 320 high
+    for grey in greys:
+        assert grey[: WIDTH // 2 - 8, : HEIGHT // 2 - 8].max() <= 20  # masked
+        assert grey[: WIDTH // 2 - 8, HEIGHT // 2 + 8 :].mean() == pytest.approx(240, abs=8)
+        assert grey[WIDTH // 2 + 8 :].mean() == pytest.approx(100, abs=8)
+
+
 def test_a_pi_that_will_not_mirror_is_a_camera_error():
     class Stubborn(FakePicamera2):
         def configure(self, config: dict) -> None:
