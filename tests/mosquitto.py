@@ -48,9 +48,17 @@ def free_port() -> int:
 
 class Mosquitto:
     """One broker, listening on 127.0.0.1 only. ``users`` maps user names to passwords
-    (hashed into the password file by ``mosquitto_passwd -b``)."""
+    (hashed into the password file by ``mosquitto_passwd -b``); ``anonymous`` also lets
+    clients in without a user name (as ``doorbell demo --mqtt HOST:PORT`` connects)."""
 
-    def __init__(self, folder: Path, users: dict[str, str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        users: dict[str, str],
+        port: int | None = None,
+        *,
+        anonymous: bool = False,
+    ) -> None:
         self.binary = require_mosquitto()
         self.folder = folder
         self.host = "127.0.0.1"
@@ -70,14 +78,15 @@ class Mosquitto:
                 capture_output=True,
                 timeout=10,
             )
-        self.passwords.chmod(0o600)
+        if self.users:
+            self.passwords.chmod(0o600)
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
             "\n".join(
                 [
                     f"listener {self.port} 127.0.0.1",
-                    "allow_anonymous false",
-                    f"password_file {self.passwords}",
+                    f"allow_anonymous {'true' if anonymous else 'false'}",
+                    f"password_file {self.passwords}" if self.users else "",
                     "persistence false",
                     # as root it would become the user "mosquitto", who cannot read tmp_path
                     f"user {pwd.getpwuid(os.getuid()).pw_name}",

@@ -563,3 +563,25 @@ async def test_tls_to_a_plain_port_says_what_to_check(broker, password_file):
         "reconnecting in 1 s: the broker hung up while connecting "
         "(is tls = true right for this port?)"
     )
+
+
+async def test_a_broker_without_accounts_as_the_demo_uses_it(tmp_path):
+    """``doorbell demo --mqtt HOST:PORT``: no user name, no password."""
+    broker = Mosquitto(tmp_path, users={}, anonymous=True)
+    broker.start()
+    try:
+        settings = MqttSettings(enabled=True, host=broker.host, port=broker.port, device_id="demo")
+        bridge = MqttBridge(settings, version="1")
+        bus = new_bus()
+        async with running(bridge, bus.subscribe()):
+            await until(lambda: bridge.connected)
+            import aiomqtt
+
+            async with aiomqtt.Client(broker.host, broker.port) as ha:
+                await ha.subscribe("doorbell/demo/ring", qos=1)
+                bus.publish(BellPressed(time.time()))
+                async with asyncio.timeout(5):
+                    message = await ha.messages.__anext__()
+        assert json.loads(bytes(message.payload)) == {"event_type": "ring"}
+    finally:
+        broker.stop()
