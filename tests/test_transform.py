@@ -383,6 +383,11 @@ def test_a_sideways_pi_is_masked_and_recorded_turned(data_dir, identities):
         assert grey[WIDTH // 2 + 8 :].mean() == pytest.approx(100, abs=8)
 
 
+def test_a_quarter_turn_cannot_have_the_hardware_encoder():
+    with pytest.raises(CameraError, match="hardware encoder cannot take a picture turned 90"):
+        picam.open_pi_camera(orientation=Orientation(270), encoder="hardware", picamera2=None)
+
+
 def test_a_pi_that_will_not_mirror_is_a_camera_error():
     class Stubborn(FakePicamera2):
         def configure(self, config: dict) -> None:

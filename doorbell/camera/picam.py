@@ -32,6 +32,7 @@ This module is imported only when the ``picamera2`` backend is chosen.
 """
 
 import fractions
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ from doorbell.privacy import Polygon, PrivacyMask
 if TYPE_CHECKING:
     from picamera2.request import CompletedRequest
 
+log = logging.getLogger(__name__)
 ENCODERS = ("auto", "hardware", "libav")
 
 
@@ -327,10 +329,17 @@ def open_pi_camera(*, orientation: Orientation | None = None, **options: Any) ->
     """The Pi camera with ``options`` (:class:`PiCamera`'s), its picture turned by
     ``orientation``: mirrored on the sensor where that does it all (0 or 180 degrees,
     any mirror), else a :class:`PiPictureCamera` mirrored on the sensor and given a
-    quarter turn in software, for the pipeline to mask and encode."""
+    quarter turn in software, for the pipeline to mask and encode. Raises CameraError
+    for a quarter turn with ``encoder="hardware"`` (the Pi's encoder cannot take it)."""
     sensor, rest = (orientation or Orientation()).operation.on_sensor()
     hflip, vflip = sensor
     if rest.identity:
         return PiCamera(hflip=hflip, vflip=vflip, **options)
+    if options.get("encoder") == "hardware":
+        raise CameraError(
+            "the Pi's hardware encoder cannot take a picture turned 90 or 270 degrees (it "
+            "is turned in software, then encoded on the CPU): use encoder = auto or libav"
+        )
+    log.info("camera: the picture is turned a quarter in software and encoded on the CPU")
     kept = {key: value for key, value in options.items() if key in PICTURE_OPTIONS}
     return OrientedCamera(PiPictureCamera(hflip=hflip, vflip=vflip, **kept), rest)
