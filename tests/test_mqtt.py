@@ -499,9 +499,10 @@ async def test_backoff_while_nobody_listens(tmp_path, password_file):
     assert said.startswith("reconnecting in ") and said.endswith(" s: connection refused")
 
 
-async def test_the_broker_killed_and_restarted(broker, password_file):
+async def test_the_broker_killed_and_restarted(broker, password_file, caplog):
     """The broker dies (and with it every retained message: no persistence); the bridge
     says so, comes back when the broker does, and says everything again."""
+    caplog.set_level("DEBUG")
     bus = new_bus()
     gate = Gate()
     bridge = MqttBridge(settings_for(broker, password_file), version="1", sleep=gate)
@@ -526,6 +527,14 @@ async def test_the_broker_killed_and_restarted(broker, password_file):
             assert (await ha.take(TOPICS.availability)).payload == "online"
             bus.publish(BellPressed(time.time()))
             assert json.loads((await ha.take(TOPICS.ring)).payload) == {"event_type": "ring"}
+    said = [r.getMessage() for r in caplog.records if r.name == "doorbell.mqtt"]
+    assert said == [
+        f"mqtt: connected to {broker.address}",
+        f"mqtt: {broker.address}: connection lost (trying again, 1 s doubling to 60 s)",
+        f"mqtt: connected to {broker.address}",
+    ]
+    assert not any(r.exc_info for r in caplog.records)
+    assert "Traceback" not in caplog.text and "never retrieved" not in caplog.text
 
 
 async def test_the_bus_never_waits_for_an_absent_broker(broker, password_file):
