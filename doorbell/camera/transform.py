@@ -23,8 +23,8 @@ is turned frame by frame by :class:`OrientedCamera`, before the privacy masks,
 motion zones, encoder, thumbnail and live view see it: all of them work on the
 picture as the owner sees it, and the recording has the turned size.
 
-What it costs, a 1280x720 frame (median of 300, OpenCV 4.11, x86-64 dev machine under
-load; not measured on a Pi): a quarter turn 0.3-0.5 ms in BGR, 0.15 ms in I420; a half
+What it costs, a 1280x720 frame (medians of 300 and 1000, OpenCV 4.11, x86-64 dev machine under
+load; not measured on a Pi): a quarter turn 0.3-0.7 ms in BGR, 0.15-0.2 ms in I420; a half
 turn or a mirror 0.1 ms in BGR, 0.06 ms in I420, as much as copying the frame. A file
 camera's frame (768x432, decoded by PyAV) went from 0.66 to 0.82 ms of CPU turned.
 
