@@ -159,13 +159,26 @@ class CameraSettings:
     fps: float = 15.0
     encoder: str = "auto"  # picamera2: auto | hardware | libav
     loop: bool = True  # opencv: play a file again from the start when it ends
+    rotation: int = 0  # degrees clockwise: 0, 90, 180, 270 (see camera.transform)
+    hflip: bool = False  # then mirror left to right, as the turned picture is seen
+    vflip: bool = False  # then mirror top to bottom
 
     def __post_init__(self) -> None:
         validate(self, "camera")
         if self.backend == "opencv" and not self.source:
             raise ValueError("the opencv backend needs a source (a file, webcam index or URL)")
         hardware = self.backend == "picamera2" and self.encoder != "libav"  # auto: if any
-        if hardware and (problem := hardware_encoder_problem(self.width, self.height)):
+        quarter = self.rotation in (90, 270)  # turned on the CPU: the Pi's encoder is not used
+        if quarter and self.backend == "picamera2" and self.encoder == "hardware":
+            raise ValueError(
+                f"rotation {self.rotation}: a Pi camera turned a quarter is turned and encoded "
+                'on the CPU; encoder = "hardware" cannot be had with it (use "auto")'
+            )
+        if (
+            hardware
+            and not quarter
+            and (problem := hardware_encoder_problem(self.width, self.height))
+        ):
             raise ValueError(problem)
 
 

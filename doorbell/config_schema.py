@@ -136,7 +136,7 @@ def check_value(spec: Spec, value: Any) -> str | None:
         return f"must be {_number(spec.low)} to {_number(spec.high)}, got {shown_value(value)}"
     if spec.even and value % 2:
         return f"must be an even number (H.264 pictures have even sides), got {shown_value(value)}"
-    if spec.choices and value not in spec.choices:
+    if spec.choices and (str(value) if kind is int else value) not in spec.choices:
         return f"must be one of {', '.join(spec.choices)}, got {shown_value(value)}"
     if spec.shape == "polygons":
         return check_polygons(value)

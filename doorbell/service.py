@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from doorbell import clock as clocks
-from doorbell.camera import Camera, encoded_stream, open_camera
+from doorbell.camera import Camera, Orientation, encoded_stream, open_camera
 from doorbell.camera_loop import CameraLoop, WallTime
 from doorbell.config import Config, split_listen
 from doorbell.errors import DoorbellError
@@ -64,17 +64,20 @@ class DataFolderError(DoorbellError):
 def camera_options(config: Config, *, demo: bool = False) -> tuple[str, dict]:
     """The backend and its options for ``config`` (live pace, masks for the Pi camera)."""
     cam = config.camera
+    turned = {"orientation": Orientation.from_settings(cam)}  # before any mask
     if cam.backend == "synthetic":
-        options = {"width": cam.width, "height": cam.height, "fps": cam.fps, "realtime": True}
-        return "synthetic", options
+        size = {"width": cam.width, "height": cam.height, "fps": cam.fps}
+        return "synthetic", {**size, "realtime": True, **turned}
     if cam.backend == "opencv":
-        return "opencv", {"source": cam.source, "realtime": True, "loop": cam.loop or demo}
+        loop = cam.loop or demo
+        return "opencv", {"source": cam.source, "realtime": True, "loop": loop, **turned}
     return "picamera2", {
         "size": (cam.width, cam.height),
         "fps": cam.fps,
         "masks": config.pipeline.masks,
         "keyframe_interval": config.pipeline.keyframe_interval,
         "encoder": cam.encoder,
+        **turned,
     }
 
 

@@ -139,17 +139,18 @@ def test_every_setting_is_in_the_default_file_and_nothing_else():
 
 
 def test_every_key_states_what_it_may_hold():
-    """Numbers have a range; strings are a choice, an address or free text; lists are polygons
-    or host names."""
+    """Numbers have a range (a whole number may be a choice instead: rotation); strings are
+    a choice, an address or free text; lists are polygons or host names."""
     for spec in config.schema().values():
-        if spec.kind in (int, float):
+        if spec.kind in (int, float) and not (spec.kind is int and spec.choices):
             assert spec.low is not None and spec.low <= (spec.default or spec.low) <= spec.high, (
                 spec
             )
         if spec.kind is list:
             assert spec.shape in ("polygons", "names"), spec
         if spec.choices:
-            assert spec.default in spec.choices, spec
+            default = str(spec.default) if spec.kind is int else spec.default
+            assert default in spec.choices, spec
 
 
 def test_the_schema_grammar():
@@ -335,3 +336,15 @@ def test_plain_http_beyond_loopback_is_refused_unless_said_in_so_many_words(
     if refused:
         assert said.startswith(f'doorbell: {path}: [web]: tls = "off" with listen')
         assert "allow_plain_http = true" in said and "Traceback" not in said
+
+
+def test_a_quarter_turned_pi_camera_is_encoded_on_the_cpu():
+    """90 and 270 are turned in software, so the Pi's encoder (and its size limit) is not
+    used: "hardware" is refused by name, a size only the CPU encoder takes is accepted."""
+    with pytest.raises(ValueError, match='rotation 90: .*encoder = "hardware" cannot be had'):
+        config.CameraSettings(rotation=90, encoder="hardware")
+    assert config.CameraSettings(rotation=270, width=2560, height=1440).rotation == 270
+    with pytest.raises(ValueError, match="hardware H.264 encoder"):
+        config.CameraSettings(rotation=180, width=2560, height=1440)
+    with pytest.raises(ValueError, match=r"\[camera\] rotation: must be one of 0, 90, 180, 270"):
+        config.CameraSettings(rotation=45)

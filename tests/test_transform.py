@@ -411,3 +411,23 @@ def test_a_camera_that_encodes_itself_is_not_turned_afterwards():
             OrientedCamera(camera, Orientation(90))
     finally:
         camera.close()
+
+
+@pytest.mark.parametrize(
+    ("rotation", "size"), [(0, (640, 360)), (90, (360, 640)), (180, (640, 360)), (270, (360, 640))]
+)
+def test_the_service_opens_its_camera_turned_as_the_config_says(rotation, size):
+    """``[camera] rotation`` reaches the camera the service opens (camera_options)."""
+    from doorbell.camera import open_camera
+    from doorbell.config import CameraSettings, Config
+    from doorbell.service import camera_options
+
+    settings = CameraSettings(backend="synthetic", width=640, height=360, rotation=rotation)
+    backend, options = camera_options(Config(camera=settings))
+    camera = open_camera(backend, **options)
+    try:
+        assert (camera.width, camera.height) == size
+        frame = next(iter(camera.frames()))
+        assert frame.image.shape[:2] == size[::-1]
+    finally:
+        camera.close()
