@@ -36,8 +36,13 @@ class PirChanged:
 
 @dataclass(frozen=True)
 class ClipStarted:
+    """A clip began: ``at`` wall-clock seconds, ``trigger`` bell | motion | pir, ``id``
+    the clip's id (16 hex digits; "" when the publisher did not say: the page then shows
+    its card without a thumbnail and matches it to the next finished clip)."""
+
     at: float
     trigger: str
+    id: str = ""
 
 
 @dataclass(frozen=True)

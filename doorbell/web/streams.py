@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
-from doorbell.events import BellPressed, ClipFinished, MotionChanged, PirChanged
+from doorbell.events import BellPressed, ClipFinished, ClipStarted, MotionChanged, PirChanged
 from doorbell.web.context import CONTEXT, SESSIONS, session_of
 from doorbell.web.sessions import COOKIE
-from doorbell.web.views import clip_json
+from doorbell.web.views import clip_card, recording_card, recording_now
 
 HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
 # (per session, in all). Events: a browser's tabs (the page has one stream a tab).
@@ -124,18 +124,28 @@ async def _live(request: web.Request, token: str) -> web.StreamResponse:
 
 
 def sse_message(event: object) -> bytes | None:
-    """The Server-Sent Events message for a bus event (None: not for browsers)."""
+    """The Server-Sent Events message for a bus event (None: not for browsers): ``bell``,
+    ``motion``, ``recording`` (a clip began: ``views.recording_card``) and ``clip`` (a clip
+    ended: ``views.clip_card``, the words of its card with it)."""
     data: dict[str, object]
     if isinstance(event, BellPressed):
         name, data = "bell", {"at": event.at}
     elif isinstance(event, MotionChanged | PirChanged):
         kind = "motion" if isinstance(event, MotionChanged) else "pir"
         name, data = "motion", {"at": event.at, "active": event.active, "source": kind}
+    elif isinstance(event, ClipStarted):
+        name, data = "recording", recording_card(event.at, event.trigger, event.id)
     elif isinstance(event, ClipFinished):
-        name, data = "clip", clip_json(event.clip)
+        name, data = "clip", clip_card(event.clip)
     else:
         return None
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def recordings_message(ids: list[str]) -> bytes:
+    """The event stream's first message: the ids of the clips being recorded as it
+    (re)connects, so a page drops the cards of those that ended while it was away."""
+    return f"event: recordings\ndata: {json.dumps({'ids': ids})}\n\n".encode()
 
 
 def session_ended_message(reason: str) -> bytes:
@@ -144,7 +154,8 @@ def session_ended_message(reason: str) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """``text/event-stream`` of bell, motion and clip events, until the session locks."""
+    """``text/event-stream`` of bell, motion, recording and clip events, until the session
+    locks."""
     context = request.app[CONTEXT]
     if context.bus is None:
         raise web.HTTPServiceUnavailable(text="no event bus\n")
@@ -161,7 +172,8 @@ async def _events(request: web.Request, token: str) -> web.StreamResponse:
     getting: asyncio.Future | None = None
     try:
         await response.prepare(request)
-        await response.write(b": connected\n\nretry: 3000\n\n")
+        now = recordings_message([c.id for c in recording_now(context.store)])
+        await response.write(b": connected\n\nretry: 3000\n" + now)  # one block: both fields
         while True:
             getting = asyncio.ensure_future(subscription.get())
             done, _ = await asyncio.wait(

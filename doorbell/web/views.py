@@ -18,7 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from doorbell.errors import DoorbellError
-from doorbell.store import Clip, ClipNotFound
+from doorbell.store import Clip, ClipNotFound, ClipStore
 from doorbell.web.auth import page_values
 from doorbell.web.body import read_json, run
 from doorbell.web.context import CONTEXT, OWNERS, SESSIONS
@@ -112,14 +112,58 @@ def _view(clip: Clip) -> dict:
     }
 
 
+def clip_card(clip: Clip) -> dict:
+    """A clip as its card in the list shows it: :func:`clip_json` and the card's words
+    (``when``, ``day`` in the device's local time, ``duration``, ``seconds``,
+    ``partial``). The event stream's ``clip`` message carries it, so a card the page adds
+    without a reload reads as the ones the page came with."""
+    return _view(clip)
+
+
+def recording_card(at: float, trigger: str, clip_id: str | None) -> dict:
+    """A clip being recorded, as its card shows it and the event stream's ``recording``
+    message gives it: ``at`` (wall-clock seconds), ``trigger``, ``id`` (None when not
+    known), and in the device's local time ``time`` ("14:02") and ``day`` ("2026-11-30")."""
+    local = datetime.datetime.fromtimestamp(at).astimezone()
+    return {
+        "at": at,
+        "trigger": trigger,
+        "id": clip_id or None,
+        "time": f"{local:%H:%M}",
+        "day": local.date().isoformat(),
+    }
+
+
+def recording_now(
+    store: ClipStore,
+    *,
+    trigger: str | None = None,
+    since: float | None = None,
+    before: float | None = None,
+) -> list[Clip]:
+    """The clips being recorded at this moment, newest first (filtered as
+    :meth:`ClipStore.list`): a row a crash left "recording" is not one."""
+    rows = store.list(states=("recording",), trigger=trigger, since=since, before=before)
+    now = []
+    for clip in rows:
+        try:
+            now.append(store.get(clip.id))
+        except ClipNotFound:
+            continue
+    return now
+
+
 async def clips_page(request: web.Request) -> web.StreamResponse:
     store = request.app[CONTEXT].store
     filters = _filters(request)
     clips = store.list(limit=PAGE_SIZE + 1, **filters)
+    newest_page = not request.query.get("before")
+    recording = recording_now(store, **filters) if newest_page else []
     more = clips[PAGE_SIZE].start if len(clips) > PAGE_SIZE else None
     values = page_values(
         request,
         clips=[_view(c) for c in clips[:PAGE_SIZE]],
+        recording=[recording_card(c.start, c.trigger, c.id) for c in recording],
         trigger=request.query.get("trigger", ""),
         day=request.query.get("day", ""),
         next_before=clips[PAGE_SIZE - 1].start if more is not None else None,

@@ -4,6 +4,8 @@
 // from page to page; a reload or a new tab asks for the passphrase again.
 import * as owner from "/static/owner.js";
 import { listenForEvents } from "/static/events.js";
+import { toast } from "/static/toasts.js";
+import * as clipList from "/static/clip_list.js";
 
 const state = { keyholder: null, events: null, cleanups: [] };
 window.doorbellEvents = [];
@@ -14,13 +16,6 @@ const $ = (id) => document.getElementById(id);
 function show(element, text) {
   element.textContent = text;
   element.hidden = false;
-}
-
-function toast(text) {
-  const box = $("toast");
-  show(box, text);
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { box.hidden = true; }, 8000);
 }
 
 function failure(err) {
@@ -114,14 +109,31 @@ const ENDED = {
   shutdown: "The doorbell restarted.",
 };
 
+// The session ended (locked, idle, removed…): the page says so and claims nothing it no
+// longer knows: the key is forgotten, the pictures it opened are taken down, the live
+// view and the cards of clips being recorded go, and the unlock form is offered.
 function sessionEnded(reason) {
   if (state.keyholder) state.keyholder.forget();
   state.keyholder = null;
   document.body.dataset.session = "ended";
+  document.body.dataset.unlocked = "no";
   if (state.events) state.events.close();
   state.events = null;
+  teardown();
+  clipList.forgetRecordings();
+  connection(true); // nothing to reconnect to: the overlay says what is true
+  if (!document.title.startsWith("Locked · ")) document.title = `Locked · ${document.title}`;
   lockedOverlay("Session ended", `${ENDED[reason] || "Your session ended."} Unlock again to go on.`);
   $("tab-locked").dataset.reason = reason;
+}
+
+// The event stream is (true) or is not (false) connected: while it is not, a banner says
+// rings will not show here.
+function connection(connected) {
+  const banner = $("offline");
+  if (banner) banner.hidden = connected;
+  if (connected) delete document.body.dataset.offline;
+  else document.body.dataset.offline = "yes";
 }
 
 function tabUnlock() {
@@ -232,9 +244,9 @@ function unlockPage() {
 
 // --- the owner's pages -----------------------------------------------------------------------
 
-async function thumbnails() {
+async function thumbnails(images = document.querySelectorAll("img[data-thumbnail]")) {
   const player = await import("/static/player.js");
-  await Promise.all([...document.querySelectorAll("img[data-thumbnail]")].map(
+  await Promise.all([...images].map(
     (img) => player.showThumbnail(img, img.dataset.thumbnail, state.keyholder).catch((err) => {
       img.classList.add("no-picture");
       img.alt = err.name === "NoIdentityMatch"
@@ -264,8 +276,8 @@ async function playerPage() {
   });
 }
 
-function clipActions() {
-  for (const holder of document.querySelectorAll("[data-clip]")) {
+function clipActions(holders = document.querySelectorAll("[data-clip]")) {
+  for (const holder of holders) {
     const id = holder.dataset.clip;
     const keep = holder.querySelector("button.keep");
     const remove = holder.querySelector("button.delete");
@@ -290,6 +302,21 @@ function clipActions() {
       });
     }
   }
+}
+
+// --- the list, as clips start and end (clip_list.js) ----------------------------------------
+
+function recordingStarted(data) {
+  const card = clipList.recordingStarted(data);
+  const img = card && card.querySelector("img[data-thumbnail]");
+  if (img && state.keyholder) thumbnails([img]).catch(() => {});
+}
+
+function clipFinished(data) {
+  const card = clipList.clipFinished(data);
+  if (!card) return;
+  clipActions([card]);
+  if (state.keyholder) thumbnails(card.querySelectorAll("img[data-thumbnail]")).catch(() => {});
 }
 
 function ownersPage() {
@@ -354,7 +381,13 @@ async function start() {
   if (document.body.dataset.unlocked !== "yes") return;
   header();
   clipActions();
-  if (!state.events) state.events = listenForEvents({ toast, onSessionEnded: sessionEnded });
+  if (!state.events) {
+    state.events = listenForEvents({
+      toast, onRecording: recordingStarted, onRecordings: clipList.stillRecording,
+      onClip: clipFinished,
+      onConnection: connection, onSessionEnded: sessionEnded,
+    });
+  }
   if (page === "owners") ownersPage();
   if (!state.keyholder) {
     const known = owner.saved();
