@@ -36,6 +36,7 @@ from doorbell.config_schema import (
     validate,
 )
 from doorbell.errors import DoorbellError
+from doorbell.mqtt_settings import MqttSettings, settings_problem
 
 __all__ = [
     "DEFAULT_PATH",
@@ -230,6 +231,7 @@ class Config:
     camera: CameraSettings = field(default_factory=CameraSettings)
     web: WebSettings = field(default_factory=WebSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
 
 
 # Each section's settings class. [privacy] masks and [motion] zones are polygons that
@@ -241,6 +243,7 @@ SECTIONS: dict[str, type] = {
     "camera": CameraSettings,
     "web": WebSettings,
     "gpio": GpioSettings,
+    "mqtt": MqttSettings,
 }
 
 # -- loading -------------------------------------------------------------------
@@ -289,6 +292,8 @@ def parse(data: dict, where: str) -> Config:
             built[section] = cls(**tables[section])
         except (ValueError, TypeError) as err:
             problems.append(f"{where}: [{section}]: {err}")
+    if "mqtt" in built and (problem := settings_problem(built["mqtt"])):
+        problems.append(f"{where}: [mqtt] {problem}")
     if problems:
         raise ConfigError(problems)
     pipeline = PipelineSettings(
@@ -300,6 +305,7 @@ def parse(data: dict, where: str) -> Config:
         camera=built["camera"],
         web=built["web"],
         gpio=built["gpio"],
+        mqtt=built["mqtt"],
     )
 
 

@@ -42,6 +42,7 @@ from doorbell.events import (
 from doorbell.faults import storage_failure, storage_fault
 from doorbell.gpio import DoorbellPins
 from doorbell.live import LiveFrames
+from doorbell.outbound import Outbound
 from doorbell.owners import Owners, SetupCode
 from doorbell.pipeline import Pipeline
 from doorbell.status import describe_retention, fault_lines
@@ -136,6 +137,7 @@ class Service:
         self.pins: DoorbellPins | None = None
         self.bus: EventBus | None = None
         self.live = LiveFrames(lambda viewers: self._update_led())
+        self.outbound = Outbound(config, clock=clock)  # MQTT, notifications: opt-in
         from doorbell.web import guard  # the web stack loads only for a service
 
         # descriptors for recording first; the connections get what is left (web.guard)
@@ -243,6 +245,7 @@ class Service:
             "recipients": [str(r) for r in self.recipients.current()],
             "live_viewers": self.live.viewers,
             "connections": self.connections.summary(),
+            **self.outbound.status(),
             "retention": describe_retention(self.config.storage),
             "warnings": self._warnings(),
             "demo": self.demo,
@@ -255,7 +258,7 @@ class Service:
             parts.append("recording")
         if self._clock_state().synchronised is not True:
             parts.append("clock not synchronised")
-        return "; ".join(parts + self._warnings())
+        return "; ".join(parts + self._warnings() + self.outbound.problems())
 
     def watchdog_tick(self) -> bool:
         """Ping systemd's watchdog if the camera is healthy; True if it was pinged."""
@@ -361,6 +364,7 @@ class Service:
                     group.create_task(self._watchdog()),
                     group.create_task(self._monitor()),
                     group.create_task(self._correct_times(store)),
+                    *self.outbound.start(self.bus, store, group),
                 ]
                 self.notifier.ready(self.status_line())
                 ready(self)
@@ -375,6 +379,7 @@ class Service:
                     task.cancel()
         finally:
             self.camera.stop()
+            self.outbound.close()
             if runner is not None:
                 await runner.cleanup()
             if self.pins is not None:

@@ -13,6 +13,7 @@ from doorbell.cli.common import add_data_dir_option, config_path, data_dir
 from doorbell.errors import DoorbellError, UsageError
 
 if TYPE_CHECKING:
+    from doorbell.mqtt_settings import MqttSettings
     from doorbell.service import Service
 
 
@@ -90,6 +91,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _demo(args, args.data_dir, "kept")
 
 
+def demo_mqtt(where: str | None) -> "MqttSettings":
+    """``doorbell demo --mqtt HOST:PORT``: MQTT on, to that broker, no account, device id
+    "demo"; None: off. Raises UsageError for anything but host:port."""
+    from doorbell.config_schema import split_listen
+    from doorbell.mqtt_settings import MqttSettings, settings_problem
+
+    if where is None:
+        return MqttSettings()
+    try:
+        host, port = split_listen(where)
+    except ValueError:
+        raise UsageError(f"--mqtt {where}: expected HOST:PORT, such as 127.0.0.1:1883") from None
+    settings = MqttSettings(enabled=True, host=host.strip("[]"), port=port, device_id="demo")
+    if problem := settings_problem(settings):
+        raise UsageError(f"--mqtt {where}: {problem}")
+    return settings
+
+
 def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
     import dataclasses
 
@@ -112,6 +131,7 @@ def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
         storage=StorageSettings(data_dir=str(data_dir), min_free_mb=0),
         camera=camera,
         web=WebSettings(listen=f"127.0.0.1:{args.port}", tls="off"),
+        mqtt=demo_mqtt(args.mqtt),
     )
     extra = [
         f"doorbell: data dir: {data_dir} ({fate})",
@@ -204,4 +224,9 @@ def register_demo(commands: "argparse._SubParsersAction[argparse.ArgumentParser]
     demo.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     demo.add_argument("--data-dir", metavar="D", help="data folder (default: a new temporary one)")
     demo.add_argument("--source", metavar="VIDEO", help="play this video in a loop as the camera")
+    demo.add_argument(
+        "--mqtt",
+        metavar="HOST:PORT",
+        help="publish to this MQTT broker for Home Assistant (no account; see README)",
+    )
     demo.set_defaults(func=cmd_demo)

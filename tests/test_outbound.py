@@ -1,0 +1,101 @@
+"""The service's opt-in connections out (doorbell/outbound.py): the real service, its
+synthetic camera and gpiozero's mock pins, publishing to a real mosquitto on a loopback
+port; and with MQTT off, nothing."""
+
+import asyncio
+import dataclasses
+import json
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from doorbell.cli.serve import demo_mqtt
+from doorbell.errors import UsageError
+from doorbell.outbound import device_id
+from doorbell.service import Service
+from tests.mosquitto import Mosquitto
+from tests.test_service import ScriptedCamera, config_for
+
+
+@pytest.mark.parametrize(
+    ("hostname", "made"),
+    [
+        ("frontdoor", "frontdoor"),
+        ("Front-Door.local", "front-door-local"),
+        ("raspberrypi", "raspberrypi"),
+        ("ドア", "doorbell"),  # nothing of it is left
+        ("a" * 80, "a" * 64),
+    ],
+)
+def test_the_device_id_is_made_from_the_host_name(hostname, made):
+    assert device_id(hostname) == made
+
+
+def test_demo_mqtt_takes_host_and_port_alone():
+    settings = demo_mqtt("127.0.0.1:1883")
+    assert (settings.enabled, settings.host, settings.port, settings.username) == (
+        True,
+        "127.0.0.1",
+        1883,
+        "",
+    )
+    assert not demo_mqtt(None).enabled
+    for bad in ("broker", "mqtt://broker:1883", "127.0.0.1:0"):
+        with pytest.raises(UsageError, match=f"--mqtt {bad}: "):
+            demo_mqtt(bad)
+
+
+async def test_a_press_of_the_bell_reaches_home_assistant(tmp_path, data_dir):
+    """``demo --mqtt``'s settings against a broker without accounts: discovery, then a
+    press of the (mock) bell button arrives as a ring; the status page says connected."""
+    broker = Mosquitto(tmp_path, {}, anonymous=True)
+    broker.start()
+    import aiomqtt
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    rang = asyncio.Event()
+    config = dataclasses.replace(config_for(data_dir), mqtt=demo_mqtt(broker.address))
+    service: Service
+
+    def press_when_ready() -> None:
+        if service.outbound.mqtt is not None and service.outbound.mqtt.connected:
+            service.press_mock_bell()
+            loop.call_soon_threadsafe(rang.set)
+
+    # a press every 15 frames until the bridge is connected, then one
+    camera = ScriptedCamera({n: press_when_ready for n in range(15, 1500, 15)})
+    service = Service(config, demo=True, open_cam=lambda: camera, pin_factory=MockFactory())
+    try:
+        async with aiomqtt.Client(broker.host, broker.port, identifier="ha") as ha:
+            await ha.subscribe("homeassistant/#", qos=1)
+            await ha.subscribe("doorbell/demo/#", qos=1)
+            running = asyncio.create_task(service.run(stop))
+            seen: dict[str, str] = {}
+            async with asyncio.timeout(30):
+                async for message in ha.messages:
+                    seen[str(message.topic)] = bytes(message.payload).decode()
+                    if rang.is_set() and any(t.endswith("/ring") for t in seen):
+                        break
+            status = service.status()
+            stop.set()
+            await asyncio.wait_for(running, 30)
+    finally:
+        broker.stop()
+    ring = next(payload for topic, payload in seen.items() if topic.endswith("/ring"))
+    assert json.loads(ring) == {"event_type": "ring"}
+    assert any(t.startswith("homeassistant/event/") for t in seen)  # discovery
+    assert seen["doorbell/demo/availability"] == "online"
+    assert status["mqtt"] == f"connected to {broker.address}"
+
+
+async def test_with_mqtt_off_there_is_no_bridge(data_dir):
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    camera = ScriptedCamera({5: lambda: loop.call_soon_threadsafe(stop.set)})
+    service = Service(
+        config_for(data_dir), demo=True, open_cam=lambda: camera, pin_factory=MockFactory()
+    )
+    await asyncio.wait_for(service.run(stop), 30)
+    assert service.outbound.mqtt is None
+    assert service.status()["mqtt"] is None
