@@ -1,0 +1,458 @@
+"""Push notifications through Apprise to services the owner runs: opt-in, text only.
+
+    settings = NotifySettings(enabled=True, urls_file="/etc/doorbell/notify.urls")
+    notifier = Notifier(settings, read_urls(settings.urls_file), clock=time.time,
+                        sleep=asyncio.sleep)
+    group.create_task(notifier.run())               # sends, in order, retries
+    group.create_task(notifier.follow(bus.subscribe()))   # or notifier.offer(event)
+    notifier.describe()     # "sent 3, last at 14:02; 0 waiting"
+
+The owner writes Apprise URLs (``ntfy://nas.lan/doorbell``, ``gotify://…``,
+``matrix://…``, ``mailtos://…``, ``hassio://…``), one a line, in a file of their own
+(:func:`doorbell.notify_text.read_urls`); the config names the file, never a secret.
+A ring says "Someone rang at 14:02", motion (off by default) "Motion at the door at
+14:05": never an image, a thumbnail or a clip id, and the doorbell's page address only
+if the owner turns ``link`` on.
+
+A failing service never delays or drops a ring anywhere else: :meth:`Notifier.offer`
+only puts a notice on each URL's bounded queue (32; when full the oldest motion notice
+goes, a ring is kept over motion; counted) and returns. Each URL has a task of its own
+that sends in order from a daemon thread (Apprise's services use blocking ``requests``)
+and retries a failed send after 2, 4, 8 … 300 s, :data:`~doorbell.notify_text.TRIES`
+times, then gives that notice up. One slow service does not hold up another.
+
+Apprise is imported only when a notifier is made or URLs are checked (about a hundred
+service modules: see ``bench/notify_bench.py`` for what it costs); ``import
+doorbell.notify`` stays cheap. Apprise's own log lines can carry a URL's token: they are
+kept out of the doorbell's log, and the notifier logs its own line instead (service and
+reason, never the URL).
+"""
+
+import asyncio
+import logging
+import math
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from doorbell import notify_text as text
+from doorbell.notify_text import (
+    MOTION,
+    RING,
+    Kind,
+    Notice,
+    NotifyUrlsError,
+    read_url_lines,
+    read_urls,
+)
+
+if TYPE_CHECKING:
+    from doorbell.events import Event
+
+__all__ = ["Notifier", "NotifySettings", "NotifyUrlsError", "check_urls_file", "read_urls"]
+__all__ += ["read_url_lines", "url_problems"]
+
+log = logging.getLogger(__name__)
+QUEUE_BOUND = 32  # notices waiting for one URL
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """The ``[notify]`` section: what is pushed, where the URLs are."""
+
+    enabled: bool = False
+    urls_file: str = ""  # Apprise URLs, one a line, # comments; mode 600 (it holds secrets)
+    bell: bool = True  # a notice for each ring
+    motion: bool = False  # a notice when motion starts (at most one a minute, none after a ring)
+    link: bool = False  # add the doorbell's page address to the text
+
+
+# -- Apprise, imported lazily ------------------------------------------------------------
+
+
+class _Capture(logging.Handler):
+    """Apprise's warnings, kept per thread while that thread asks (``start``/``stop``).
+
+    Installed once on the ``apprise`` logger, which stops propagating: its lines may hold
+    a URL's token and never reach the doorbell's log. Shared by the notifiers' send
+    threads and the caller of :func:`url_problems`; the lock guards ``_by_thread``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._lock = threading.Lock()
+        self._by_thread: dict[int, list[str]] = {}
+
+    def start(self) -> None:
+        with self._lock:
+            self._by_thread[threading.get_ident()] = []
+
+    def stop(self) -> list[str]:
+        with self._lock:
+            return self._by_thread.pop(threading.get_ident(), [])
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            kept = self._by_thread.get(record.thread or 0)
+            if kept is not None:
+                kept.append(record.getMessage())
+
+
+_capture: _Capture | None = None
+
+
+def _apprise() -> Any:
+    """The ``apprise`` module, imported at first use, its log captured."""
+    global _capture
+    import apprise
+
+    if _capture is None:
+        _capture = _Capture()
+        logger = logging.getLogger("apprise")
+        logger.addHandler(_capture)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    return apprise
+
+
+def _asset() -> Any:
+    """Apprise's asset: no icon URL (a service would fetch it), nothing kept on disk."""
+    apprise = _apprise()
+    return apprise.AppriseAsset(
+        app_id="doorbell",
+        app_desc="doorbell",
+        app_url="",
+        image_url_mask="",
+        image_url_logo="",
+        image_path_mask="",
+        storage_mode="memory",
+    )
+
+
+def _plugin(url: str, asset: Any) -> tuple[Any, list[str]]:
+    """Apprise's service object for ``url`` (None if it refuses it) and its warnings."""
+    apprise = _apprise()
+    assert _capture is not None
+    _capture.start()
+    try:
+        plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
+    finally:
+        warnings = _capture.stop()
+    return plugin or None, warnings
+
+
+def _known_schemes() -> set[str]:
+    apprise = _apprise()
+    details = apprise.Apprise(asset=_asset()).details(show_disabled=True)
+    schemes: set[str] = set()
+    for service in details["schemas"]:
+        for key in ("protocols", "secure_protocols"):
+            schemes.update(s.lower() for s in service.get(key) or ())
+    return schemes
+
+
+def url_problems(urls: Sequence[str] | Mapping[int, str]) -> list[str]:
+    """What is wrong with each URL, by Apprise's own parsing: [] when all are usable.
+
+    ``urls``: a list (named "URL 1", "URL 2" …) or line number → URL as
+    :func:`read_url_lines` gives (named "line 3"). Each problem names the line and the
+    service (the scheme), and Apprise's reason made safe (:func:`~doorbell.notify_text.
+    load_reason`): a URL Apprise refuses, or one it takes with a warning (an ntfy topic
+    it will ignore).
+    """
+    label, items = (
+        ("line", list(urls.items()))
+        if isinstance(urls, Mapping)
+        else ("URL", list(enumerate(urls, 1)))
+    )
+    if not items:
+        return []
+    asset, known = _asset(), _known_schemes()
+    problems = []
+    for number, url in items:
+        scheme = text.scheme_of(url)
+        if not scheme:
+            problems.append(f"{label} {number}: not a URL (expected service://…)")
+        elif scheme not in known:
+            problems.append(f"{label} {number}: {scheme}: not a service Apprise knows")
+        else:
+            plugin, warnings = _plugin(url, asset)
+            reason = text.load_reason(warnings, url)
+            if plugin is None:
+                problems.append(
+                    f"{label} {number}: {scheme}: Apprise cannot use it: {reason or 'malformed'}"
+                )
+            elif reason:
+                problems.append(f"{label} {number}: {scheme}: {reason}")
+    return problems
+
+
+def check_urls_file(path: str | os.PathLike[str]) -> list[str]:
+    """Every problem of the URL file at ``path`` for ``doorbell config check``, each
+    naming the file and line; [] if it is fine. Never raises for a bad file."""
+    try:
+        lines = read_url_lines(path)
+    except NotifyUrlsError as err:
+        return [str(err)]
+    if not lines:
+        return [f"notify URLs file {os.fspath(path)}: no URLs in it"]
+    return [f"notify URLs file {os.fspath(path)} {p}" for p in url_problems(lines)]
+
+
+# -- sending ---------------------------------------------------------------------------
+
+
+class _SendThread:
+    """One daemon thread running one URL's blocking sends, one at a time.
+
+    A daemon, so a send stuck in a slow service (Apprise's timeouts: 4 s to connect,
+    4 s to read, unless the URL says ``cto=``/``rto=``) never holds up the process's exit.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    async def call(self, fn: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((fn, loop, future))
+        return await future
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+    def _main(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, loop, future = job
+            try:
+                result = (True, fn())
+            except Exception as err:  # handed to the loop's side, which reports it
+                result = (False, err)
+            try:
+                loop.call_soon_threadsafe(_settle, future, result)
+            except RuntimeError:  # the loop closed while we sent
+                return
+
+
+def _settle(future: asyncio.Future[Any], result: tuple[bool, Any]) -> None:
+    ok, value = result
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class _Target:
+    """One owner URL: its queue, its send thread, its state for the status page."""
+
+    def __init__(self, number: int, url: str, asset: Any, tries: int) -> None:
+        self.scheme = text.scheme_of(url)
+        self.number = number
+        self.plugins: dict[Kind, Any] = {}
+        for kind in (RING, MOTION):
+            plugin, _ = _plugin(text.kind_url(url, kind), asset)
+            if plugin is None:
+                raise NotifyUrlsError(f"notify URL {number}: {self.scheme}: Apprise cannot use it")
+            if self.scheme in text.UNPACED:
+                plugin.request_rate_per_sec = 0
+            self.plugins[kind] = plugin
+        self.tries = tries
+        self.waiting: deque[Notice] = deque()
+        self.current: Notice | None = None
+        self.wake = asyncio.Event()
+        self.sent = 0
+        self.last_at: float | None = None
+        self.dropped = 0
+        self.given_up = 0
+        self.failing = ""  # the last failure's reason while not sent since
+        self.retry_at: float | None = None
+        self.thread = _SendThread(f"notify-{number}-{self.scheme}")
+
+    def put(self, notice: Notice, bound: int) -> None:
+        drop = text.to_drop([n.kind for n in self.waiting], notice.kind, bound)
+        if drop is not None:
+            self.dropped += 1
+            if drop == -1:
+                return
+            del self.waiting[drop]
+        self.waiting.append(notice)
+        self.wake.set()
+
+    def _send_blocking(self, notice: Notice) -> tuple[bool, str]:
+        assert _capture is not None
+        _capture.start()
+        try:
+            kwargs = {"body": notice.body, "title": notice.title}
+            ok = bool(self.plugins[notice.kind].notify(**kwargs))
+        finally:
+            warnings = _capture.stop()
+        return ok, "" if ok else text.failure_reason(warnings)
+
+    async def send(self, notice: Notice) -> tuple[bool, str]:
+        try:
+            result: tuple[bool, str] = await self.thread.call(lambda: self._send_blocking(notice))
+        except Exception as err:  # a bug or a surprise in the service's module: reported
+            return False, f"error in Apprise ({type(err).__name__})"
+        return result
+
+    async def run(
+        self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[object]]
+    ) -> None:
+        while True:
+            while not self.waiting:
+                self.wake.clear()
+                await self.wake.wait()
+            self.current = notice = self.waiting.popleft()
+            for attempt in range(1, self.tries + 1):
+                ok, reason = await self.send(notice)
+                if ok:
+                    self.sent, self.last_at, self.failing = self.sent + 1, clock(), ""
+                    break
+                self.failing = reason
+                if attempt == self.tries:
+                    self.given_up += 1
+                    log.warning(
+                        "notify: %s (URL %d): %s; gave up on a %s notice after %d tries",
+                        self.scheme, self.number, reason, notice.kind, attempt,
+                    )  # fmt: skip
+                    break
+                delay = text.backoff(attempt)
+                log.warning(
+                    "notify: %s (URL %d): %s; retry in %.0f s",
+                    self.scheme, self.number, reason, delay,
+                )  # fmt: skip
+                self.retry_at = clock() + delay
+                try:
+                    await sleep(delay)
+                finally:
+                    self.retry_at = None
+            self.current = None
+
+    def describe(self, now: float, tz: tzinfo | None, named: bool) -> str:
+        waiting = len(self.waiting) + (self.current is not None)
+        if self.failing:
+            parts = [f"failing: {self.scheme}: {self.failing}"]
+            if self.retry_at is not None:
+                parts.append(f"retry in {max(0, math.ceil(self.retry_at - now))} s")
+        else:
+            head = f"{self.scheme}: " if named else ""
+            last = (
+                f", last at {datetime.fromtimestamp(self.last_at, tz):%H:%M}"
+                if self.last_at is not None
+                else ""
+            )
+            parts = [f"{head}sent {self.sent}{last}"]
+        parts.append(f"{waiting} waiting")
+        if self.dropped:
+            parts.append(f"{self.dropped} dropped")
+        if self.given_up:
+            parts.append(f"{self.given_up} given up")
+        return "; ".join(parts)
+
+
+class Notifier:
+    """Pushes ring (and, if wanted, motion) notices to the owner's Apprise URLs.
+
+    ``clock``: wall-clock seconds (``time.time``), for "last at" and "retry in";
+    ``sleep``: ``asyncio.sleep`` (tests pass one that returns at once); ``base_url``: the
+    doorbell's page, added to the text only if ``settings.link``; ``tz``: the zone of the
+    times in the text (None: the system's).
+
+    Raises:
+        NotifyUrlsError: a URL Apprise cannot use (message: its number and service).
+    """
+
+    def __init__(
+        self,
+        settings: NotifySettings,
+        urls: Sequence[str],
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[object]],
+        base_url: str = "",
+        tz: tzinfo | None = None,
+        bound: int = QUEUE_BOUND,
+        tries: int = text.TRIES,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._link = base_url if settings.link else ""
+        self._tz = tz
+        self._bound = bound
+        self._last_ring: float | None = None
+        self._last_motion: float | None = None
+        asset = _asset() if urls else None
+        self._targets = [_Target(n, url, asset, tries) for n, url in enumerate(urls, 1)]
+
+    def offer(self, event: "Event") -> None:
+        """From the event loop: queue a notice for ``event`` if it deserves one. Never waits."""
+        kind = text.wants_notice(
+            event,
+            bell=self.settings.bell,
+            motion=self.settings.motion,
+            last_ring=self._last_ring,
+            last_motion=self._last_motion,
+        )
+        if kind is None:
+            return
+        at: float = event.at  # type: ignore[union-attr]  # a ring or motion: it has a time
+        if kind == RING:
+            self._last_ring = at
+        else:
+            self._last_motion = at
+        title, body = text.notice_text(kind, at, tz=self._tz, link=self._link)
+        notice = Notice(kind, at, title, body)
+        for target in self._targets:
+            target.put(notice, self._bound)
+
+    async def follow(self, events: "AsyncIterator[Event]") -> None:
+        """Offer every event of ``events`` (a bus subscription) until cancelled."""
+        async for event in events:
+            self.offer(event)
+
+    async def run(self) -> None:
+        """Send until cancelled, each URL in order on its own; never raises otherwise."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for target in self._targets:
+                    group.create_task(target.run(self._clock, self._sleep))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let the send threads end (a send under way finishes on its own)."""
+        for target in self._targets:
+            target.thread.close()
+
+    @property
+    def waiting(self) -> int:
+        """Notices not yet sent, over every URL."""
+        return sum(len(t.waiting) + (t.current is not None) for t in self._targets)
+
+    def counts(self) -> dict[str, int]:
+        """Sent, dropped and given-up notices, over every URL."""
+        return {
+            "sent": sum(t.sent for t in self._targets),
+            "dropped": sum(t.dropped for t in self._targets),
+            "given_up": sum(t.given_up for t in self._targets),
+            "waiting": self.waiting,
+        }
+
+    def describe(self) -> str:
+        """One line for the status page: "sent 3, last at 14:02; 0 waiting", or
+        "failing: ntfy: HTTP 500; retry in 8 s; 2 waiting"; URLs joined by " | ".
+        Names services by scheme, never a URL."""
+        if not self._targets:
+            return "no URLs"
+        now, named = self._clock(), len(self._targets) > 1
+        return " | ".join(t.describe(now, self._tz, named) for t in self._targets)
