@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/notify_bench.py [--rings 100] [--imports 5] [--json FILE]
 
-1. Ring latency: ``Notifier.offer(BellPressed)`` until the ntfy-compatible server
-   (``tests/ntfy_server.py``, on loopback, in the same event loop) has the request: the
-   notifier's queue, its send thread, Apprise's ntfy service and ``requests``. One ring
+1. Ring latency: ``bus.publish(BellPressed)`` on an ``EventBus`` (as the service does
+   for a press) until the ntfy-compatible server (``tests/ntfy_server.py``, on loopback,
+   in the same event loop) has the request: the notifier's bus subscription, its queue,
+   its send thread, Apprise's ntfy service and ``requests``. One ring
    at a time (the next after the last was answered), ``--rings`` of them. Baseline in
    the same run: the same JSON message, with the same headers, POSTed to the same
    server by aiohttp's client from the loop. Ours and the baseline alternate, the
@@ -19,6 +20,7 @@
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import statistics
@@ -32,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from doorbell.events import BellPressed  # noqa: E402
+from doorbell.events import BellPressed, EventBus  # noqa: E402
 from doorbell.notify import Notifier, NotifySettings  # noqa: E402
 from tests.ntfy_server import NtfyServer  # noqa: E402
 
@@ -40,7 +42,7 @@ from tests.ntfy_server import NtfyServer  # noqa: E402
 def quantile(values: list[float], q: float) -> float:
     """The ``q`` quantile, nearest rank (p99 of 100 values is the 99th smallest)."""
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
 
 
 async def ring_latency(rings: int) -> dict:
@@ -49,13 +51,15 @@ async def ring_latency(rings: int) -> dict:
     notifier = Notifier(
         NotifySettings(enabled=True), [server.url()], clock=time.time, sleep=asyncio.sleep
     )
+    bus = EventBus(asyncio.get_running_loop())
     task = asyncio.create_task(notifier.run())
+    follower = asyncio.create_task(notifier.follow(bus.subscribe()))
     at = time.time()
 
     async def ours(i: int) -> float:
         count = len(server.requests)
         started = time.perf_counter()
-        notifier.offer(BellPressed(at=at + 120 * i))
+        bus.publish(BellPressed(at=at + 120 * i))
         await server.wait_for(count + 1)
         arrived = server.requests[count].at
         while notifier.waiting:  # answered, and the send thread free again
@@ -88,7 +92,8 @@ async def ring_latency(rings: int) -> dict:
             for name, run in order if i % 2 == 0 else order[::-1]:
                 times[name].append(await run(i))
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    follower.cancel()
+    await asyncio.gather(task, follower, return_exceptions=True)
     await server.stop()
     delivered = [r for r in server.requests if r.title == "Doorbell: ring"]
     assert len(delivered) == 2 * (rings + 1), len(delivered)

@@ -29,10 +29,10 @@ reason, never the URL).
 """
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -121,7 +121,8 @@ def _apprise() -> Any:
 
 
 def _asset() -> Any:
-    """Apprise's asset: no icon URL (a service would fetch it), nothing kept on disk."""
+    """Apprise's asset: no icon (a URL the phone would fetch, or a file sent along), no
+    link to Apprise's site, nothing kept on disk (no persistent store, no keys made)."""
     apprise = _apprise()
     return apprise.AppriseAsset(
         app_id="doorbell",
@@ -131,6 +132,8 @@ def _asset() -> Any:
         image_url_logo="",
         image_path_mask="",
         storage_mode="memory",
+        pgp_autogen=False,
+        pem_autogen=False,
     )
 
 
@@ -147,13 +150,7 @@ def _plugin(url: str, asset: Any) -> tuple[Any, list[str]]:
 
 
 def _known_schemes() -> set[str]:
-    apprise = _apprise()
-    details = apprise.Apprise(asset=_asset()).details(show_disabled=True)
-    schemes: set[str] = set()
-    for service in details["schemas"]:
-        for key in ("protocols", "secure_protocols"):
-            schemes.update(s.lower() for s in service.get(key) or ())
-    return schemes
+    return {s.lower() for s in _apprise().NotificationManager().schemas()}
 
 
 def url_problems(urls: Sequence[str] | Mapping[int, str]) -> list[str]:
@@ -207,48 +204,32 @@ def check_urls_file(path: str | os.PathLike[str]) -> list[str]:
 # -- sending ---------------------------------------------------------------------------
 
 
-class _SendThread:
-    """One daemon thread running one URL's blocking sends, one at a time.
+async def _in_thread(fn: Callable[[], Any], name: str) -> Any:
+    """``fn()`` on a daemon thread of its own, awaited. A daemon, so that a send stuck in
+    a slow service (Apprise's timeouts: 4 s to connect, 4 s to read, unless the URL says
+    ``cto=``/``rto=``) never holds up the process's exit, nor the loop's executor."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
 
-    A daemon, so a send stuck in a slow service (Apprise's timeouts: 4 s to connect,
-    4 s to read, unless the URL says ``cto=``/``rto=``) never holds up the process's exit.
-    """
+    def main() -> None:
+        try:
+            result = (True, fn())
+        except Exception as err:  # handed to the awaiting side, which reports it
+            result = (False, err)
+        with contextlib.suppress(RuntimeError):  # the loop closed while we sent
+            loop.call_soon_threadsafe(_settle, future, result)
 
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._thread.start()
-
-    async def call(self, fn: Callable[[], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put((fn, loop, future))
-        return await future
-
-    def close(self) -> None:
-        self._jobs.put(None)
-
-    def _main(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, loop, future = job
-            try:
-                result = (True, fn())
-            except Exception as err:  # handed to the loop's side, which reports it
-                result = (False, err)
-            try:
-                loop.call_soon_threadsafe(_settle, future, result)
-            except RuntimeError:  # the loop closed while we sent
-                return
+    threading.Thread(target=main, name=name, daemon=True).start()
+    return await future
 
 
 def _settle(future: asyncio.Future[Any], result: tuple[bool, Any]) -> None:
-    ok, value = result
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+    if not future.done():
+        ok, value = result
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class _Target:
@@ -275,7 +256,6 @@ class _Target:
         self.given_up = 0
         self.failing = ""  # the last failure's reason while not sent since
         self.retry_at: float | None = None
-        self.thread = _SendThread(f"notify-{number}-{self.scheme}")
 
     def put(self, notice: Notice, bound: int) -> None:
         drop = text.to_drop([n.kind for n in self.waiting], notice.kind, bound)
@@ -299,7 +279,8 @@ class _Target:
 
     async def send(self, notice: Notice) -> tuple[bool, str]:
         try:
-            result: tuple[bool, str] = await self.thread.call(lambda: self._send_blocking(notice))
+            name = f"notify-{self.number}-{self.scheme}"
+            result: tuple[bool, str] = await _in_thread(lambda: self._send_blocking(notice), name)
         except Exception as err:  # a bug or a surprise in the service's module: reported
             return False, f"error in Apprise ({type(err).__name__})"
         return result
@@ -421,18 +402,11 @@ class Notifier:
             self.offer(event)
 
     async def run(self) -> None:
-        """Send until cancelled, each URL in order on its own; never raises otherwise."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                for target in self._targets:
-                    group.create_task(target.run(self._clock, self._sleep))
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Let the send threads end (a send under way finishes on its own)."""
-        for target in self._targets:
-            target.thread.close()
+        """Send until cancelled, each URL in order on its own; never raises otherwise.
+        A send under way when cancelled finishes on its daemon thread, unheard."""
+        async with asyncio.TaskGroup() as group:
+            for target in self._targets:
+                group.create_task(target.run(self._clock, self._sleep))
 
     @property
     def waiting(self) -> int:
