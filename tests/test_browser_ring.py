@@ -101,6 +101,7 @@ async def test_a_ring_is_never_replaced_by_a_motion_notice(service, page, tmp_pa
 
 
 async def test_the_list_shows_the_recording_at_once_then_the_clip(service, page, tmp_path):
+    await page.clock.install()  # the page's clock, as it runs: moved on once, below
     await unlocked(page, service, tmp_path)
     figures = []
     for press in range(PRESSES):
@@ -139,6 +140,21 @@ async def test_the_list_shows_the_recording_at_once_then_the_clip(service, page,
     )
     assert await page.evaluate("document.querySelector('li.clip').dataset.clip") == recording.id
     assert not await page.query_selector("li.recording")
+
+    # nobody has used the page for two minutes: a new card's picture waits for the owner's
+    # next input (each fetch counts as use of the session: a tab left open must lock)
+    await page.clock.fast_forward(120_000)
+    later = service.store.new_clip("motion")
+    later.write_thumbnail(cv2.imencode(".jpg", np.zeros((180, 320, 3), np.uint8))[1].tobytes())
+    service.bus.publish(ClipStarted(time.time(), "motion", later.id))
+    picture = f"li.recording[data-recording='{later.id}'] img"
+    await until(page, f'document.querySelector("{picture}") !== null')
+    await page.wait_for_timeout(300)
+    assert await page.get_attribute(picture, "src") is None
+    await page.keyboard.press("Shift")  # the owner is back
+    await until(page, f'document.querySelector("{picture}").naturalWidth === 320')
+    later.video.write(b"not a video either")
+    service.bus.publish(ClipFinished(later.finish()))
 
     # the session ends elsewhere (here: the device is told to lock it, as another tab's
     # "Lock now" does) while the live view is open: the page says so, stops the live view,

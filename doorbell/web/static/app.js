@@ -306,17 +306,43 @@ function clipActions(holders = document.querySelectorAll("[data-clip]")) {
 
 // --- the list, as clips start and end (clip_list.js) ----------------------------------------
 
+// The pictures of cards that came by themselves are fetched only while the owner uses the
+// page (an input within IN_USE_MS, or coming back to it): every fetch counts as use of
+// the session on the doorbell, and a tab left open on a busy porch must still lock when
+// its idle time is up. The others wait for the owner's next input.
+const IN_USE_MS = 60_000;
+const unseen = new Set();
+let lastInput = Date.now();
+
+function used() {
+  lastInput = Date.now();
+  if (unseen.size === 0 || !state.keyholder) return;
+  const images = [...unseen].filter((img) => img.isConnected);
+  unseen.clear();
+  thumbnails(images).catch(() => {});
+}
+for (const name of ["pointerdown", "keydown", "wheel", "touchstart", "focus"]) {
+  window.addEventListener(name, used, { capture: true, passive: true });
+}
+document.addEventListener("visibilitychange", () => { if (!document.hidden) used(); });
+
+function picturesOf(card) {
+  const images = [...card.querySelectorAll("img[data-thumbnail]")];
+  if (!state.keyholder || images.length === 0) return;
+  if (Date.now() - lastInput < IN_USE_MS) thumbnails(images).catch(() => {});
+  else for (const img of images) unseen.add(img);
+}
+
 function recordingStarted(data) {
   const card = clipList.recordingStarted(data);
-  const img = card && card.querySelector("img[data-thumbnail]");
-  if (img && state.keyholder) thumbnails([img]).catch(() => {});
+  if (card) picturesOf(card);
 }
 
 function clipFinished(data) {
   const card = clipList.clipFinished(data);
   if (!card) return;
   clipActions([card]);
-  if (state.keyholder) thumbnails(card.querySelectorAll("img[data-thumbnail]")).catch(() => {});
+  picturesOf(card);
 }
 
 function ownersPage() {
