@@ -36,7 +36,6 @@ import os
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +45,7 @@ from doorbell.notify_text import (
     RING,
     Kind,
     Notice,
+    NotifySettings,
     NotifyUrlsError,
     read_url_lines,
     read_urls,
@@ -55,21 +55,11 @@ if TYPE_CHECKING:
     from doorbell.events import Event
 
 __all__ = ["Notifier", "NotifySettings", "NotifyUrlsError", "check_urls_file", "read_urls"]
-__all__ += ["read_url_lines", "url_problems"]
+__all__ += ["read_url_lines", "settings_problem", "url_problems"]
+settings_problem = text.settings_problem
 
 log = logging.getLogger(__name__)
 QUEUE_BOUND = 32  # notices waiting for one URL
-
-
-@dataclass(frozen=True)
-class NotifySettings:
-    """The ``[notify]`` section: what is pushed, where the URLs are."""
-
-    enabled: bool = False
-    urls_file: str = ""  # Apprise URLs, one a line, # comments; mode 600 (it holds secrets)
-    bell: bool = True  # a notice for each ring
-    motion: bool = False  # a notice when motion starts (at most one a minute, none after a ring)
-    link: bool = False  # add the doorbell's page address to the text
 
 
 # -- Apprise, imported lazily ------------------------------------------------------------
@@ -407,6 +397,11 @@ class Notifier:
         async with asyncio.TaskGroup() as group:
             for target in self._targets:
                 group.create_task(target.run(self._clock, self._sleep))
+
+    @property
+    def failing(self) -> bool:
+        """True while a URL's last send failed (for systemd's STATUS= and warnings)."""
+        return any(t.failing for t in self._targets)
 
     @property
     def waiting(self) -> int:

@@ -18,6 +18,7 @@ import re
 import stat
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -57,6 +58,27 @@ ALIASES = {"ntfys": "ntfy", "gotifys": "gotify"}
 # servers (usually the owner's own; ntfy allows a burst of 60 requests) are not paced.
 UNPACED = {"ntfy", "ntfys", "gotify", "gotifys"}
 OWNER_KEYS = {"tags": ("tags", "xtags"), "priority": ("priority",)}
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """The ``[notify]`` section: what is pushed, and the file of the URLs it goes to."""
+
+    enabled: bool = False
+    urls_file: str = ""  # absolute path: Apprise URLs, one a line, # comments; mode 600
+    bell: bool = True  # a notice for each ring
+    motion: bool = False  # a notice when motion starts (at most one a minute, none after a ring)
+    link: bool = False  # add the doorbell's page address to the text
+
+
+def settings_problem(s: NotifySettings) -> str | None:
+    """The first thing wrong with ``s`` as ``"KEY: reason"``, or None; pure (the file
+    itself is checked by :func:`doorbell.notify.check_urls_file`)."""
+    if s.enabled and not s.urls_file:
+        return "urls_file: needed when notify is enabled (a file of Apprise URLs)"
+    if s.urls_file and not Path(s.urls_file).is_absolute():
+        return f"urls_file: must be an absolute path, not {s.urls_file!r}"
+    return None
 
 
 class NotifyUrlsError(DoorbellError, ValueError):

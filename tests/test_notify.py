@@ -25,6 +25,7 @@ from doorbell.notify import (
     check_urls_file,
     read_url_lines,
     read_urls,
+    settings_problem,
     url_problems,
 )
 from doorbell.notify_text import (
@@ -85,10 +86,10 @@ async def running(notifier: Notifier):
             await task
 
 
-async def settled(notifier: Notifier, timeout: float = 10.0) -> None:
-    """Until nothing waits to be sent."""
+async def settled(notifier: Notifier, timeout: float = 10.0, left: int = 0) -> None:
+    """Until no more than ``left`` notices wait to be sent."""
     deadline = time.monotonic() + timeout
-    while notifier.waiting:
+    while notifier.waiting > left:
         assert time.monotonic() < deadline, notifier.describe()
         await asyncio.sleep(0.005)
 
@@ -237,6 +238,7 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_delivers(server):
     assert [r.status for r in server.requests] == [500, 500, 500, 200]
     assert got.message == "Someone rang at 14:02"
     assert fake.during[0] == "failing: ntfy: HTTP 500; retry in 2 s; 1 waiting"
+    assert not notifier.failing  # sent since
     assert fake.during[2] == "failing: ntfy: HTTP 500; retry in 8 s; 1 waiting"
     assert notifier.describe() == "sent 1, last at 14:02; 0 waiting"
 
@@ -247,9 +249,11 @@ async def test_a_refused_connection_is_retried_until_the_server_is_back(server):
     await server.stop()
 
     async def back_after_two(count):
+        failing.append(notifier.failing)
         if count == 2:
             await server.start()
 
+    failing: list[bool] = []
     fake.on_sleep = back_after_two
     async with running(notifier):
         notifier.offer(BellPressed(at=AT))
@@ -258,6 +262,7 @@ async def test_a_refused_connection_is_retried_until_the_server_is_back(server):
         await settled(notifier)
     assert fake.sleeps == [2, 4]
     assert fake.during[1] == "failing: ntfy: cannot connect; retry in 4 s; 2 waiting"
+    assert failing == [True, True] and not notifier.failing
     assert [r.message for r in got] == ["Someone rang at 14:02", "Someone rang at 14:03"]
     assert len(server.requests) == 2
 
@@ -336,6 +341,29 @@ class Lines(logging.Handler):
 
     def emit(self, record):
         self.lines.append(f"{record.name}: {record.getMessage()}")
+
+
+async def test_one_stuck_service_does_not_hold_up_another(server):
+    stuck = NtfyServer()
+    await stuck.start()
+    stuck.stall()
+    notifier = make([stuck.url("a"), server.url("b")])
+    try:
+        async with running(notifier):
+            notifier.offer(BellPressed(at=AT))
+            notifier.offer(BellPressed(at=AT + 60))
+            got = await server.wait_for(2)
+            await settled(notifier, left=2)  # the second answer on its way back
+            assert stuck.requests == [] and notifier.waiting == 2
+            assert (
+                notifier.describe()
+                == "ntfy: sent 0; 2 waiting | ntfy: sent 2, last at 14:02; 0 waiting"
+            )
+            stuck.release()
+            await stuck.wait_for(2)
+    finally:
+        await stuck.stop()
+    assert [r.message for r in got] == ["Someone rang at 14:02", "Someone rang at 14:03"]
 
 
 async def test_apprise_log_lines_never_reach_the_doorbells_log(server):
@@ -451,6 +479,15 @@ def test_config_check_names_the_file(tmp_path):
     ]
     assert check_urls_file(write(tmp_path / "ok", "ntfy://nas.lan/door\n")) == []
     assert "no URLs" in check_urls_file(write(tmp_path / "none", "# nothing\n"))[0]
+
+
+def test_settings_need_an_absolute_urls_file_when_enabled():
+    assert settings_problem(NotifySettings()) is None
+    assert settings_problem(NotifySettings(enabled=True)).startswith("urls_file: needed")
+    assert settings_problem(NotifySettings(urls_file="notify.urls")).startswith(
+        "urls_file: must be an absolute path"
+    )
+    assert settings_problem(NotifySettings(enabled=True, urls_file="/etc/doorbell/n")) is None
 
 
 def test_redact_removes_every_secret_part():
