@@ -47,7 +47,7 @@ URL_LINE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://\S+")
 # owner's URL unless it sets the parameter itself. ntfy: a ring is priority "high" (the
 # Android app pops it up and sounds), tagged "bell" (shown as 🔔); motion keeps the
 # default priority, tagged "walking" (🚶). Each ntfy message is its own notification: a
-# later one never replaces an earlier one. Gotify: a ring is priority 8 (high), motion 4.
+# later one never replaces an earlier one. Gotify: a ring is priority 8 (high), motion 5.
 KIND_PARAMS: dict[str, dict[Kind, dict[str, str]]] = {
     "ntfy": {RING: {"priority": "high", "tags": "bell"}, MOTION: {"tags": "walking"}},
     "gotify": {RING: {"priority": "high"}, MOTION: {"priority": "normal"}},
