@@ -336,7 +336,9 @@ class Notifier:
     ``clock``: wall-clock seconds (``time.time``), for "last at" and "retry in";
     ``sleep``: ``asyncio.sleep`` (tests pass one that returns at once); ``base_url``: the
     doorbell's page, added to the text only if ``settings.link``; ``tz``: the zone of the
-    times in the text (None: the system's).
+    times in the text (None: the system's); ``synchronised``: whether the system clock is
+    set (``lambda: clock.read().synchronised``): while it says False, the text has no
+    time (a Pi without a battery clock may think it is 1970).
 
     Raises:
         NotifyUrlsError: a URL Apprise cannot use (message: its number and service).
@@ -351,6 +353,7 @@ class Notifier:
         sleep: Callable[[float], Awaitable[object]],
         base_url: str = "",
         tz: tzinfo | None = None,
+        synchronised: Callable[[], bool | None] = lambda: None,
         bound: int = QUEUE_BOUND,
         tries: int = text.TRIES,
     ) -> None:
@@ -359,6 +362,7 @@ class Notifier:
         self._sleep = sleep
         self._link = base_url if settings.link else ""
         self._tz = tz
+        self._synchronised = synchronised
         self._bound = bound
         self._last_ring: float | None = None
         self._last_motion: float | None = None
@@ -381,7 +385,8 @@ class Notifier:
             self._last_ring = at
         else:
             self._last_motion = at
-        title, body = text.notice_text(kind, at, tz=self._tz, link=self._link)
+        shown = at if self._synchronised() is not False else None
+        title, body = text.notice_text(kind, shown, tz=self._tz, link=self._link)
         notice = Notice(kind, at, title, body)
         for target in self._targets:
             target.put(notice, self._bound)

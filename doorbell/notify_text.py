@@ -86,16 +86,18 @@ class NotifyUrlsError(DoorbellError, ValueError):
 
 
 def notice_text(
-    kind: Kind, at: float, *, tz: tzinfo | None = None, link: str = ""
+    kind: Kind, at: float | None, *, tz: tzinfo | None = None, link: str = ""
 ) -> tuple[str, str]:
     """The title and body of a notice about ``kind`` at ``at`` (wall-clock seconds).
 
-    The time is local (``tz``; None: the system's zone), 24 h, to the minute. ``link``
-    (the doorbell's page, only if the owner turned links on) goes on a line of its own.
+    The time is local (``tz``; None: the system's zone), 24 h, to the minute; ``at``
+    None (the clock is not set yet) leaves it out: "Someone rang". ``link`` (the
+    doorbell's page, only if the owner turned links on) goes on a line of its own.
     Text only: never an image, a thumbnail or a clip id.
     """
-    hhmm = datetime.fromtimestamp(at, tz).strftime("%H:%M")
-    body = f"Someone rang at {hhmm}" if kind == RING else f"Motion at the door at {hhmm}"
+    body = "Someone rang" if kind == RING else "Motion at the door"
+    if at is not None:
+        body += f" at {datetime.fromtimestamp(at, tz):%H:%M}"
     if link:
         body += f"\n{link}"
     return TITLES[kind], body

@@ -185,6 +185,17 @@ def test_texts_are_local_24_hour_times():
     assert chicago == ("Doorbell: motion", "Motion at the door at 14:07")
 
 
+async def test_no_time_is_told_while_the_clock_is_not_set(server):
+    fake = FakeTime()
+    notifier = Notifier(
+        ON, [server.url()], clock=fake.clock, sleep=fake.sleep, synchronised=lambda: False
+    )
+    async with running(notifier):
+        notifier.offer(BellPressed(at=3600.0))  # 1970: the Pi has not heard from NTP yet
+        [got] = await server.wait_for(1)
+    assert got.message == "Someone rang"
+
+
 def test_what_each_event_asks_for():
     def wants(event, bell=True, motion=False, last_ring=None, last_motion=None):
         return wants_notice(
