@@ -43,6 +43,8 @@ SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clie
 
 async def test_every_page_fits_a_phone_and_the_status_page_breaks_no_word(service, page, tmp_path):
     await page.set_viewport_size(PHONE)
+    await page.goto(service.url)  # the pairing page, before there is an owner
+    assert page.url.endswith("/setup") and await page.evaluate(SIDEWAYS) == 0
     await pair_and_unlock(page, service.url, SetupCode(service.data_dir).read(), tmp_path / "k")
     await page.click("#press-bell")
     await until(page, "window.doorbellEvents.some(e => e.kind === 'clip')", timeout=30)
