@@ -37,6 +37,8 @@ from doorbell.config_schema import (
 )
 from doorbell.errors import DoorbellError
 from doorbell.mqtt_settings import MqttSettings, settings_problem
+from doorbell.notify_text import NotifySettings
+from doorbell.notify_text import settings_problem as notify_problem
 
 __all__ = [
     "DEFAULT_PATH",
@@ -232,6 +234,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
 
 # Each section's settings class. [privacy] masks and [motion] zones are polygons that
@@ -244,6 +247,7 @@ SECTIONS: dict[str, type] = {
     "web": WebSettings,
     "gpio": GpioSettings,
     "mqtt": MqttSettings,
+    "notify": NotifySettings,
 }
 
 # -- loading -------------------------------------------------------------------
@@ -294,6 +298,8 @@ def parse(data: dict, where: str) -> Config:
             problems.append(f"{where}: [{section}]: {err}")
     if "mqtt" in built and (problem := settings_problem(built["mqtt"])):
         problems.append(f"{where}: [mqtt] {problem}")
+    if "notify" in built and (problem := notify_problem(built["notify"])):
+        problems.append(f"{where}: [notify] {problem}")
     if problems:
         raise ConfigError(problems)
     pipeline = PipelineSettings(
@@ -306,6 +312,7 @@ def parse(data: dict, where: str) -> Config:
         web=built["web"],
         gpio=built["gpio"],
         mqtt=built["mqtt"],
+        notify=built["notify"],
     )
 
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from doorbell import clock as clocks
@@ -42,7 +42,7 @@ from doorbell.events import (
 from doorbell.faults import storage_failure, storage_fault
 from doorbell.gpio import DoorbellPins
 from doorbell.live import LiveFrames
-from doorbell.outbound import Outbound
+from doorbell.outbound import Outbound, page_address
 from doorbell.owners import Owners, SetupCode
 from doorbell.pipeline import Pipeline
 from doorbell.status import describe_retention, fault_lines
@@ -115,6 +115,7 @@ class Service:
         wait: Callable[[float], object] | None = None,
         notifier: Notifier | None = None,
         clock_state: Callable[[], clocks.ClockState] = clocks.read,
+        notify_urls: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.demo = demo
@@ -137,7 +138,8 @@ class Service:
         self.pins: DoorbellPins | None = None
         self.bus: EventBus | None = None
         self.live = LiveFrames(lambda viewers: self._update_led())
-        self.outbound = Outbound(config, clock=clock)  # MQTT, notifications: opt-in
+        # MQTT and notifications: opt-in (demo --notify gives its URL here)
+        self.outbound = Outbound(config, clock=clock, notify_urls=notify_urls)
         from doorbell.web import guard  # the web stack loads only for a service
 
         # descriptors for recording first; the connections get what is left (web.guard)
@@ -343,6 +345,7 @@ class Service:
             bound = listener.getsockname()
             shown = "localhost" if tls.is_loopback(host) else host
             self.url = f"{'https' if ssl_context else 'http'}://{shown}:{bound[1]}/"
+            self.outbound.base_url = page_address(self.url)
             camera_done = loop.create_future()
 
             def camera_finished() -> None:

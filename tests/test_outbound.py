@@ -1,19 +1,22 @@
 """The service's opt-in connections out (doorbell/outbound.py): the real service, its
-synthetic camera and gpiozero's mock pins, publishing to a real mosquitto on a loopback
-port; and with MQTT off, nothing."""
+synthetic camera and gpiozero's mock pins, publishing to a real mosquitto and to a local
+ntfy-compatible server on loopback ports; with both off, nothing."""
 
 import asyncio
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from doorbell.cli.serve import demo_mqtt
+from doorbell.cli.serve import demo_mqtt, demo_notify
 from doorbell.errors import UsageError
-from doorbell.outbound import device_id
+from doorbell.outbound import device_id, page_address
 from doorbell.service import Service
 from tests.mosquitto import Mosquitto
+from tests.ntfy_server import NtfyServer
 from tests.test_service import ScriptedCamera, config_for
 
 
@@ -98,4 +101,81 @@ async def test_with_mqtt_off_there_is_no_bridge(data_dir):
     )
     await asyncio.wait_for(service.run(stop), 30)
     assert service.outbound.mqtt is None
-    assert service.status()["mqtt"] is None
+    assert service.status()["mqtt"] is None and service.status()["notify"] is None
+
+
+def test_a_wildcard_listen_address_becomes_the_host_s_local_name():
+    assert page_address("https://0.0.0.0:8443/", "frontdoor") == "https://frontdoor.local:8443/"
+    assert page_address("https://[::]:8443/", "frontdoor") == "https://frontdoor.local:8443/"
+    assert page_address("http://localhost:8080/", "frontdoor") == "http://localhost:8080/"
+
+
+async def test_a_press_of_the_bell_reaches_a_phone_through_ntfy(data_dir):
+    """``demo --notify URL``: a press of the (mock) bell button is one text notice at a
+    local ntfy-compatible server; the status page says it was sent."""
+    server = NtfyServer()
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    pressed = asyncio.Event()
+
+    def press() -> None:
+        service.press_mock_bell()
+        loop.call_soon_threadsafe(pressed.set)
+
+    camera = ScriptedCamera({15: press})
+    service = Service(
+        config_for(data_dir),
+        demo=True,
+        open_cam=lambda: camera,
+        pin_factory=MockFactory(),
+        notify_urls=demo_notify([server.url("doorbell")]),
+    )
+    running = asyncio.create_task(service.run(stop))
+    try:
+        [got] = await server.wait_for(1, timeout=30)
+        await asyncio.sleep(0)  # the notifier notes the answer
+        status = service.status()
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await server.stop()
+    assert got.topic == "doorbell" and got.message.startswith("Someone rang")
+    assert not got.attachment
+    assert status["notify"] is not None and status["mqtt"] is None
+
+
+def test_config_check_reads_the_files_the_config_names(tmp_path):
+    """The MQTT password file and the notification URLs are checked too, each problem
+    naming the file (and line), never a token."""
+    urls = tmp_path / "notify.urls"
+    urls.write_text("ntfy://127.0.0.1:8090/doorbell\nntfyy://user:s3cr3t@host/topic\n")
+    urls.chmod(0o600)
+    config = tmp_path / "doorbell.toml"
+    config.write_text(
+        f'[notify]\nenabled = true\nurls_file = "{urls}"\n'
+        '[mqtt]\nenabled = true\nhost = "broker.lan"\nusername = "u"\n'
+        f'password_file = "{tmp_path / "nowhere"}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "doorbell", "config", "check", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"doorbell: {config}: [mqtt] MQTT password file {tmp_path / 'nowhere'}: not found",
+        f"doorbell: {config}: [notify] notify URLs file {urls} line 2: ntfyy: "
+        "not a service Apprise knows",
+    ]
+    assert "s3cr3t" not in done.stderr
+    (tmp_path / "nowhere").write_text("hunter2\n")
+    urls.write_text("ntfy://127.0.0.1:8090/doorbell\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "doorbell", "config", "check", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, f"{config}: ok\n"), done.stderr

@@ -27,6 +27,9 @@ def loaded_after(statement: str) -> set[str]:
         ("from doorbell.camera.frame import Frame, EncodedPacket", {"cv2", "numpy", "av"}),
         ("import doorbell.store", {"cv2", "numpy", "av", "aiohttp"}),
         ("import doorbell.live", {"cv2", "numpy"}),
+        # the integrations: their libraries load only when turned on
+        ("import doorbell.service", {"apprise", "requests", "aiomqtt", "paho"}),
+        ("import doorbell.config", {"apprise", "aiomqtt", "asyncio"}),
     ],
 )
 def test_heavy_libraries_load_only_where_needed(statement, absent):

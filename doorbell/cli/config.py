@@ -8,15 +8,30 @@ from doorbell.cli.common import config_path
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    """Load the config file and print ``PATH: ok``. Returns 0.
+    """Load the config file, and the files it names for MQTT's password and the
+    notification URLs, and print ``PATH: ok``. Returns 0.
 
     Raises ConfigError listing every problem, one a line, each naming the file and the
-    key.
+    key (or the named file and its line), never a password or a URL's token.
     """
-    from doorbell.config import load_config
+    from doorbell.config import ConfigError, load_config
 
     path = config_path(args.file)
-    load_config(path)  # ConfigError: one line a problem, each naming the file and the key
+    config = load_config(path)  # ConfigError: one line a problem, naming the file and key
+    problems = []
+    if config.mqtt.enabled and config.mqtt.password_file:
+        from doorbell.mqtt_settings import MqttSettingsError, read_password
+
+        try:
+            read_password(config.mqtt.password_file)
+        except MqttSettingsError as err:
+            problems.append(f"{path}: [mqtt] {err}")
+    if config.notify.enabled:
+        from doorbell.notify import check_urls_file
+
+        problems += [f"{path}: [notify] {p}" for p in check_urls_file(config.notify.urls_file)]
+    if problems:
+        raise ConfigError(problems)
     print(f"{path}: ok")
     return 0
 

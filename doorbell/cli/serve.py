@@ -109,6 +109,19 @@ def demo_mqtt(where: str | None) -> "MqttSettings":
     return settings
 
 
+def demo_notify(urls: Sequence[str]) -> list[str]:
+    """``doorbell demo --notify URL`` (any number): the URLs, checked as ``config check``
+    checks a URL file. Raises UsageError naming the URL's place and service, never its
+    token."""
+    if not urls:
+        return []
+    from doorbell.notify import url_problems
+
+    if problems := url_problems(list(urls)):
+        raise UsageError("--notify: " + "; ".join(problems))
+    return list(urls)
+
+
 def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
     import dataclasses
 
@@ -137,7 +150,8 @@ def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
         f"doorbell: data dir: {data_dir} ({fate})",
         "doorbell: press Ctrl-C to stop",
     ]
-    return _serve(Service(config, demo=True), extra, after_url)
+    urls = demo_notify(args.notify)
+    return _serve(Service(config, demo=True, notify_urls=urls), extra, after_url)
 
 
 SETUP_CODE_USE = (
@@ -224,6 +238,13 @@ def register_demo(commands: "argparse._SubParsersAction[argparse.ArgumentParser]
     demo.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     demo.add_argument("--data-dir", metavar="D", help="data folder (default: a new temporary one)")
     demo.add_argument("--source", metavar="VIDEO", help="play this video in a loop as the camera")
+    demo.add_argument(
+        "--notify",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="send ring notices to this Apprise URL, e.g. ntfy://HOST:PORT/TOPIC (see README)",
+    )
     demo.add_argument(
         "--mqtt",
         metavar="HOST:PORT",
