@@ -137,6 +137,12 @@ class Recorder:
         return self._open is not None
 
     @property
+    def clip_id(self) -> str | None:
+        """The id of the clip being recorded (None between clips). On the recording thread,
+        as ``on_clip("started", trigger)`` is called, it is the new clip's."""
+        return self._open.recording.id if self._open is not None else None
+
+    @property
     def disk_full(self) -> bool:
         """Stopped because the disk is full of clips no rule may delete."""
         return self._fault_kind == DISK_FULL

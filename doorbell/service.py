@@ -203,7 +203,9 @@ class Service:
         if isinstance(detail, Clip):
             self._publish(ClipFinished(detail))
         else:
-            self._publish(ClipStarted(self._clock(), str(detail)))
+            pipeline = self.pipeline
+            clip_id = pipeline.recorder.clip_id if pipeline is not None else None
+            self._publish(ClipStarted(self._clock(), str(detail), clip_id or ""))
 
     def _camera_state(self, state: str) -> None:
         self.notifier.status(self.status_line())

@@ -341,10 +341,10 @@ def test_plain_http_beyond_loopback_is_refused_unless_said_in_so_many_words(
 def test_a_quarter_turned_pi_camera_is_encoded_on_the_cpu():
     """90 and 270 are turned in software, so the Pi's encoder (and its size limit) is not
     used: "hardware" is refused by name, a size only the CPU encoder takes is accepted."""
-    with pytest.raises(ValueError, match='rotation 90: .*encoder = "hardware" cannot be had'):
+    with pytest.raises(ValueError, match=r'rotation 90: .*encoder = "hardware" cannot be had'):
         config.CameraSettings(rotation=90, encoder="hardware")
     assert config.CameraSettings(rotation=270, width=2560, height=1440).rotation == 270
-    with pytest.raises(ValueError, match="hardware H.264 encoder"):
+    with pytest.raises(ValueError, match=r"hardware H\.264 encoder"):
         config.CameraSettings(rotation=180, width=2560, height=1440)
     with pytest.raises(ValueError, match=r"\[camera\] rotation: must be one of 0, 90, 180, 270"):
         config.CameraSettings(rotation=45)

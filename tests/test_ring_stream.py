@@ -121,3 +121,24 @@ async def test_the_clips_page_shows_a_clip_being_recorded_until_it_ends(berlin, 
     recording.finish(end=AT + 12)
     page = await (await client.get("/")).text()
     assert "data-recording" not in page and f'data-clip="{recording.id}"' in page
+
+
+async def test_a_clip_being_recorded_is_served_as_far_as_it_is_written(client, store):
+    """``/clips/{id}/recording``: the ``.part`` (ciphertext, by Range) while it grows, the
+    finished file once it ends; the page reads on from one into the other."""
+    await test_web.unlock(client)
+    recording = store.new_clip("bell", start=AT)
+    recording.video.write(test_web.VIDEO_BYTES)  # four whole 64 KiB chunks sealed so far
+    url = f"/clips/{recording.id}/recording"
+    growing = await client.get(url)
+    part = store.path(recording.id, ".mp4.age.part").read_bytes()
+    assert growing.status == 200 and await growing.read() == part
+    assert growing.headers["Cache-Control"] == "no-store"
+    ranged = await client.get(url, headers={"Range": "bytes=0-0"})
+    assert ranged.status == 206 and ranged.headers["Content-Range"] == f"bytes 0-0/{len(part)}"
+    assert (await client.get(f"/clips/{recording.id}/file")).status == 409  # not a clip yet
+    recording.finish(end=AT + 12)
+    whole = store.path(recording.id, ".mp4.age").read_bytes()
+    assert whole.startswith(part) and len(whole) > len(part)
+    assert await (await client.get(url)).read() == whole
+    assert (await client.get("/clips/0123456789abcdef/recording")).status == 404

@@ -45,6 +45,7 @@ ROUTES = (
     Route("GET", "/", views.clips_page, OWNER, page=True),
     Route("GET", "/clips/{id}", views.player_page, OWNER, page=True),
     Route("GET", "/clips/{id}/file", files.clip_file, OWNER),
+    Route("GET", "/clips/{id}/recording", files.growing_file, OWNER),
     Route("GET", "/clips/{id}/index", files.clip_index, OWNER),
     Route("GET", "/clips/{id}/thumbnail", files.thumbnail, OWNER),
     Route("GET", "/live", views.live_page, OWNER, page=True),

@@ -264,10 +264,12 @@ async function playerPage() {
   const handle = await player.playClip(video, {
     fileUrl: video.dataset.file, indexUrl: video.dataset.index, keyholder: state.keyholder,
     duration: video.dataset.duration ? Number(video.dataset.duration) : null,
+    growing: video.dataset.growing === "yes",
     onState: (s) => {
       if (s.error) show(said, s.error);
       else if (s.message) show(said, s.message);
       else if (s.cut) show(said, "This clip was cut short: it plays to its last whole second.");
+      else said.textContent = ""; // nothing more to say (a clip being recorded ended whole)
     },
   });
   state.cleanups.push(() => {

@@ -52,7 +52,8 @@ export function recordingCard(data) {
     element("a", { href: "/live", class: "picture" }, picture),
     element("div", { class: "meta" }, trigger(data.trigger),
       element("span", { class: "now" }, words)),
-    element("div", { class: "actions" }, element("a", { class: "button", href: "/live" }, "Watch live")),
+    element("div", { class: "actions" }, element("a", { class: "button", href: "/live" }, "Watch live"),
+      ...(data.id ? [element("a", { class: "button play", href: `/clips/${data.id}` }, "Play from the start")] : [])),
   );
 }
 

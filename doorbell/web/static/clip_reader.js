@@ -117,6 +117,18 @@ export class ClipReader {
     this.#sized();
   }
 
+  // A file still being written (a clip being recorded) reads as a cut one: its whole
+  // chunks. This learns how far it has grown since (one 1-byte Range request, and one
+  // for its new last chunk when it grew). True if it grew; `cut` is false once it ends
+  // whole (the recording finished).
+  async refresh() {
+    const { total } = await fetchRange(this.url, 0, 1, this.stats);
+    if (total === this.size) return false;
+    this.size = total;
+    await this.#findEnd();
+    return true;
+  }
+
   #sized() {
     this.lastGoodChunk = this.chunkCount - 1;
     this.plaintextSize = this.cut

@@ -17,6 +17,12 @@
 // streams from its start and a seek forward waits for the data. What is buffered is
 // kept to [t - KEEP_BEHIND, t + KEEP_AHEAD] around the play head.
 //
+// `growing` (optional): the clip is still being recorded. It plays from its start as its
+// file grows (the whole 64 KiB chunks on the doorbell's card so far, looked for again
+// every GROW_SECONDS once the player has caught up) and becomes an ordinary clip once
+// its recording ends; until then it has no index (that is written at the end), so a seek
+// stays within what has loaded.
+//
 // onState(state) is called on every change with {phase: "opening" | "streaming" |
 // "complete" | "error" | "closed", indexed, cut, message, error}: `message` a plain
 // sentence for the owner ("" when there is nothing to say), `error` the sentence of
@@ -30,6 +36,8 @@ export const PIECE_CHUNKS = 16;
 export const AHEAD_SECONDS = 20;
 export const KEEP_BEHIND = 30;
 export const KEEP_AHEAD = 60;
+export const GROW_SECONDS = 1;
+const GROW_MISSES = 5; // 404s in a row while growing (its file renamed as it ends): then an error
 const FALLBACK_CODECS = ["avc1.640028", "avc1.4d401f", "avc1.42e01e"];
 
 export async function playClip(video, options) {
@@ -59,8 +67,9 @@ class ClipPlayer {
   #wakers = [];
   #listeners = [];
 
-  constructor(video, { fileUrl, indexUrl = null, keyholder, onState = () => {}, duration = null }) {
-    Object.assign(this, { video, fileUrl, indexUrl, keyholder, onState, duration });
+  constructor(video, { fileUrl, indexUrl = null, keyholder, onState = () => {}, duration = null, growing = false }) {
+    Object.assign(this, { video, fileUrl, indexUrl, keyholder, onState, duration, growing });
+    this.misses = 0; // 404s in a row while growing
     this.state = { phase: "opening", indexed: false, cut: false, message: "", error: "" };
     this.closed = false;
     this.failed = false;
@@ -80,7 +89,7 @@ class ClipPlayer {
   async start() {
     try {
       this.reader = await ClipReader.open(this.fileUrl, this.keyholder);
-      this.index = await this.#loadIndex();
+      this.index = this.growing ? null : await this.#loadIndex();
       this.mediaSource = new MediaSource();
       this.objectUrl = URL.createObjectURL(this.mediaSource);
       const opened = once(this.mediaSource, "sourceopen");
@@ -94,8 +103,8 @@ class ClipPlayer {
       this.#say({
         phase: "streaming",
         indexed: this.index !== null,
-        cut: this.reader.cut,
-        message: this.reader.cut ? CUT : this.state.message,
+        cut: this.reader.cut && !this.growing,
+        message: this.growing ? GROWING : this.reader.cut ? CUT : this.state.message,
       });
       this.#run();
     } catch (err) {
@@ -140,7 +149,9 @@ class ClipPlayer {
   async #run() {
     try {
       while (!this.closed && !this.failed) {
-        if (this.next >= this.reader.chunkCount) {
+        if (this.next >= this.reader.chunkCount && this.growing) {
+          await this.#grow();
+        } else if (this.next >= this.reader.chunkCount) {
           this.#finish();
           await this.#wake();
         } else if (this.lastTime - this.video.currentTime >= AHEAD_SECONDS) {
@@ -302,6 +313,24 @@ class ClipPlayer {
     }
   }
 
+  // Caught up with a clip being recorded: wait a moment (or a seek), then see how far its
+  // file has grown. Once it ends whole it is an ordinary clip.
+  async #grow() {
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, GROW_SECONDS * 1000)), this.#wake()]);
+    if (this.closed || this.failed) return;
+    try {
+      await this.reader.refresh();
+      this.misses = 0;
+    } catch (err) {
+      if (err.status !== 404 || ++this.misses >= GROW_MISSES) throw err;
+      return; // between its .part and its finished file: again in a moment
+    }
+    if (!this.reader.cut) {
+      this.growing = false;
+      this.#say({ cut: false, message: "" });
+    }
+  }
+
   #finish() {
     if (this.init === null) throw new Error("it holds no whole second of video");
     if (this.ended || this.mediaSource.readyState !== "open" || this.sourceBuffer?.updating) return;
@@ -389,6 +418,7 @@ class ClipPlayer {
   }
 }
 
+const GROWING = "Being recorded now: it plays from its start and goes on as it is recorded.";
 const CUT =
   "This clip was cut short (the doorbell stopped while recording it): it plays to its last whole frame.";
 // Without an index the clip loads from its start. A seek past what has loaded waits for
