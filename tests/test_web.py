@@ -459,6 +459,7 @@ async def test_the_status_page_shows_the_clock_and_the_frames(client, context):
     refused = "42 refused (10 from clients held off for 10 s)"
     assert f'<dd id="connections">3 open; since start {refused}, {closed}</dd>' in page
     assert f'<dd id="clock-state" class="uncertain">{text}</dd>' in page
+    assert '<dd id="mqtt">off</dd>' in page and '<dd id="notify">off</dd>' in page
     assert f'<p class="warning" role="alert">{text}</p>' in page
 
 
