@@ -250,7 +250,7 @@ class MqttBridge:
                 will=aiomqtt.Will(self.topics.availability, mt.OFFLINE, qos=1, retain=True),
                 keepalive=KEEPALIVE,
                 timeout=TIMEOUT,
-                tls_context=ssl.create_default_context() if self.settings.tls else None,
+                tls_context=self._tls(),
             )
             async with client:
                 since = self._monotonic()
@@ -271,6 +271,14 @@ class MqttBridge:
         except Exception as err:  # a fault of ours or a library's: said, retried, never fatal
             log.error("mqtt: unexpected %s (a bug: please report it)", type(err).__name__)
             return f"unexpected {type(err).__name__}", since
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """The broker's certificate checked against ``ca_file`` if given (a broker with a
+        certificate of its own), else the system's CAs; its host name checked either way.
+        Raises OSError (ssl.SSLError, FileNotFoundError) for a file it cannot use."""
+        if not self.settings.tls:
+            return None
+        return ssl.create_default_context(cafile=self.settings.ca_file or None)
 
     async def _serve(
         self, client: "aiomqtt.Client", events: AsyncIterator[Event]

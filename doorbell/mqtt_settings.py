@@ -33,6 +33,7 @@ class MqttSettings:
     username: str = ""
     password_file: str = ""
     tls: bool = False
+    ca_file: str = ""  # PEM certificates to trust for the broker instead of the system's
     topic_prefix: str = "doorbell"
     discovery_prefix: str = "homeassistant"
     device_id: str = ""
@@ -73,6 +74,11 @@ def settings_problem(s: MqttSettings) -> str | None:
             return f"password_file: must be an absolute path, not {s.password_file!r}"
         if not s.username:
             return "password_file: a password needs a username"
+    if s.ca_file:
+        if not Path(s.ca_file).is_absolute():
+            return f"ca_file: must be an absolute path, not {s.ca_file!r}"
+        if not s.tls:
+            return "ca_file: a certificate to trust needs tls = true"
     for key, value in (("topic_prefix", s.topic_prefix), ("discovery_prefix", s.discovery_prefix)):
         problem = mt.topic_prefix_problem(value)
         if problem:

@@ -3,6 +3,7 @@ synthetic camera and gpiozero's mock pins, publishing to a real mosquitto and to
 ntfy-compatible server on loopback ports; with both off, nothing."""
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -13,6 +14,7 @@ from gpiozero.pins.mock import MockFactory
 
 from doorbell.cli.serve import demo_mqtt, demo_notify
 from doorbell.errors import UsageError
+from doorbell.events import EventBus
 from doorbell.outbound import device_id, page_address
 from doorbell.service import Service
 from tests.mosquitto import Mosquitto
@@ -179,3 +181,74 @@ def test_config_check_reads_the_files_the_config_names(tmp_path):
         check=False,
     )
     assert (done.returncode, done.stdout) == (0, f"{config}: ok\n"), done.stderr
+
+
+async def test_a_broker_with_a_certificate_of_its_own_is_trusted_by_ca_file(tmp_path):
+    """``tls = true`` with ``ca_file``: the broker's self-made certificate is checked
+    against that file (its host name too); without it, against the system's CAs, which
+    refuse it, and the state says why."""
+    from doorbell.mqtt import MqttBridge
+    from doorbell.mqtt_settings import MqttSettings
+    from doorbell.web import tls
+
+    cert = tls.ensure_certificate(tmp_path / "tls")  # names localhost and 127.0.0.1
+    broker = Mosquitto(tmp_path, {}, anonymous=True)
+    with broker.config.open("a") as config:  # for the one listener above
+        config.write(f"certfile {cert}\nkeyfile {cert.parent / tls.KEY}\n")
+    broker.start()
+    loop = asyncio.get_running_loop()
+    try:
+        for ca_file, state in ((str(cert), "connected to"), ("", "certificate is not trusted")):
+            settings = MqttSettings(
+                enabled=True,
+                host=broker.host,
+                port=broker.port,
+                tls=True,
+                ca_file=ca_file,
+                device_id="tls",
+            )
+            bridge = MqttBridge(settings, version="test")
+            bus = EventBus(loop)
+            task = asyncio.create_task(bridge.run(bus.subscribe()))
+            try:
+                async with asyncio.timeout(10):
+                    while state not in bridge.describe():
+                        await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        broker.stop()
+
+
+def test_ca_file_needs_tls_and_an_absolute_path():
+    from doorbell.mqtt_settings import MqttSettings, settings_problem
+
+    on = {"enabled": True, "host": "broker.lan", "device_id": "d"}
+    assert settings_problem(MqttSettings(**on, ca_file="/etc/ca.pem")) == (
+        "ca_file: a certificate to trust needs tls = true"
+    )
+    assert settings_problem(MqttSettings(**on, tls=True, ca_file="ca.pem")) == (
+        "ca_file: must be an absolute path, not 'ca.pem'"
+    )
+    assert settings_problem(MqttSettings(**on, tls=True, ca_file="/etc/ca.pem")) is None
+
+
+def test_config_check_reads_the_broker_s_ca_file(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    config = tmp_path / "doorbell.toml"
+    config.write_text(
+        f'[mqtt]\nenabled = true\nhost = "broker.lan"\ntls = true\nca_file = "{ca}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "doorbell", "config", "check", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"doorbell: {config}: [mqtt] ca_file {ca}: cannot use it ("), (
+        done.stderr
+    )

@@ -26,6 +26,16 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             read_password(config.mqtt.password_file)
         except MqttSettingsError as err:
             problems.append(f"{path}: [mqtt] {err}")
+    if config.mqtt.enabled and config.mqtt.tls and config.mqtt.ca_file:
+        import ssl
+
+        try:
+            ssl.create_default_context(cafile=config.mqtt.ca_file)
+        except (OSError, ValueError) as err:  # missing, unreadable, not PEM certificates
+            reason = getattr(err, "strerror", None) or getattr(err, "reason", None) or err
+            problems.append(
+                f"{path}: [mqtt] ca_file {config.mqtt.ca_file}: cannot use it ({reason})"
+            )
     if config.notify.enabled:
         from doorbell.notify import check_urls_file
 
