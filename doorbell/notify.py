@@ -149,8 +149,8 @@ def url_problems(urls: Sequence[str] | Mapping[int, str]) -> list[str]:
     ``urls``: a list (named "URL 1", "URL 2" …) or line number → URL as
     :func:`read_url_lines` gives (named "line 3"). Each problem names the line and the
     service (the scheme), and Apprise's reason made safe (:func:`~doorbell.notify_text.
-    load_reason`): a URL Apprise refuses, or one it takes with a warning (an ntfy topic
-    it will ignore).
+    load_reason`): a URL Apprise refuses, one it takes with a warning (an ntfy topic it
+    will ignore), or an ntfy URL without a topic (Apprise takes it, then every send fails).
     """
     label, items = (
         ("line", list(urls.items()))
@@ -173,6 +173,11 @@ def url_problems(urls: Sequence[str] | Mapping[int, str]) -> list[str]:
             if plugin is None:
                 problems.append(
                     f"{label} {number}: {scheme}: Apprise cannot use it: {reason or 'malformed'}"
+                )
+            elif getattr(plugin, "topics", None) == []:  # ntfy takes it, then never delivers
+                problems.append(
+                    f"{label} {number}: {scheme}: no topic to send to "
+                    f"(add one: {scheme}://HOST[:PORT]/TOPIC)"
                 )
             elif reason:
                 problems.append(f"{label} {number}: {scheme}: {reason}")

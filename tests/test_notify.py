@@ -477,6 +477,20 @@ def test_url_problems_name_line_and_service_never_a_secret():
     assert url_problems(["nope://x"]) == ["URL 1: nope: not a service Apprise knows"]
 
 
+def test_an_ntfy_url_without_a_topic_is_refused_before_any_ring():
+    """Apprise takes ``ntfy://`` with no topic and then fails every send with no reason
+    given (found trying ``demo --notify``): it is refused up front, never quoting the
+    URL's token; a hosted topic alone (``ntfy://mytopic``, to ntfy.sh) is fine."""
+    problems = url_problems(
+        ["ntfy://", "ntfys://tk_SECRET123@ntfy.sh/", "ntfy://127.0.0.1:18090", "ntfy://mytopic"]
+    )
+    assert problems == [
+        "URL 1: ntfy: no topic to send to (add one: ntfy://HOST[:PORT]/TOPIC)",
+        "URL 2: ntfys: no topic to send to (add one: ntfys://HOST[:PORT]/TOPIC)",
+        "URL 3: ntfy: no topic to send to (add one: ntfy://HOST[:PORT]/TOPIC)",
+    ]
+
+
 def test_apprises_reasons_are_made_safe():
     url = "gotify://user:passhunter3@nas.lan/tokenhunter4"
     said = ["Could not load Gotify URL: gotify://user:p...3@nas.lan/t...4", "Bad (tokenhunter4)."]

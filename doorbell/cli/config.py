@@ -39,7 +39,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     if config.notify.enabled:
         from doorbell.notify import check_urls_file
 
-        problems += [f"{path}: [notify] {p}" for p in check_urls_file(config.notify.urls_file)]
+        problems += [f"{path}: {p}" for p in check_urls_file(config.notify.urls_file)]
     if problems:
         raise ConfigError(problems)
     print(f"{path}: ok")
