@@ -168,8 +168,7 @@ def test_config_check_reads_the_files_the_config_names(tmp_path):
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"doorbell: {config}: [mqtt] MQTT password file {tmp_path / 'nowhere'}: not found",
-        f"doorbell: {config}: notify URLs file {urls} line 2: ntfyy: "
-        "not a service Apprise knows",
+        f"doorbell: {config}: notify URLs file {urls} line 2: ntfyy: not a service Apprise knows",
     ]
     assert "s3cr3t" not in done.stderr
     (tmp_path / "nowhere").write_text("hunter2\n")
