@@ -22,6 +22,16 @@ from tests.ntfy_server import NtfyServer
 from tests.test_service import ScriptedCamera, config_for
 
 
+def config_check(config) -> subprocess.CompletedProcess:
+    """``doorbell config check CONFIG`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "doorbell", "config", "check", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("hostname", "made"),
     [
@@ -159,12 +169,7 @@ def test_config_check_reads_the_files_the_config_names(tmp_path):
         '[mqtt]\nenabled = true\nhost = "broker.lan"\nusername = "u"\n'
         f'password_file = "{tmp_path / "nowhere"}"\n'
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "doorbell", "config", "check", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = config_check(config)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"doorbell: {config}: [mqtt] MQTT password file {tmp_path / 'nowhere'}: not found",
@@ -173,12 +178,7 @@ def test_config_check_reads_the_files_the_config_names(tmp_path):
     assert "s3cr3t" not in done.stderr
     (tmp_path / "nowhere").write_text("hunter2\n")
     urls.write_text("ntfy://127.0.0.1:8090/doorbell\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "doorbell", "config", "check", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = config_check(config)
     assert (done.returncode, done.stdout) == (0, f"{config}: ok\n"), done.stderr
 
 
@@ -241,12 +241,7 @@ def test_config_check_reads_the_broker_s_ca_file(tmp_path):
     config.write_text(
         f'[mqtt]\nenabled = true\nhost = "broker.lan"\ntls = true\nca_file = "{ca}"\n'
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "doorbell", "config", "check", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = config_check(config)
     assert done.returncode == 1
     assert done.stderr.startswith(f"doorbell: {config}: [mqtt] ca_file {ca}: cannot use it ("), (
         done.stderr

@@ -231,16 +231,7 @@ class PiCamera:
     def frames(self) -> Iterator[Frame]:
         index = 0
         while True:
-            try:
-                request = self._camera.capture_request()
-            except (RuntimeError, OSError) as err:
-                raise CameraError(f"Pi camera: no more frames ({err})") from None
-            try:
-                stamp = request.get_metadata()["SensorTimestamp"]
-                main = request.make_array("main")
-                lores = request.make_array("lores")
-            finally:
-                request.release()
+            stamp, (main, lores) = _capture(self._camera, ("main", "lores"))
             origin = self._origin if self._origin is not None else stamp
             yield Frame(
                 None,
@@ -266,6 +257,19 @@ class PiCamera:
             self._camera.stop()
         finally:
             self._camera.close()
+
+
+def _capture(camera: Picamera2, streams: Sequence[str]) -> tuple[int, list[np.ndarray]]:
+    """The next request's sensor timestamp (ns) and a copy of each of ``streams``, the
+    request released. Raises CameraError when the camera gives no more."""
+    try:
+        request = camera.capture_request()
+    except (RuntimeError, OSError) as err:
+        raise CameraError(f"Pi camera: no more frames ({err})") from None
+    try:
+        return request.get_metadata()["SensorTimestamp"], [request.make_array(n) for n in streams]
+    finally:
+        request.release()
 
 
 class PiPictureCamera:
@@ -299,15 +303,7 @@ class PiPictureCamera:
         index = 0
         origin: int | None = None  # the first frame's sensor timestamp, ns
         while True:
-            try:
-                request = self._camera.capture_request()
-            except (RuntimeError, OSError) as err:
-                raise CameraError(f"Pi camera: no more frames ({err})") from None
-            try:
-                stamp = request.get_metadata()["SensorTimestamp"]
-                main = request.make_array("main")
-            finally:
-                request.release()
+            stamp, (main,) = _capture(self._camera, ("main",))
             origin = stamp if origin is None else origin
             i420 = _i420(main, self.width, self.height, self._stride)
             yield Frame(None, (stamp - origin) / 1e9, index, i420=i420)
