@@ -216,34 +216,43 @@ def test_no_turn_no_wrapper():
     camera.close()
 
 
-def test_a_turned_synthetic_camera_is_recorded_turned(data_dir, identities):
-    """The pipeline takes the turned size, masks in the turned picture and records it so."""
-    mask = [[(0.0, 0.0), (0.5, 0.0), (0.5, 0.25), (0.0, 0.25)]]  # the top of the turned picture
-    camera = open_camera(
-        "synthetic", width=160, height=96, fps=10.0, duration=3.0, orientation=Orientation(270)
-    )
+def recorded_greys(data_dir, identities, camera, masks, *, press, last=None, encoded=None):
+    """``camera``'s frames through a real Pipeline with ``masks`` (the bell pressed at frame
+    ``press``, frames up to ``last``), the clip decrypted and decoded: its grey frames."""
     store = ClipStore.open(data_dir)
     policy = trigger.Policy(pre_roll=0.0, post_roll=0.5, motion_starts=False)
     pipeline = Pipeline(
         store,
-        PipelineSettings(policy=policy, masks=mask),
+        PipelineSettings(policy=policy, masks=masks),
         camera.width,
         camera.height,
         camera.fps,
         wall_time=lambda t: 1_700_000_000 + t,
+        encoded=encoded,
     )
     try:
         for frame in camera.frames():
-            if frame.index == 2:
+            if frame.index == press:
                 pipeline.press_bell(frame.at)
             pipeline.process(frame)
+            if frame.index == last:
+                break
         [recorded] = pipeline.finish()
     finally:
         camera.close()
         store.close()
     clip = ClipStore.open(data_dir).path(recorded.clip.id, VIDEO)
     with vault.open_file(clip, identities) as f, av.open(io.BytesIO(f.read())) as container:
-        greys = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
+        return [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
+
+
+def test_a_turned_synthetic_camera_is_recorded_turned(data_dir, identities):
+    """The pipeline takes the turned size, masks in the turned picture and records it so."""
+    mask = [[(0.0, 0.0), (0.5, 0.0), (0.5, 0.25), (0.0, 0.25)]]  # the top of the turned picture
+    camera = open_camera(
+        "synthetic", width=160, height=96, fps=10.0, duration=3.0, orientation=Orientation(270)
+    )
+    greys = recorded_greys(data_dir, identities, camera, mask, press=2)
     assert greys and greys[0].shape == (160, 96)
     for grey in greys:
         assert grey[: 40 - 4, : 48 - 4].max() <= 20  # masked (less a codec margin)
@@ -351,31 +360,9 @@ def test_a_sideways_pi_is_masked_and_recorded_turned(data_dir, identities):
     top-left quarter is the owner's top right."""
     camera = pi(Orientation(90), [])
     top_left = [[(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]]
-    store = ClipStore.open(data_dir)
-    policy = trigger.Policy(pre_roll=0.0, post_roll=0.5, motion_starts=False)
-    pipeline = Pipeline(
-        store,
-        PipelineSettings(policy=policy, masks=top_left),
-        camera.width,
-        camera.height,
-        camera.fps,
-        wall_time=lambda t: 1_700_000_000 + t,
-        encoded=encoded_stream(camera),
+    greys = recorded_greys(
+        data_dir, identities, camera, top_left, press=1, last=20, encoded=encoded_stream(camera)
     )
-    try:
-        for frame in camera.frames():
-            if frame.index == 1:
-                pipeline.press_bell(frame.at)
-            pipeline.process(frame)
-            if frame.index == 20:
-                break
-        [recorded] = pipeline.finish()
-    finally:
-        camera.close()
-        store.close()
-    clip = ClipStore.open(data_dir).path(recorded.clip.id, VIDEO)
-    with vault.open_file(clip, identities) as f, av.open(io.BytesIO(f.read())) as container:
-        greys = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
     assert len(greys) >= 8 and greys[0].shape == (WIDTH, HEIGHT)  # 192 wide, 320 high
     for grey in greys:
         assert grey[: WIDTH // 2 - 8, : HEIGHT // 2 - 8].max() <= 20  # masked
