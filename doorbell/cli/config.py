@@ -29,10 +29,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     if config.mqtt.enabled and config.mqtt.tls and config.mqtt.ca_file:
         import ssl
 
+        reason = ""
         try:
             ssl.create_default_context(cafile=config.mqtt.ca_file)
-        except (OSError, ValueError) as err:  # missing, unreadable, not PEM certificates
-            reason = getattr(err, "strerror", None) or getattr(err, "reason", None) or err
+        except ssl.SSLError:  # read, but not a certificate
+            reason = "it holds no certificate in PEM form, which starts -----BEGIN CERTIFICATE-----"
+        except (OSError, ValueError) as err:  # missing, unreadable
+            reason = str(getattr(err, "strerror", None) or err)
+        if reason:
             problems.append(
                 f"{path}: [mqtt] ca_file {config.mqtt.ca_file}: cannot use it ({reason})"
             )
