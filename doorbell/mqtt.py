@@ -12,7 +12,9 @@ Assistant discovery for three entities, retained and published again on every
 last will, so a crashed or cut-off doorbell turns unavailable; a ring as
 ``{"event_type": "ring"}`` (not retained: a ring happens once); motion ON/OFF and the
 last clip's start time, retained, so Home Assistant knows them after its own restart.
-Motion is said OFF at start (the detector starts idle) and again on every reconnect.
+Motion is ON while the camera's detector or the PIR sensor (when one is wired) says so,
+and OFF once both are quiet (:func:`motion_seen`); it is said OFF at start (both start
+idle) and again on every reconnect.
 
 The bridge reads its own bounded subscription to the bus, so a broker that is slow or
 away costs the recorder nothing: the subscription loses its oldest events and counts them
@@ -38,7 +40,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from doorbell import mqtt_topics as mt
-from doorbell.events import BellPressed, ClipFinished, Event, MotionChanged
+from doorbell.events import BellPressed, ClipFinished, Event, MotionChanged, PirChanged
 from doorbell.mqtt_settings import (
     MqttSettings,
     MqttSettingsError,
@@ -55,6 +57,7 @@ __all__ = [
     "MqttSettings",
     "MqttSettingsError",
     "describe_error",
+    "motion_seen",
     "read_password",
     "settings_problem",
 ]
@@ -166,7 +169,7 @@ class MqttBridge:
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
-        self._motion = False
+        self._moving: dict[str, bool] = {}  # motion source ("camera", "pir") -> active
         self._last_clip = last_clip_at
         self._pending: Event | None = None  # taken from the queue, not yet acknowledged
         self._events: AsyncIterator[Event] | None = None
@@ -330,7 +333,7 @@ class MqttBridge:
         for topic, payload in mt.discovery(self.topics, version=self.version, name=self.name):
             await self._publish(client, topic, payload, retain=True)
         await self._publish(
-            client, self.topics.motion, mt.motion_payload(self._motion), retain=True
+            client, self.topics.motion, mt.motion_payload(motion_seen(self._moving)), retain=True
         )
         if self._last_clip is not None:
             await self._publish(
@@ -345,11 +348,12 @@ class MqttBridge:
                 return
             await self._publish(client, self.topics.ring, mt.ring_payload(), retain=False)
             self.rings += 1
-        elif isinstance(event, MotionChanged):
-            self._motion = event.active
-            await self._publish(
-                client, self.topics.motion, mt.motion_payload(event.active), retain=True
-            )
+        elif isinstance(event, MotionChanged | PirChanged):
+            was = motion_seen(self._moving)
+            self._moving["camera" if isinstance(event, MotionChanged) else "pir"] = event.active
+            now = motion_seen(self._moving)
+            if now != was:
+                await self._publish(client, self.topics.motion, mt.motion_payload(now), retain=True)
         elif isinstance(event, ClipFinished):
             self._last_clip = event.clip.start
             await self._publish(
@@ -364,6 +368,12 @@ class MqttBridge:
         client.timeout = STOP_TIMEOUT  # also bounds the DISCONNECT's wait that follows
         with suppress(aiomqtt.MqttError):  # already gone: the broker sends the will instead
             await client.publish(self.topics.availability, mt.OFFLINE, qos=1, retain=True)
+
+
+def motion_seen(moving: dict[str, bool]) -> bool:
+    """Whether Home Assistant's motion sensor is ON: while any source (the camera's
+    detector, the PIR sensor) says motion. ``{}`` (nothing said yet) is OFF."""
+    return any(moving.values())
 
 
 async def _end(tasks: tuple[asyncio.Future, ...]) -> None:

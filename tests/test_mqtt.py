@@ -19,13 +19,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from doorbell import mqtt_topics as mt
-from doorbell.events import BellPressed, CameraState, ClipFinished, EventBus, MotionChanged
+from doorbell.events import (
+    BellPressed,
+    CameraState,
+    ClipFinished,
+    EventBus,
+    MotionChanged,
+    PirChanged,
+)
 from doorbell.mqtt import (
     QUEUE_SIZE,
     MqttBridge,
     MqttSettings,
     MqttSettingsError,
     describe_error,
+    motion_seen,
     read_password,
     settings_problem,
 )
@@ -400,6 +408,39 @@ async def test_motion_on_and_off_and_the_last_clip_time(broker, password_file):
         everything = await ha.quiet()
     for seen in everything:
         assert CLIP_ID not in seen.payload and "http" not in seen.payload
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ([], False),
+        ([("pir", True)], True),
+        ([("camera", True), ("pir", True), ("camera", False)], True),
+        ([("camera", True), ("pir", True), ("camera", False), ("pir", False)], False),
+        ([("pir", False)], False),
+    ],
+)
+def test_motion_is_on_while_the_camera_or_the_pir_says_so(changes, said):
+    moving: dict[str, bool] = {}
+    for source, active in changes:
+        moving[source] = active
+    assert motion_seen(moving) is said
+
+
+async def test_a_pir_sensor_moves_the_motion_sensor_with_the_camera(broker, password_file):
+    bus = new_bus()
+    bridge = MqttBridge(settings_for(broker, password_file), version="1")
+    async with watching(broker, "doorbell/#") as ha, running(bridge, bus.subscribe()):
+        await until(lambda: bridge.connected)
+        assert (await ha.take(TOPICS.motion)).payload == "OFF"
+        bus.publish(PirChanged(time.time(), True))
+        assert (await ha.take(TOPICS.motion)).payload == "ON"
+        bus.publish(MotionChanged(time.time(), True))
+        bus.publish(PirChanged(time.time(), False))  # the camera still sees someone
+        bus.publish(MotionChanged(time.time(), False))
+        assert (await ha.take(TOPICS.motion)).payload == "OFF"
+        everything = await ha.quiet()
+    assert [m.payload for m in everything if m.topic == TOPICS.motion] == []
 
 
 async def test_a_clean_stop_says_offline(broker, password_file):
