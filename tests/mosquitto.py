@@ -39,15 +39,15 @@ def require_mosquitto() -> str:
     return found
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now (the kernel's choice)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now at ``host`` (the kernel's choice)."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
 class Mosquitto:
-    """One broker, listening on 127.0.0.1 only. ``users`` maps user names to passwords
+    """One broker, listening on ``host`` only (127.0.0.1 unless told). ``users`` maps user names to passwords
     (hashed into the password file by ``mosquitto_passwd -b``); ``anonymous`` also lets
     clients in without a user name (as ``doorbell demo --mqtt HOST:PORT`` connects)."""
 
@@ -58,11 +58,12 @@ class Mosquitto:
         port: int | None = None,
         *,
         anonymous: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
         self.binary = require_mosquitto()
         self.folder = folder
-        self.host = "127.0.0.1"
-        self.port = port or free_port()
+        self.host = host
+        self.port = port or free_port(host)
         self.users = dict(users)
         self.process: subprocess.Popen | None = None
         self.starts = 0
@@ -84,7 +85,7 @@ class Mosquitto:
         self.config.write_text(
             "\n".join(
                 [
-                    f"listener {self.port} 127.0.0.1",
+                    f"listener {self.port} {self.host}",
                     f"allow_anonymous {'true' if anonymous else 'false'}",
                     f"password_file {self.passwords}" if self.users else "",
                     "persistence false",

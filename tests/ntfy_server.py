@@ -1,6 +1,7 @@
-"""A small ntfy-compatible server on a free loopback port, for tests and the bench.
+"""A small ntfy-compatible server on a free loopback port (or ``host``'s), for tests and
+the bench.
 
-    server = NtfyServer()
+    server = NtfyServer()                # NtfyServer(host="192.168.1.20"): that address
     await server.start()
     url = server.url("doorbell")        # ntfy://127.0.0.1:PORT/doorbell
     ...
@@ -55,8 +56,9 @@ class Received:
 class NtfyServer:
     """See the module's docstring. Runs on the loop that calls :meth:`start`."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[Received] = []  # every request, failed or not
+        self.host = host
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._fail_status = 0
@@ -71,14 +73,14 @@ class NtfyServer:
 
     def url(self, topic: str = "doorbell", scheme: str = "ntfy", **params: str) -> str:
         query = "&".join(f"{k}={v}" for k, v in params.items())
-        return f"{scheme}://127.0.0.1:{self.port}/{topic}" + (f"?{query}" if query else "")
+        return f"{scheme}://{self.host}:{self.port}/{topic}" + (f"?{query}" if query else "")
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{topic:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         if not self.port:
             self.port = self._runner.addresses[0][1]
