@@ -11,7 +11,8 @@ and origin only (421/403, against DNS rebinding); errors as short plain
 messages, never a traceback; and access, which looks the route up in
 :data:`routes.ROUTES` and lets a request through only as its row says (anything
 not in the table needs the owner; a body over the row's size is refused before
-a byte of it is read).
+a byte of it is read). A ring pass (:mod:`doorbell.web.ring_passes`) opens the ring
+routes only, and no session opens them: each kind of access is its own cookie.
 """
 
 import asyncio
@@ -26,13 +27,15 @@ from aiohttp import web
 
 from doorbell.errors import DoorbellError
 from doorbell.owners import Challenges, Owners, SetupCode, Throttle
-from doorbell.web import streams, vendor
+from doorbell.web import ring_passes, streams, vendor
 from doorbell.web.context import (
     ACCESS,
     BODY_LIMIT,
     CHALLENGES,
     CONTEXT,
     OWNERS,
+    RING_PASS,
+    RING_PASSES,
     SESSION,
     SESSIONS,
     SETUP_CODE,
@@ -45,6 +48,7 @@ from doorbell.web.routes import (
     OWNER,
     PAIR_BODY,
     PUBLIC,
+    RINGS,
     ROUTES,
     STATIC_PREFIX,
     VENDOR_PREFIX,
@@ -100,7 +104,8 @@ async def in_request(
         status = err.status
         raise
     finally:
-        if SESSION in request and status not in REFUSED_STATUSES:
+        an_owner = SESSION in request or RING_PASS in request
+        if an_owner and status not in REFUSED_STATUSES:
             guard.trust(fd)  # an owner's: their connection stays, their client is known
         elif status in PENALTY_STATUSES:  # a body too big or too slow: no page sends one
             guard.penalize(fd)
@@ -188,9 +193,11 @@ async def access(
         raise web.HTTPRequestEntityTooLarge(body, request.content_length)
     if access_kind == PUBLIC:
         return await handler(request)
+    if access_kind == RINGS:
+        request[RING_PASS] = _ring_pass(request)
+        return await handler(request)
     session = app[SESSIONS].get(request.cookies.get(COOKIE), touch=request.path != "/api/events")
-    if session is not None and app[OWNERS].get(session.owner_id) is None:
-        app[SESSIONS].end_owner(session.owner_id, REMOVED)  # keys/ lost or edited by hand
+    if session is not None and _owner_gone(app, session.owner_id):
         session = None
     if session is None:
         if page:
@@ -202,6 +209,30 @@ async def access(
         raise web.HTTPForbidden(text="missing or wrong X-CSRF-Token\n")
     request[SESSION] = session
     return await handler(request)
+
+
+def _ring_pass(request: web.Request) -> ring_passes.RingPass:
+    """The live ring pass the request's cookie names (no CSRF token: the cookie is
+    SameSite=Strict, and own_origin refused any other site's page); 401 without one."""
+    app = request.app
+    ring_pass = app[RING_PASSES].get(request.cookies.get(ring_passes.COOKIE))
+    if ring_pass is not None and _owner_gone(app, ring_pass.owner_id):
+        ring_pass = None
+    if ring_pass is None:
+        raise web.HTTPUnauthorized(
+            text="no ring pass: allow rings on this browser while unlocked\n"
+        )
+    return ring_pass
+
+
+def _owner_gone(app: web.Application, owner_id: str) -> bool:
+    """Whether ``owner_id`` is no longer an owner (keys/ lost or edited by hand): then
+    their sessions and ring passes end (``removed``)."""
+    if app[OWNERS].get(owner_id) is not None:
+        return False
+    app[SESSIONS].end_owner(owner_id, REMOVED)
+    app[RING_PASSES].end_owner(owner_id, ring_passes.REMOVED)
+    return True
 
 
 def make_app(context: WebContext) -> web.Application:
@@ -217,6 +248,7 @@ def make_app(context: WebContext) -> web.Application:
     app[SESSIONS] = Sessions(
         settings.idle_lock_minutes * 60, settings.session_hours * 3600, context.clock
     )
+    app[RING_PASSES] = ring_passes.RingPasses(ring_passes.LIFETIME_SECONDS, context.clock)
     app[OWNERS] = Owners(context.keyring, context.wall_clock)
     app[SETUP_CODE] = SetupCode(context.data_dir)
     app[CHALLENGES] = Challenges(context.clock)
@@ -280,3 +312,4 @@ async def _expire_idle_sessions(app: web.Application) -> AsyncIterator[None]:
 
 async def _lock_everything(app: web.Application) -> None:
     app[SESSIONS].end_all()
+    app[RING_PASSES].end_all(ring_passes.SHUTDOWN)

@@ -12,6 +12,8 @@ opens.
     POST /api/owners/release {owner, auth}      -> {wrapped, name}   (throttled)
     POST /api/login/challenge {owner}           -> {challenge, file}
     POST /api/login          {challenge, answer} -> {csrf_token, owner, name} + cookie
+    POST /api/rings/pass     (signed in)         -> {on, lifetime} + ring cookie
+    GET / DELETE /api/rings/pass (ring pass)     -> {on} / {on: false}, cookie deleted
 
 Every guessable secret (the setup code, an invite, ``auth``) is checked only after the
 throttle allows the client (and the owner) another guess, before the body is read.
@@ -26,11 +28,14 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from doorbell.owners import AuthRecord, OwnersError, client_key
+from doorbell.web import ring_passes
 from doorbell.web.body import b64_field, field, read_json
 from doorbell.web.context import (
     CHALLENGES,
     CONTEXT,
     OWNERS,
+    RING_PASS,
+    RING_PASSES,
     SESSIONS,
     SETUP_CODE,
     THROTTLE,
@@ -233,15 +238,63 @@ async def remove_owner(request: web.Request) -> web.Response:
     except OwnersError as err:
         raise web.HTTPConflict(text=f"{err}\n") from None
     ended = request.app[SESSIONS].end_owner(owner.id, REMOVED)
+    passes = request.app[RING_PASSES].end_owner(owner.id, ring_passes.REMOVED)
     by = session_of(request).owner_id
-    log.info("owner %s removed by %s; %d session(s) ended", owner.name, by, ended)
+    log.info(
+        "owner %s removed by %s; %d session(s) and %d ring pass(es) ended",
+        owner.name,
+        by,
+        ended,
+        passes,
+    )
     return web.json_response({"removed": owner.id, "sessions_ended": ended})
 
 
 async def sign_out_everywhere(request: web.Request) -> web.Response:
-    ended = request.app[SESSIONS].end_owner(session_of(request).owner_id, EVERYWHERE)
-    response = web.json_response({"sessions_ended": ended})
+    owner_id = session_of(request).owner_id
+    ended = request.app[SESSIONS].end_owner(owner_id, EVERYWHERE)
+    passes = request.app[RING_PASSES].end_owner(owner_id, ring_passes.EVERYWHERE)
+    response = web.json_response({"sessions_ended": ended, "ring_passes_ended": passes})
     response.del_cookie(COOKIE, path="/")
+    response.del_cookie(ring_passes.COOKIE, path=ring_passes.PATH)
+    return response
+
+
+# --- rings on a locked page (web.ring_passes) -----------------------------------------------
+
+
+async def allow_rings(request: web.Request) -> web.Response:
+    """The owner, signed in, lets this browser hear rings while locked: a new pass in an
+    HttpOnly cookie sent only to the ring routes. The pass this browser held before, if
+    any, ends (``replaced``)."""
+    context, passes = request.app[CONTEXT], request.app[RING_PASSES]
+    passes.end(request.cookies.get(ring_passes.COOKIE), ring_passes.REPLACED)
+    ring_pass = passes.issue(session_of(request).owner_id)
+    lifetime = int(passes.lifetime_seconds)
+    response = web.json_response({"on": True, "lifetime": lifetime})
+    response.set_cookie(
+        ring_passes.COOKIE,
+        ring_pass.token,
+        path=ring_passes.PATH,
+        max_age=lifetime,
+        httponly=True,
+        samesite="Strict",
+        secure=context.secure_cookies,
+    )
+    return response
+
+
+async def ring_pass_state(request: web.Request) -> web.Response:
+    """Whether this browser's pass is live (the access check answered 401 if not)."""
+    return web.json_response({"on": RING_PASS in request})
+
+
+async def stop_rings(request: web.Request) -> web.Response:
+    """This browser hears no more rings while locked: its pass ends (``turned off``, its
+    open stream told), its cookie is deleted. Locked or not."""
+    request.app[RING_PASSES].end(request[RING_PASS].token, ring_passes.TURNED_OFF)
+    response = web.json_response({"on": False})
+    response.del_cookie(ring_passes.COOKIE, path=ring_passes.PATH)
     return response
 
 

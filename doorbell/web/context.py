@@ -14,6 +14,7 @@ from doorbell.events import EventBus
 from doorbell.owners import Challenges, Owners, SetupCode, Throttle
 from doorbell.store import ClipStore, Keyring
 from doorbell.web.guard import ConnectionGuard
+from doorbell.web.ring_passes import RingPass, RingPasses
 from doorbell.web.sessions import Session, Sessions
 
 BROWSER_WORK_FACTOR = 16  # scrypt log2 N for an owner's passphrase, in their browser: 64 MiB
@@ -51,12 +52,14 @@ class WebContext:
 
 CONTEXT = web.AppKey("context", WebContext)
 SESSIONS = web.AppKey("sessions", Sessions)
+RING_PASSES = web.AppKey("ring_passes", RingPasses)
 OWNERS = web.AppKey("owners", Owners)
 SETUP_CODE = web.AppKey("setup_code", SetupCode)
 CHALLENGES = web.AppKey("challenges", Challenges)
 THROTTLE = web.AppKey("throttle", Throttle)
 ACCESS = web.AppKey("access", dict)
 SESSION = web.RequestKey("session", Session)  # the caller's signed-in Session
+RING_PASS = web.RequestKey("ring_pass", RingPass)  # the caller's ring pass (RINGS routes)
 BODY_LIMIT = web.RequestKey("body_limit", int)  # bytes the route's JSON body may have
 
 

@@ -3,7 +3,10 @@
 ``public``: anyone on the network: health, the pairing and unlock pages and
 their calls (each guessable secret behind the throttle), the static files and
 the browser's age library those pages need. ``owner``: a signed-in session, and
-for anything that changes state, its CSRF token in ``X-CSRF-Token``. A route
+for anything that changes state, its CSRF token in ``X-CSRF-Token``. ``ring pass``:
+a browser an owner allowed to hear rings while locked (web.ring_passes: its cookie,
+sent only to ``/api/rings``, SameSite=Strict, so no CSRF token); it opens the ring
+routes and nothing else, and the ring stream tells only when someone rang. A route
 missing from this table is refused to everyone but an owner (tests walk the
 router to prove it). No route hands out anything the device could decrypt.
 """
@@ -15,7 +18,7 @@ from aiohttp import web
 
 from doorbell.web import auth, files, streams, views
 
-PUBLIC, OWNER = "public", "owner"
+PUBLIC, OWNER, RINGS = "public", "owner", "ring pass"
 # A pairing or passphrase change carries a wrapped identity (an age scrypt file of about
 # 400 bytes, 2 KiB at most as base64) and a few short fields; every other body is a name,
 # an id or a 32-byte answer.
@@ -64,6 +67,10 @@ ROUTES = (
     Route("POST", "/api/bell", views.api_bell, OWNER),
     Route("GET", "/api/events", streams.events, OWNER),
     Route("GET", "/api/status", views.api_status, OWNER),
+    Route("POST", "/api/rings/pass", auth.allow_rings, OWNER),
+    Route("GET", "/api/rings/pass", auth.ring_pass_state, RINGS),
+    Route("DELETE", "/api/rings/pass", auth.stop_rings, RINGS),
+    Route("GET", "/api/rings", streams.rings, RINGS),
 )
 
 STATIC_PREFIX = "/static/"  # public: the style sheet and scripts of every page

@@ -1,13 +1,20 @@
-"""The long-lived responses: the live view (MJPEG) and the event stream (SSE).
+"""The long-lived responses: the live view (MJPEG), the event stream (SSE) and the
+ring stream of a locked page (SSE).
 
-Both run until the tab goes away or its session ends (locked, idle, past its
+The first two run until the tab goes away or its session ends (locked, idle, past its
 lifetime, the owner removed or signed out everywhere), and end at once when it
 does: the event stream's last message says why (``event: session``), so the
 page can tell the owner and offer to unlock again. The live view counts its
 viewers, so the recording LED is on while anyone watches (law 8).
 
-Each holds a connection for as long as it runs, so each has a cap per session and in
-all (:data:`CAPS`); past it the answer is 429, and the tab tries again later.
+The ring stream (``GET /api/rings``) needs a ring pass, not a session
+(:mod:`doorbell.web.ring_passes`), and outlives the session: it carries the time of
+each ring (``event: bell``) and nothing else, until the pass ends, when its last
+message says why (``event: rings``).
+
+Each holds a connection for as long as it runs, so each has a cap per session (per
+pass, for rings) and in all (:data:`CAPS`); past it the answer is 429, and the tab
+tries again later.
 """
 
 import asyncio
@@ -19,18 +26,21 @@ from collections.abc import Awaitable, Callable, Iterator
 from aiohttp import web
 
 from doorbell.events import BellPressed, ClipFinished, ClipStarted, MotionChanged, PirChanged
-from doorbell.web.context import CONTEXT, SESSIONS, session_of
+from doorbell.web import ring_passes
+from doorbell.web.context import CONTEXT, RING_PASS, RING_PASSES, SESSIONS, session_of
 from doorbell.web.sessions import COOKIE
 from doorbell.web.views import clip_card, recording_card, recording_now
 
 HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
 # (per session, in all). Events: a browser's tabs (the page has one stream a tab).
 # Live: two views a session, six in all: each costs a JPEG written per frame shown.
-CAPS = {"events": (4, 32), "live": (2, 6)}
+# Rings (per pass): a locked browser's tabs; eight in all, one a pass (ring_passes.CAP).
+CAPS = {"events": (4, 32), "live": (2, 6), "rings": (2, 8)}
 
 
 class Slots:
-    """How many streams of each kind are open, per session token and in all."""
+    """How many streams of each kind are open, per session (or ring pass) token and in
+    all."""
 
     def __init__(self, caps: dict[str, tuple[int, int]] = CAPS) -> None:
         self.caps = caps
@@ -65,9 +75,11 @@ async def _in_slot(
     request: web.Request,
     kind: str,
     stream: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
+    cookie: str = COOKIE,
 ) -> web.StreamResponse:
-    """Run ``stream(request, token)`` holding a slot of ``kind`` (429 when none is free)."""
-    token = request.cookies.get(COOKIE) or ""
+    """Run ``stream(request, token)`` holding a slot of ``kind`` for the token in the
+    request's ``cookie`` (the session's, or the ring pass's); 429 when none is free."""
+    token = request.cookies.get(cookie) or ""
     with request.app[STREAM_SLOTS].claim(kind, token):
         return await stream(request, token)
 
@@ -163,36 +175,99 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _events(request: web.Request, token: str) -> web.StreamResponse:
-    context = request.app[CONTEXT]
-    assert context.bus is not None
     session = session_of(request)
+
+    def first() -> bytes:  # read once subscribed: a clip starting now is in one or the other
+        now = recording_now(request.app[CONTEXT].store)
+        return b": connected\n\nretry: 3000\n" + recordings_message([c.id for c in now])
+
+    def live() -> bool:
+        return request.app[SESSIONS].get(token, touch=False) is not None
+
+    def last() -> bytes:
+        return session_ended_message(session.end_reason or "locked")
+
+    return await _relay(request, first, session.ended, live, sse_message, last)
+
+
+# --- rings on a locked page -----------------------------------------------------------------
+
+
+def bell_only(event: object) -> bytes | None:
+    """The ring stream's message for a bus event: ``event: bell`` with its time for a
+    ring, None for anything else (no motion, no clip, no recording card, no picture)."""
+    return sse_message(event) if isinstance(event, BellPressed) else None
+
+
+def rings_ended_message(reason: str) -> bytes:
+    """The ring stream's last message: the pass ended, and why (see web.ring_passes)."""
+    return f"event: rings\ndata: {json.dumps({'ended': reason})}\n\n".encode()
+
+
+async def rings(request: web.Request) -> web.StreamResponse:
+    """``text/event-stream`` of rings only, for a browser holding a ring pass, locked or
+    not, until the pass ends."""
+    if request.app[CONTEXT].bus is None:
+        raise web.HTTPServiceUnavailable(text="no event bus\n")
+    return await _in_slot(request, "rings", _rings, cookie=ring_passes.COOKIE)
+
+
+async def _rings(request: web.Request, token: str) -> web.StreamResponse:
+    ring_pass = request[RING_PASS]
+
+    def live() -> bool:
+        return request.app[RING_PASSES].get(token) is not None  # past its lifetime: ends
+
+    def last() -> bytes:
+        return rings_ended_message(ring_pass.end_reason or ring_passes.EXPIRED)
+
+    def first() -> bytes:
+        return b": connected\n\nretry: 3000\n\n"
+
+    return await _relay(request, first, ring_pass.ended, live, bell_only, last)
+
+
+# --- one stream of bus events, until its holder's access ends -------------------------------
+
+
+async def _relay(
+    request: web.Request,
+    first: Callable[[], bytes],
+    ended: asyncio.Event,
+    live: Callable[[], bool],
+    message: Callable[[object], bytes | None],
+    last: Callable[[], bytes],
+) -> web.StreamResponse:
+    """Subscribe to the bus, write ``first()``, then ``message(event)`` for each bus event (None: not sent) and a
+    keep-alive comment every :data:`HEARTBEAT` s without one, until ``ended`` is set or
+    ``live()`` says no (checked at each wake); then ``last()``, and the stream ends."""
+    bus = request.app[CONTEXT].bus
+    assert bus is not None
     response = _streaming("text/event-stream")
-    subscription = context.bus.subscribe()
-    ended = asyncio.ensure_future(session.ended.wait())
+    subscription = bus.subscribe()
+    ending = asyncio.ensure_future(ended.wait())
     getting: asyncio.Future | None = None
     try:
         await response.prepare(request)
-        now = recordings_message([c.id for c in recording_now(context.store)])
-        await response.write(b": connected\n\nretry: 3000\n" + now)  # one block: both fields
+        await response.write(first())  # one block: the comment, the retry and what follows
         while True:
             getting = asyncio.ensure_future(subscription.get())
             done, _ = await asyncio.wait(
-                {getting, ended}, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
+                {getting, ending}, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
             )
             event = getting.result() if getting in done else None
             if getting not in done:
                 getting.cancel()
-            if ended.done() or request.app[SESSIONS].get(token, touch=False) is None:
-                reason = session.end_reason or "locked"
-                await response.write(session_ended_message(reason))
-                break  # no more events for this tab
-            message = sse_message(event) if event is not None else b": keep-alive\n\n"
-            if message:
-                await response.write(message)
+            if ending.done() or not live():
+                await response.write(last())
+                break  # nothing more for this tab
+            said = message(event) if event is not None else b": keep-alive\n\n"
+            if said:
+                await response.write(said)
     except ConnectionError:  # the tab went away
         pass
     finally:
-        ended.cancel()
+        ending.cancel()
         if getting is not None:
             getting.cancel()  # the tab went away while it waited: nothing left pending
         subscription.close()
