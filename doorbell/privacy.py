@@ -20,8 +20,9 @@ as the cheapest exact operation, never a boolean index over every pixel:
 * a picture (BGR, grey, the luma plane): ``cv2.fillPoly`` of the polygons' pixel
   points, which touches only the masked pixels (the same call that defines
   :meth:`PrivacyMask.region`, so the same pixels);
-* the chroma planes: ``(plane & keep) | paint`` with two planes made once, where
-  a chroma sample is neutral (128) if any of its 2x2 luma pixels is masked.
+* the chroma planes: ``(plane & keep) | paint`` over the box that holds the masked
+  samples, with two planes made once, where a chroma sample is neutral (128) if any
+  of its 2x2 luma pixels is masked (:func:`chroma_selection`).
 
 Measured by ``bench/mask_bench.py`` (x86, one core; 1280x720, the 8 test polygons
 covering 41 % of the frame): BGR 0.14 ms a frame against 16 ms by boolean index, I420
@@ -31,6 +32,7 @@ polygons as with none, within the bench's noise (see bench/README.md for the tab
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -79,6 +81,32 @@ def chroma_cover(region: np.ndarray) -> np.ndarray:
     return region[: ch * 2, : cw * 2].reshape(ch, 2, cw, 2).any(axis=(1, 3))
 
 
+class ChromaSelection(NamedTuple):
+    """The masked chroma samples of one plane, as two uint8 planes over the box that
+    holds them all: ``plane[rows, columns] = (plane[rows, columns] & keep) | paint``.
+    ``keep`` is 0 where a sample is masked, else 255; ``paint`` 128 there, else 0."""
+
+    rows: slice
+    columns: slice
+    keep: np.ndarray
+    paint: np.ndarray
+
+
+def chroma_selection(cover: np.ndarray) -> ChromaSelection | None:
+    """The selection of a boolean chroma ``cover`` (see :func:`chroma_cover`), cropped
+    to the rows and columns where it has a masked sample; None if it has none."""
+    rows, columns = np.flatnonzero(cover.any(axis=1)), np.flatnonzero(cover.any(axis=0))
+    if not rows.size:
+        return None
+    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1))
+    inside = cover[box]
+    return ChromaSelection(
+        *box,
+        keep=np.where(inside, 0, 255).astype(np.uint8),
+        paint=np.where(inside, CHROMA_NEUTRAL, 0).astype(np.uint8),
+    )
+
+
 def _fills_in_place(frame: np.ndarray) -> bool:
     """Whether OpenCV paints ``frame`` itself (not a copy): uint8, writable, at most
     four channels, pixels and channels packed, rows in order (any row padding)."""
@@ -110,7 +138,7 @@ class PrivacyMask:
         self.fill = fill
         self._points: dict[tuple[int, int], list[np.ndarray]] = {}
         self._regions: dict[tuple[int, int], np.ndarray] = {}
-        self._chroma: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._chroma: dict[tuple[int, int], ChromaSelection | None] = {}
 
     def __bool__(self) -> bool:
         return bool(self.polygons)
@@ -130,16 +158,12 @@ class PrivacyMask:
             self._points[key] = pixel_polygons(self.polygons, width, height)
         return self._points[key]
 
-    def _chroma_planes(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(keep, paint)``, each uint8 (2*(H//2))x(W//2), U's rows over V's: keep is 0
-        where a chroma sample is masked, else 255; paint is 128 there, else 0."""
+    def _chroma_selection(self, width: int, height: int) -> "ChromaSelection | None":
+        """Where a chroma plane of a ``width`` x ``height`` picture is masked, or None."""
         key = (width, height)
         if key not in self._chroma:
             _bounded(self._chroma)
-            cover = np.vstack([chroma_cover(self.region(width, height))] * 2)
-            keep = np.where(cover, 0, 255).astype(np.uint8)
-            paint = np.where(cover, CHROMA_NEUTRAL, 0).astype(np.uint8)
-            self._chroma[key] = (keep, paint)
+            self._chroma[key] = chroma_selection(chroma_cover(self.region(width, height)))
         return self._chroma[key]
 
     def _paint(self, picture: np.ndarray) -> None:
@@ -192,11 +216,12 @@ class PrivacyMask:
                 f"with stride {stride} ({needed} bytes)"
             )
         self._paint(flat[:y_size].reshape(height, stride)[:, :width])
-        if ch and cw:
-            keep, paint = self._chroma_planes(width, height)
-            chroma = flat[y_size:needed].reshape(2 * ch, cstride)[:, :cw]
-            cv2.bitwise_and(chroma, keep, dst=chroma)
-            cv2.bitwise_or(chroma, paint, dst=chroma)
+        chroma = self._chroma_selection(width, height) if ch and cw else None
+        if chroma is not None:
+            planes = flat[y_size:needed].reshape(2, ch, cstride)
+            for plane in planes[:, chroma.rows, chroma.columns]:
+                cv2.bitwise_and(plane, chroma.keep, dst=plane)
+                cv2.bitwise_or(plane, chroma.paint, dst=plane)
         return buffer
 
 
