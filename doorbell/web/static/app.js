@@ -6,6 +6,7 @@ import * as owner from "/static/owner.js";
 import { listenForEvents } from "/static/events.js";
 import { toast } from "/static/toasts.js";
 import * as clipList from "/static/clip_list.js";
+import * as rings from "/static/rings.js";
 
 const state = { keyholder: null, events: null, cleanups: [] };
 window.doorbellEvents = [];
@@ -125,6 +126,7 @@ function sessionEnded(reason) {
   if (!document.title.startsWith("Locked · ")) document.title = `Locked · ${document.title}`;
   lockedOverlay("Session ended", `${ENDED[reason] || "Your session ended."} Unlock again to go on.`);
   $("tab-locked").dataset.reason = reason;
+  rings.whileLocked({ toast, reason }); // if the owner allowed rings here: they go on
 }
 
 // The event stream is (true) or is not (false) connected: while it is not, a banner says
@@ -207,6 +209,7 @@ function setupPage() {
 }
 
 function unlockPage() {
+  rings.whileLocked({ toast });
   const record = owner.saved();
   if (record) {
     $("known-owner").hidden = false;
@@ -407,6 +410,7 @@ async function start() {
   if (page === "unlock") return unlockPage();
   if (page === "setup") return setupPage();
   if (document.body.dataset.unlocked !== "yes") return;
+  rings.whileUnlocked(csrf()).catch(() => {});
   header();
   clipActions();
   if (!state.events) {
@@ -417,6 +421,7 @@ async function start() {
     });
   }
   if (page === "owners") ownersPage();
+  if (page === "clips") rings.choiceBox($("rings-here"), csrf, toast);
   if (!state.keyholder) {
     const known = owner.saved();
     lockedOverlay("Unlock this tab", known

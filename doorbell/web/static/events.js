@@ -16,6 +16,9 @@
 // doorbell cannot be reached (the browser tries again), and when the doorbell refuses
 // the stream it asks why: 401 is the session's end (onSessionEnded("locked")), anything
 // else is tried again later (429: too many tabs, after 10 s).
+//
+// ringNotice(data, toast) is what a ring does on any page, locked ones too (rings.js):
+// the chime, the toast "Someone rang at 14:02" and the browser notification.
 
 export const RING_TAG = "doorbell-ring";
 export const MOTION_TAG = "doorbell-motion";
@@ -43,6 +46,14 @@ function chime() {
 // "14:02" for wall-clock seconds, in this browser's time zone.
 export function clockTime(at) {
   return new Date(at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// A ring (the stream's `bell` data, {at}): the chime, its toast and its notification.
+export function ringNotice(data, toast) {
+  chime();
+  const words = `Someone rang at ${clockTime(data.at)}`;
+  toast(words, { kind: "ring" });
+  notifyBrowser("Doorbell", { body: words, tag: RING_TAG, renotify: true, requireInteraction: true });
 }
 
 function notifyBrowser(title, options) {
@@ -93,10 +104,7 @@ class EventStream {
 
   ring(data) {
     this.lastRing = Date.now();
-    chime();
-    const words = `Someone rang at ${clockTime(data.at)}`;
-    this.handlers.toast(words, { kind: "ring" });
-    notifyBrowser("Doorbell", { body: words, tag: RING_TAG, renotify: true, requireInteraction: true });
+    ringNotice(data, this.handlers.toast);
   }
 
   motion(data) {
