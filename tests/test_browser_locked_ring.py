@@ -6,7 +6,8 @@ real demo service of tests/test_browser.py (its mock bell pin pressed from the t
   notification within a second (measured in the page, printed), with no request for a
   picture or a clip. "Stop rings here" turns it off: the next press shows nothing.
 - A session that ends in the tab (the overlay) keeps ringing too; a pass the doorbell
-  no longer knows (as after a restart) is said plainly, and unlocking makes it again.
+  no longer knows (as after a restart) is said plainly, and unlocking makes it again;
+  "not you?" (forget this browser) ends it.
 """
 
 import asyncio
@@ -150,3 +151,16 @@ async def test_a_tab_whose_session_ends_keeps_ringing_and_says_when_its_pass_is_
             break
         await page.wait_for_timeout(50)
     assert await ring_cookie(page) is not None
+
+    # "not you?" on the unlock page forgets this browser: its rings end with it (the
+    # cookie goes only with the doorbell's answer to the DELETE that ends the pass)
+    await page.click("#lock")
+    await page.wait_for_url("**/unlock")
+    await page.click("#forget-browser")
+    await page.wait_for_load_state()
+    await until(page, "localStorage.getItem('doorbell.ringsHere') === null")
+    for _ in range(100):
+        if await ring_cookie(page) is None:
+            break
+        await page.wait_for_timeout(50)
+    assert await ring_cookie(page) is None

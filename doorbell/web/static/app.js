@@ -216,8 +216,9 @@ function unlockPage() {
     $("known-owner-name").textContent = record.name;
     $("name-field").hidden = true;
   }
-  $("forget-browser").addEventListener("click", () => {
+  $("forget-browser").addEventListener("click", async () => {
     owner.forgetBrowser();
+    await rings.stop().catch(() => {}); // a forgotten browser hears no rings either
     location.reload();
   });
   const form = $("unlock-form");

@@ -54,7 +54,7 @@ async function allow(csrf) {
 }
 
 // This browser hears no more rings while locked. A pass already gone (401) is as good.
-async function stop() {
+export async function stop() {
   choose(false);
   const response = await fetch("/api/rings/pass", { method: "DELETE", credentials: "same-origin" });
   if (!response.ok && response.status !== 401) {
