@@ -15,7 +15,9 @@ luma plane and both chroma planes at half size).
 (porch-visitors.mp4 scaled to 1280x720, as bench/pipeline_bench.py makes it), each in
 a fresh process, with 0, 1 (the example polygon) and 8 mask polygons; the order
 alternates each repetition; CPU seconds (user + system of the child, from its
-rusage) as medians of ``--repeat``, and the ratios 8/0 (goal <= 1.05) and 1/0.
+rusage) as medians of ``--repeat``, and the ratios 8/0 (goal <= 1.05) and 1/0. The
+same replays with 1 and 8 polygons masked the boolean way ("before", the
+``PrivacyMask`` of before issue 15, patched in the child) unless ``--no-before``.
 
 porch-visitors.mp4 is read from $DOORBELL_FOOTAGE if set, else ../shared/footage
 beside the repository; if it is missing, the bench says so and exits with 2
@@ -75,9 +77,11 @@ def boolean_region(polygons: list, width: int, height: int) -> np.ndarray:
     return out
 
 
-def boolean_way(polygons: list, width: int, height: int, layout: str) -> Callable:
+def boolean_way(
+    polygons: list, width: int, height: int, layout: str, region: np.ndarray | None = None
+) -> Callable:
     """The masks before issue 15: a boolean index over every pixel (region cached)."""
-    region = boolean_region(polygons, width, height)
+    region = boolean_region(polygons, width, height) if region is None else region
     if layout in ("BGR", "grey"):
 
         def apply(frame: np.ndarray) -> None:
@@ -219,11 +223,52 @@ def cpu_of(command: list, log: Path) -> tuple[float, dict]:
     return usage.ru_utime + usage.ru_stime, json.loads(log.read_text())
 
 
-def pipeline(seconds: float, repeat: int) -> dict:
+# The replay as it ran before issue 15: the same PrivacyMask, painting by boolean index.
+BEFORE = """
+import sys
+sys.path.insert(0, sys.argv.pop(1))
+import mask_bench
+mask_bench.paint_the_boolean_way()
+from doorbell.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def paint_the_boolean_way() -> None:
+    """Make PrivacyMask paint as it did before issue 15 (its region, cached a size, as
+    a boolean index over every pixel), for the replays measured as "before"."""
+
+    def apply(self: PrivacyMask, frame: np.ndarray) -> np.ndarray:
+        if self.polygons:
+            frame[self.region(frame.shape[1], frame.shape[0])] = self.fill
+        return frame
+
+    def apply_i420(
+        self: PrivacyMask, buffer: np.ndarray, width: int, height: int, stride: int | None = None
+    ) -> np.ndarray:
+        if self.polygons:
+            paint = boolean_way(self.polygons, width, height, "I420", self.region(width, height))
+            paint(buffer, stride or width)
+        return buffer
+
+    PrivacyMask.apply = apply  # type: ignore[method-assign]
+    PrivacyMask.apply_i420 = apply_i420  # type: ignore[method-assign]
+
+
+RUNS = {  # name: (polygons, painted the boolean way)
+    "0": ([], False),
+    "1": (EXAMPLE, False),
+    "8": (EIGHT, False),
+    "1 before": (EXAMPLE, True),
+    "8 before": (EIGHT, True),
+}
+
+
+def pipeline(seconds: float, repeat: int, before: bool) -> dict:
     from pipeline_bench import make_720p  # bench/ is on sys.path
 
-    doorbell = [sys.executable, "-m", "doorbell"]
-    counts = {"0": [], "1": EXAMPLE, "8": EIGHT}
+    runs = {name: run for name, run in RUNS.items() if before or not run[1]}
+    bench_dir = str(Path(__file__).resolve().parent)
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="doorbell-mask-bench-") as tmp:
         work = Path(tmp)
         video = work / "porch-720p.mp4"
@@ -232,20 +277,26 @@ def pipeline(seconds: float, repeat: int) -> dict:
         (work / "pass").write_text("benchmark passphrase\n")
         init = ["keys", "init", "--data-dir", keyed, "--passphrase-file", work / "pass"]
         subprocess.run(
-            [*doorbell, *init, "--work-factor", "10"],
+            [sys.executable, "-m", "doorbell", *init, "--work-factor", "10"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
         bells = [a for t in range(10, int(seconds), 20) for a in ("--bell-at", str(t))]
-        cpu: dict[str, list[float]] = {n: [] for n in counts}
-        work_done: dict[str, set] = {n: set() for n in counts}
+        cpu: dict[str, list[float]] = {n: [] for n in runs}
+        work_done: dict[str, set] = {n: set() for n in runs}
         for r in range(repeat):
-            for n in counts if r % 2 == 0 else reversed(list(counts)):
-                data = work / f"data-{n}-{r}"
+            for n in runs if r % 2 == 0 else reversed(list(runs)):
+                polygons, boolean = runs[n]
+                data = work / f"data-{r}"
                 shutil.copytree(keyed, data)
-                config = config_for(counts[n], work / f"masks-{n}.toml")
+                config = config_for(polygons, work / f"masks-{len(polygons)}.toml")
+                python = (
+                    [sys.executable, "-c", BEFORE, bench_dir]
+                    if boolean
+                    else [sys.executable, "-m", "doorbell"]
+                )
                 run = ["replay", video, "--data-dir", data, "--config", config, "--json"]
-                seconds_cpu, summary = cpu_of([*doorbell, *run, *bells], work / f"{n}-{r}.json")
+                seconds_cpu, summary = cpu_of([*python, *run, *bells], work / f"{r}.json")
                 cpu[n].append(seconds_cpu)
                 work_done[n].add((summary["frames"], len(summary["clips"])))
                 shutil.rmtree(data)
@@ -264,7 +315,7 @@ def pipeline(seconds: float, repeat: int) -> dict:
 def print_pipeline(result: dict) -> None:
     print(
         f"\n## (b) doorbell replay of {result['seconds']:g} s of 1280x720 real footage, "
-        f"CPU s, medians of {result['repeat']} (alternating order)"
+        f"CPU s, medians of {result['repeat']} (alternating order; before: the boolean way)"
     )
     print("| mask polygons | CPU s (each run) | median | vs 0 | frames, clips |")
     print("| --- | --- | --- | --- | --- |")
@@ -287,6 +338,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="replay: seconds of video")
     parser.add_argument("--repeat", type=int, default=3, help="replay: runs of each count")
     parser.add_argument("--micro-only", action="store_true", help="skip the replays")
+    parser.add_argument(
+        "--no-before", action="store_true", help="skip the replays masking the boolean way"
+    )
     parser.add_argument("--json", metavar="FILE", help="write every figure here too")
     args = parser.parse_args()
     if args.rounds < 1 or args.repeat < 1 or args.seconds < 1:
@@ -300,7 +354,7 @@ def main() -> None:
     print_micro(rows)
     result = None
     if not args.micro_only:
-        result = pipeline(args.seconds, args.repeat)
+        result = pipeline(args.seconds, args.repeat, not args.no_before)
         print_pipeline(result)
     if args.json:
         Path(args.json).write_text(json.dumps({"micro": rows, "pipeline": result}, indent=1))

@@ -24,15 +24,17 @@ as the cheapest exact operation, never a boolean index over every pixel:
   samples, with two planes made once, where a chroma sample is neutral (128) if any
   of its 2x2 luma pixels is masked (:func:`chroma_selection`).
 
-Measured by ``bench/mask_bench.py`` (x86, one core; 1280x720, the 8 test polygons
-covering 41 % of the frame): BGR 0.14 ms a frame against 16 ms by boolean index, I420
-with a padded stride 0.08 ms against 0.6 ms; the example polygon of ``default.toml``
-0.03 ms against 9 ms in BGR. Replaying real 720p footage costs the same CPU with 8
-polygons as with none, within the bench's noise (see bench/README.md for the table).
+Measured by ``bench/mask_bench.py`` (x86, 2 shared cores; medians): at 1280x720
+with 8 polygons over 41 % of the frame, BGR 0.17 ms a frame (the boolean index it
+replaced: 16.7 ms; ``cv2.fillPoly`` alone: 0.14 ms), I420 with rows padded to 1344
+bytes 0.10 ms (was 0.45 ms); the example polygon of ``default.toml`` in BGR 0.03 ms
+(was 4.8 ms). Replaying 60 s of real 720p footage costs 0.90x the CPU of no mask
+with those 8 polygons (a black area is cheaper to encode) and 0.98x with the
+example one; masked the boolean way, 1.59x and 1.76x.
 """
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -41,6 +43,7 @@ from doorbell.config import check_polygons
 
 Point = tuple[float, float]
 Polygon = Sequence[Point]
+T = TypeVar("T")
 
 CHROMA_NEUTRAL = 128  # U and V of a colourless sample
 _MAX_SIZES = 8  # frame sizes kept in a mask's cache (a camera has two or three)
@@ -145,26 +148,22 @@ class PrivacyMask:
 
     def region(self, width: int, height: int) -> np.ndarray:
         """Boolean HxW: True where the mask hides the picture."""
-        key = (width, height)
-        if key not in self._regions:
-            _bounded(self._regions)
-            self._regions[key] = polygon_mask(self.polygons, width, height) > 0
-        return self._regions[key]
+        return _cached(
+            self._regions, (width, height), lambda: polygon_mask(self.polygons, width, height) > 0
+        )
 
     def _pixel_points(self, width: int, height: int) -> list[np.ndarray]:
-        key = (width, height)
-        if key not in self._points:
-            _bounded(self._points)
-            self._points[key] = pixel_polygons(self.polygons, width, height)
-        return self._points[key]
+        return _cached(
+            self._points, (width, height), lambda: pixel_polygons(self.polygons, width, height)
+        )
 
-    def _chroma_selection(self, width: int, height: int) -> "ChromaSelection | None":
+    def _chroma_selection(self, width: int, height: int) -> ChromaSelection | None:
         """Where a chroma plane of a ``width`` x ``height`` picture is masked, or None."""
-        key = (width, height)
-        if key not in self._chroma:
-            _bounded(self._chroma)
-            self._chroma[key] = chroma_selection(chroma_cover(self.region(width, height)))
-        return self._chroma[key]
+        return _cached(
+            self._chroma,
+            (width, height),
+            lambda: chroma_selection(chroma_cover(self.region(width, height))),
+        )
 
     def _paint(self, picture: np.ndarray) -> None:
         """Fill the masked pixels of an HxW or HxWxC ``picture`` view in place."""
@@ -178,7 +177,12 @@ class PrivacyMask:
             picture[self.region(width, height)] = self.fill
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
-        """Paint the masked regions of ``frame`` (HxW or HxWxC) in place; returns it."""
+        """Paint the masked regions of ``frame`` (HxW or HxWxC) in place; returns it.
+
+        An 8-bit frame of up to 4 channels with its pixels packed (rows may be padded)
+        costs what filling the polygons costs; any other array (flipped, strided, not
+        8-bit) is painted by a boolean index, the same pixels, several times slower.
+        """
         if self.polygons:
             self._paint(frame)
         return frame
@@ -188,17 +192,19 @@ class PrivacyMask:
     ) -> np.ndarray:
         """Paint a planar YUV 4:2:0 buffer (Y, then U, then V at half size) in place.
 
-        ``buffer`` is any C-contiguous uint8 array of at least
+        ``buffer`` is any contiguous uint8 array of at least
         ``stride * height + 2 * (stride // 2) * (height // 2)`` bytes (the Pi's
         ``(height * 3 // 2, stride)`` array, a flat one). ``stride`` is the bytes per
         luma row (a camera pads rows; chroma rows take half). Luma takes ``fill``;
         chroma takes 128 (no colour) wherever a chroma sample touches a masked pixel,
         so not even a tint of a masked area survives. Raises ValueError if the buffer
-        is too small or not one block of memory (painting a copy would leave the
-        picture unmasked).
+        is not 8-bit, too small or not one block of memory (painting a copy would leave
+        the picture unmasked).
         """
         if not self.polygons:
             return buffer
+        if buffer.dtype != np.uint8:
+            raise ValueError(f"I420 buffer must be 8-bit (uint8), not {buffer.dtype}")
         stride = stride or width
         cw, ch, cstride = width // 2, height // 2, stride // 2
         y_size = stride * height
@@ -225,7 +231,16 @@ class PrivacyMask:
         return buffer
 
 
-def _bounded(cache: dict) -> None:
-    """Forget every size once a cache holds ``_MAX_SIZES`` (a camera changing size)."""
+def _cached(cache: dict[tuple[int, int], T], size: tuple[int, int], make: Callable[[], T]) -> T:
+    """``cache[size]``, made by ``make()`` the first time; every size is forgotten once
+    the cache holds ``_MAX_SIZES`` (a camera changing size). Safe for a mask shared by
+    threads: at worst two make the same value."""
+    try:
+        return cache[size]
+    except KeyError:
+        pass
+    value = make()
     if len(cache) >= _MAX_SIZES:
         cache.clear()
+    cache[size] = value
+    return value

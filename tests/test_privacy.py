@@ -217,6 +217,8 @@ def test_an_i420_buffer_that_cannot_be_masked_in_place_is_refused():
         mask.apply_i420(scattered, 64, 48)
     with pytest.raises(ValueError, match="too small for 64x48 with stride 64"):
         mask.apply_i420(np.zeros(64 * 48, np.uint8), 64, 48)
+    with pytest.raises(ValueError, match="must be 8-bit"):
+        mask.apply_i420(np.zeros(64 * 72, np.uint16), 64, 48)
 
 
 @pytest.mark.parametrize("fill", [-1, 256, 1.5, True, "0"])
@@ -225,7 +227,7 @@ def test_a_fill_that_is_not_a_byte_is_refused(fill):
         PrivacyMask([DOOR], fill=fill)
 
 
-def test_the_selection_is_made_once_a_size():
+def test_the_selection_is_made_once_a_size_and_a_camera_changing_size_is_bounded():
     mask = PrivacyMask([STREET, DOOR])
     frame = np.zeros((72, 96, 3), np.uint8)
     mask.apply(frame)
@@ -233,12 +235,15 @@ def test_the_selection_is_made_once_a_size():
     mask.apply(frame)
     assert mask._points[(96, 72)] is points
     assert mask.region(96, 72) is mask.region(96, 72)
+    for width in range(10, 40):
+        mask.apply_i420(np.zeros(width * 30, np.uint8), width, 20)
+        assert len(mask._points) <= 8 and len(mask._regions) <= 8 and len(mask._chroma) <= 8
 
 
 def test_masking_a_720p_frame_costs_about_filling_its_polygons():
-    """Eight polygons over 41 % of a 1280x720 BGR frame: the boolean index took 9 to
-    16 ms a frame; filling the polygons about 0.15 ms (bench/mask_bench.py). The bound
-    leaves a margin of ten for a busy machine."""
+    """Eight random polygons on a 1280x720 BGR frame and a padded I420 one: the boolean
+    index took 9 to 20 ms the pair; the selection about 0.5 ms (bench/mask_bench.py).
+    The bound leaves a margin of eight for a busy machine and still fails the old way."""
     polygons = random_polygons(np.random.default_rng(8), 8)
     mask = PrivacyMask(polygons)
     frame = np.zeros((720, 1280, 3), np.uint8)
@@ -251,4 +256,4 @@ def test_masking_a_720p_frame_costs_about_filling_its_polygons():
         mask.apply(frame)
         mask.apply_i420(buffer, 1280, 720, 1344)
         times.append(time.perf_counter() - start)
-    assert sorted(times)[10] < 0.0025
+    assert sorted(times)[10] < 0.004
