@@ -1,0 +1,535 @@
+"""Doorbell against its peer, Motion, on the same 720p file in real time; and the
+decode+encode floor against ``doorbell replay``.
+
+    .venv/bin/python bench/peer_bench.py [--seconds 120] [--idle 60] [--repeat 3] [--json FILE]
+
+The scene, made once with PyAV into a temporary folder in /var/tmp: porch-visitors.mp4
+(768x432, 10 fps; $DOORBELL_FOOTAGE or ../shared/footage) scaled to 1280x720 (swscale
+bilinear, in YUV 4:2:0) and written as 10 fps H.264 (libx264 veryfast). First
+``--seconds`` of action: the footage that leads up to its empty stretch (frame 986 on),
+looped if longer (people walk up, stand, leave; the porch is empty 15-19 s between
+some of them). Then ``--idle`` seconds of an empty scene: that stretch's frames
+1000-1159 (under 0.1 % of the pixels change by more than 25 a frame) played forward and
+back, so the empty porch keeps a real camera's noise and follows the action with no cut.
+
+Each repetition runs the three sides one after the other, in an order that alternates,
+each on a fresh output folder, in real time:
+
+* Motion (Debian's ``motion``; without it the bench exits 2 saying how to install it)
+  with the config of :func:`motion_config`: the file as ``netcam_url file://`` read at
+  10 fps (``capture_rate=10``: by default Motion reads at framerate + 1, 10 % faster
+  than real time), 1280x720 at 10 fps, H.264 in Matroska by libx264 (Motion sets
+  ultrafast and zerolatency itself; ``movie_quality 54`` is CRF 23, libx264's default,
+  as doorbell's encoder; Motion's GOP is fps / 2), 50 frames of pre-capture and 100 of
+  post-capture (doorbell's 5 s pre_roll and 10 s post_roll), Debian's motion.conf
+  detection settings (threshold 1500, despeckle EedDl, event_gap 60), no text overlay
+  (doorbell draws none), no port open (webcontrol_port 0, stream_port 0); SIGTERM when
+  the file has played;
+* ``doorbell replay --realtime`` (default settings) into a fresh data dir whose only
+  recipient is an X25519 key the bench makes;
+* ``doorbell demo --source FILE`` on a free port of 127.0.0.1 with such a data dir
+  (nobody connects); SIGTERM when the file has played.
+
+From /proc every 0.25 s: CPU seconds (user + system) of the process tree (children
+reaped or not), per minute of wall time in two windows after the launch: recording,
+from 5 s (start-up left out) to the end of the action; empty scene, from 20 s after it
+(when the clips have ended: post-roll 10 s) to 1.5 s before the file ends, with the
+bytes of clips written in that window (0 when nothing records there). Peak RSS: VmHWM
+of the launched process itself (not ru_maxrss: Linux carries the parent's high-water
+mark into a child's). Output bitrate: bytes of the clips / seconds of video in them
+(first to last frame, by demuxing; doorbell's clips decrypted with the bench's key).
+Doorbell's clips on disk are age ciphertext: the plaintext plus a header and 16 bytes a
+64 KiB chunk (the overhead is printed; about 0.03 %). Medians over the repetitions, with
+doorbell's ratios to Motion against the issue's goals.
+
+The floor: PyAV decoding the file and handing each decoded frame, unconverted, to
+libx264 with doorbell's settings (codec.py H264Encoder: ultrafast, zerolatency, no
+B-frames, a keyframe every fps x keyframe_interval frames) into fragmented MP4
+(codec.FRAGMENTED_MP4) thrown away, as fast as it goes, in a fresh interpreter;
+against ``doorbell replay`` (not real time) of the same file. Whole processes, start-up
+included, CPU-s from wait4, alternating, medians. Debian's ``ffmpeg`` doing the same is
+printed beside it when present (with Debian's libx264, not the one in PyAV's wheel).
+"""
+
+import argparse
+import fractions
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+from footage import FOOTAGE, require
+
+from doorbell import vault
+from doorbell.config import Config
+from doorbell.store import Keyring
+
+NEEDS = ("porch-visitors.mp4",)
+WIDTH, HEIGHT, FPS = 1280, 720, 10
+IDLE_FRAMES = (1000, 1160)  # inside porch-visitors' empty stretch, frames 986-1175
+START_SKIP = 5.0  # seconds after launch left out of the recording window (start-up)
+SETTLE = 20.0  # seconds after the action before the empty-scene window opens
+END_MARGIN = 1.5  # seconds before the file ends that the empty-scene window closes
+TICK = 0.25  # seconds between samples of /proc
+DOORBELL = [sys.executable, "-m", "doorbell"]
+
+
+# -- the scene ----------------------------------------------------------------------------
+
+
+def _footage(skip: int, count: int) -> Iterator[av.VideoFrame]:
+    """``count`` frames of porch-visitors.mp4 from frame ``skip`` on, looped."""
+    while True:
+        with av.open(str(FOOTAGE / "porch-visitors.mp4")) as source:
+            for frame in source.decode(video=0):
+                if skip:
+                    skip -= 1
+                    continue
+                if count == 0:
+                    return
+                count -= 1
+                yield frame
+
+
+def make_scene(path: Path, action_s: float, idle_s: float) -> None:
+    """Write the bench's 1280x720 10 fps H.264 MP4 to ``path`` (see the module's text)."""
+    with av.open(str(FOOTAGE / "porch-visitors.mp4")) as source:
+        length = source.streams.video[0].frames
+    start, end = IDLE_FRAMES
+    action = round(action_s * FPS)
+    still = list(_footage(start, end - start))
+    pingpong = still + still[-2:0:-1]
+    idle = (pingpong[i % len(pingpong)] for i in range(round(idle_s * FPS)))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": "veryfast"}
+        frames = itertools.chain(_footage((start - action) % length, action), idle)
+        for index, frame in enumerate(frames):
+            big = frame.reformat(WIDTH, HEIGHT, "yuv420p", interpolation="BILINEAR")
+            big.pts, big.time_base = index, fractions.Fraction(1, FPS)
+            out.mux(stream.encode(big))
+        out.mux(stream.encode(None))
+
+
+# -- a process and its children, from /proc -------------------------------------------------
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its live descendants, with what each
+    has reaped (cutime, cstime); 0 for a process that has gone."""
+    total, todo = 0, [pid]
+    while todo:
+        here = todo.pop()
+        try:
+            with open(f"/proc/{here}/stat") as file:
+                total += sum(int(v) for v in file.read().rsplit(")", 1)[1].split()[11:15])
+            for task in Path(f"/proc/{here}/task").iterdir():
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """The peak resident set of ``pid`` itself (VmHWM, MB); 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def measure(command: list[str], log: Path | None = None) -> tuple[float, float]:
+    """Run ``command`` to its end (stdout to nowhere, stderr to ``log``): its CPU seconds
+    (its own and its children's, from wait4) and its peak RSS in MB (its own VmHWM, read
+    every 20 ms until it exits). Exits the bench if it fails."""
+    with open(log or os.devnull, "wb") as errors:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+    peak = 0.0
+    while True:
+        peak = max(peak, vm_hwm_mb(child.pid))
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.02)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed (see {log})")
+    return usage.ru_utime + usage.ru_stime, peak
+
+
+def _bytes_in(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+@dataclass
+class Trace:
+    """One run as /proc saw it: (seconds since launch, tree CPU-s, bytes in the output
+    folder) samples, and the launched process's peak RSS (MB) and exit status."""
+
+    samples: list[tuple[float, float, int]] = field(default_factory=list)
+    peak_mb: float = 0.0
+    status: int | None = None
+
+    def at(self, when: float, column: int) -> float:
+        """A column's value ``when`` seconds after launch, interpolated between samples."""
+        before = max((s for s in self.samples if s[0] <= when), default=self.samples[0])
+        after = min((s for s in self.samples if s[0] >= when), default=self.samples[-1])
+        if after[0] == before[0]:
+            return before[column]
+        share = (when - before[0]) / (after[0] - before[0])
+        return before[column] + (after[column] - before[column]) * share
+
+    def per_minute(self, start: float, end: float) -> float:
+        """CPU-s per minute of wall time from ``start`` to ``end`` seconds after launch."""
+        return (self.at(end, 1) - self.at(start, 1)) * 60 / (end - start)
+
+
+def watch(command: list[str], output: Path, log: Path, stop_after: float | None) -> Trace:
+    """Run ``command`` (stdout, stderr to ``log``), sampling it and ``output`` every TICK;
+    SIGTERM at ``stop_after`` seconds (None: let it end), SIGKILL 30 s later."""
+    trace = Trace()
+    with open(log, "wb") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    launched, stop = time.monotonic(), stop_after
+    while True:
+        now, hwm, cpu = time.monotonic() - launched, vm_hwm_mb(child.pid), tree_cpu(child.pid)
+        if child.poll() is not None:
+            break
+        trace.peak_mb = max(trace.peak_mb, hwm)
+        trace.samples.append((now, cpu, _bytes_in(output)))
+        if stop is not None and now >= stop:
+            child.send_signal(signal.SIGTERM if now < stop + 30 else signal.SIGKILL)
+            stop += 30
+        time.sleep(TICK)
+    trace.status = child.returncode
+    return trace
+
+
+# -- the sides ------------------------------------------------------------------------------
+
+
+def motion_config(video: Path, out: Path) -> str:
+    """Motion's config for the bench (see the module's text); movies go to ``out/movies``."""
+    return f"""\
+daemon off
+setup_mode off
+log_level 6
+log_file {out}/motion.log
+target_dir {out}/movies
+netcam_url file://{video}
+netcam_params capture_rate={FPS}
+width {WIDTH}
+height {HEIGHT}
+framerate {FPS}
+text_left ""
+text_right ""
+threshold 1500
+despeckle_filter EedDl
+minimum_motion_frames 1
+event_gap 60
+pre_capture {5 * FPS}
+post_capture {10 * FPS}
+picture_output off
+movie_output on
+movie_max_time 120
+movie_quality 54
+movie_codec mkv
+movie_filename %t-%v-%Y%m%d%H%M%S
+webcontrol_port 0
+stream_port 0
+"""
+
+
+@dataclass
+class Run:
+    """One side's figures from one repetition (see the module's text)."""
+
+    side: str
+    recording: float  # CPU-s per minute
+    idle: float  # CPU-s per minute
+    idle_kb: float  # clip bytes written in the empty-scene window
+    peak_mb: float
+    mbit_s: float = 0.0
+    clips: int = 0
+    seconds: float = 0.0  # of video in the clips
+    disk_bytes: int = 0
+    plain_bytes: int | None = None  # decrypted, for doorbell's clips
+
+    def add_clip(self, size: int, media: object, plain: int | None = None) -> None:
+        """Count one clip: ``size`` bytes on disk, ``media`` a path or file PyAV opens."""
+        with av.open(media) as clip:  # type: ignore[call-overload]
+            video = clip.streams.video[0]
+            times = [float(p.pts * video.time_base) for p in clip.demux(video) if p.pts is not None]
+            rate = float(video.average_rate or FPS)
+        if times:
+            self.clips += 1
+            self.disk_bytes += size
+            self.seconds += max(times) - min(times) + 1 / rate
+            self.mbit_s = self.disk_bytes * 8 / self.seconds / 1e6
+            if plain is not None:
+                self.plain_bytes = (self.plain_bytes or 0) + plain
+
+
+def figures(side: str, trace: Trace, action: float, total: float) -> Run:
+    idle_from, idle_to = action + SETTLE, total - END_MARGIN
+    return Run(
+        side,
+        recording=trace.per_minute(START_SKIP, action),
+        idle=trace.per_minute(idle_from, idle_to),
+        idle_kb=(trace.at(idle_to, 2) - trace.at(idle_from, 2)) / 1024,
+        peak_mb=trace.peak_mb,
+    )
+
+
+def run_motion(video: Path, work: Path, action: float, total: float, _: object) -> Run:
+    movies = work / "movies"
+    movies.mkdir()
+    config = work / "motion.conf"
+    config.write_text(motion_config(video, work))
+    trace = watch(["motion", "-n", "-c", str(config)], movies, work / "stdout.log", total)
+    run = figures("Motion", trace, action, total)
+    for movie in sorted(movies.rglob("*.mkv")):
+        run.add_clip(movie.stat().st_size, str(movie))
+    return run
+
+
+def _doorbell(
+    side: str,
+    command: list[str],
+    work: Path,
+    identity: vault.X25519Identity,
+    action: float,
+    total: float,
+) -> Run:
+    data = work / "data"
+    Keyring.in_data_dir(data).add_recipient(identity.recipient, "peer bench")
+    stop = total if command[0] == "demo" else None
+    trace = watch([*DOORBELL, *command, "--data-dir", str(data)], data, work / "log", stop)
+    if stop is None and trace.status != 0:
+        raise SystemExit(f"doorbell {command[0]} failed ({trace.status}): see {work / 'log'}")
+    run = figures(side, trace, action, total)
+    for path in sorted((data / "clips").rglob("*.mp4.age")):
+        with vault.open_file(path, [identity]) as clip:
+            plain = clip.seek(0, os.SEEK_END)
+            clip.seek(0)
+            run.add_clip(path.stat().st_size, clip, plain)
+    return run
+
+
+def run_replay(video: Path, work: Path, action: float, total: float, key: object) -> Run:
+    command = ["replay", str(video), "--realtime", "--json"]
+    return _doorbell("doorbell replay", command, work, key, action, total)  # type: ignore[arg-type]
+
+
+def run_demo(video: Path, work: Path, action: float, total: float, key: object) -> Run:
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["demo", "--source", str(video), "--port", str(port)]
+    return _doorbell("doorbell demo", command, work, key, action, total)  # type: ignore[arg-type]
+
+
+SIDES: dict[str, Callable[[Path, Path, float, float, object], Run]] = {
+    "Motion": run_motion,
+    "doorbell replay": run_replay,
+    "doorbell demo": run_demo,
+}
+
+
+# -- the decode+encode floor ----------------------------------------------------------------
+
+FLOOR = """
+import fractions, json, sys
+import av
+from av.video.frame import PictureType
+video, gop, options, muxing = sys.argv[1], int(sys.argv[2]), *map(json.loads, sys.argv[3:])
+with av.open(video) as source, av.open("/dev/null", "w", format="mp4", options=muxing) as out:
+    decoded = source.streams.video[0]
+    stream = out.add_stream("libx264", rate=decoded.average_rate)
+    stream.width, stream.height, stream.pix_fmt = decoded.width, decoded.height, "yuv420p"
+    stream.codec_context.gop_size = gop
+    stream.options = options
+    base = fractions.Fraction(1, 90_000)
+    for frame in source.decode(decoded):
+        frame.pts, frame.time_base = round(frame.time / base), base
+        frame.pict_type = PictureType.NONE  # the encoder's keyframes, not the source's
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+"""
+ENCODER_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}  # as codec.py's
+
+
+def floor_commands(video: Path) -> dict[str, list[str]]:
+    """The floor's commands by name: PyAV, and Debian's ffmpeg CLI when it is there."""
+    from doorbell.codec import FRAGMENTED_MP4
+
+    gop = str(max(1, round(FPS * Config().pipeline.keyframe_interval)))
+    options = [json.dumps(ENCODER_OPTIONS), json.dumps(FRAGMENTED_MP4)]
+    commands = {"PyAV": [sys.executable, "-c", FLOOR, str(video), gop, *options]}
+    if shutil.which("ffmpeg"):
+        flags = [f"-{key}" for key in {**ENCODER_OPTIONS, **FRAGMENTED_MP4}]
+        values = [*ENCODER_OPTIONS.values(), *FRAGMENTED_MP4.values()]
+        commands["ffmpeg"] = [
+            *("ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-c:v", "libx264", "-g", gop),
+            *(arg for pair in zip(flags, values, strict=True) for arg in pair),
+            *("-f", "mp4", "-y", "/dev/null"),
+        ]
+    return commands
+
+
+def floor(video: Path, work: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """Median CPU-s and peak RSS (MB) of each floor command and of ``doorbell replay``."""
+    commands = floor_commands(video)
+    identity = vault.X25519Identity.generate()
+    spent: dict[str, list[tuple[float, float]]] = {name: [] for name in [*commands, "replay"]}
+    for rep in range(repeat):
+        for name in list(spent) if rep % 2 == 0 else list(spent)[::-1]:
+            command = commands.get(name)
+            if command is None:
+                data = work / f"floor-{rep}"
+                Keyring.in_data_dir(data).add_recipient(identity.recipient, "peer bench")
+                command = [*DOORBELL, "replay", str(video), "--data-dir", str(data), "--json"]
+            spent[name].append(measure(command, work / f"floor-{name}-{rep}.log"))
+            print(
+                f"floor {rep + 1}/{repeat}: {name} {spent[name][-1][0]:.2f} CPU-s", file=sys.stderr
+            )
+    return {
+        name: {
+            "cpu_s": statistics.median(c for c, _ in runs),
+            "peak_mb": statistics.median(m for _, m in runs),
+        }
+        for name, runs in spent.items()
+    }
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def require_motion() -> str:
+    """Motion's version; exits with status 2, saying how to get it, if it is missing."""
+    if shutil.which("motion") is None:
+        print(
+            "peer_bench.py: Motion is not installed; this bench compares against Debian's "
+            "package: sudo apt-get install motion (then 'sudo systemctl disable --now motion': "
+            "Debian starts it at boot, on ports 8080 and 8081 of localhost)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    words = subprocess.run(["motion", "-h"], capture_output=True, text=True).stdout.split()
+    return words[words.index("Version") + 1].rstrip(",") if "Version" in words else "?"
+
+
+ROWS = (  # label, Run field, format, goal (the largest ratio to Motion), or None
+    ("CPU-s per minute while recording", "recording", "{:.2f}", 1.0),
+    ("CPU-s per minute, empty scene", "idle", "{:.2f}", 2.0),
+    ("peak RSS, MB (VmHWM)", "peak_mb", "{:.0f}", 1.0),
+    ("output bitrate, Mbit/s", "mbit_s", "{:.2f}", None),
+    ("clips; seconds of video in them", "clips", "{:.0f}", None),
+    ("KB of clips written in the empty-scene window", "idle_kb", "{:.0f}", None),
+)
+
+
+def medians(runs: list[Run]) -> dict[str, dict[str, float]]:
+    by_side = {}
+    for side in SIDES:
+        mine = [asdict(run) for run in runs if run.side == side]
+        keys = [k for k in mine[0] if k != "side" and all(r[k] is not None for r in mine)]
+        by_side[side] = {key: statistics.median(run[key] for run in mine) for key in keys}
+    return by_side
+
+
+def print_peer(
+    by_side: dict[str, dict[str, float]], version: str, args: argparse.Namespace
+) -> None:
+    ours = [side for side in by_side if side != "Motion"]
+    scene = f"{args.seconds:g} s of porch footage then {args.idle:g} s of an empty porch"
+    print(f"# {scene}, {WIDTH}x{HEIGHT} at {FPS} fps, in real time; medians of {args.repeat}")
+    print(
+        f"| | Motion {version} | {' | '.join(ours)} | {' | '.join(f'{s} / Motion' for s in ours)} | goal |"
+    )
+    print("| --- " * (2 * len(ours) + 3) + "|")
+    for label, key, form, goal in ROWS:
+        cells = [form.format(by_side[side][key]) for side in by_side]
+        if key == "clips":
+            cells = [
+                f"{c}; {by_side[s]['seconds']:.1f} s" for c, s in zip(cells, by_side, strict=True)
+            ]
+        base = by_side["Motion"][key]
+        ratios = [f"{by_side[s][key] / base:.2f}x" if goal and base else "" for s in ours]
+        aim = f"<= {goal:g}x" if goal else ""
+        print(f"| {label} | {' | '.join(cells)} | {' | '.join(ratios)} | {aim} |")
+    for side in ours:
+        overhead = by_side[side]["disk_bytes"] / by_side[side]["plain_bytes"] - 1
+        print(f"\n{side}: the clips on disk (age) are {overhead * 100:.3f} % over their plaintext")
+
+
+def print_floor(spent: dict[str, dict[str, float]], seconds: float) -> None:
+    base = spent["PyAV"]["cpu_s"]
+    print(f"\n# the decode+encode floor: {seconds:g} s of the same file, as fast as it goes")
+    print(
+        "| process | CPU-s | peak RSS, MB | / PyAV floor | goal |\n| --- | --- | --- | --- | --- |"
+    )
+    labels = {
+        "PyAV": "floor: PyAV decode, libx264 at doorbell's settings, fragmented MP4",
+        "ffmpeg": "floor: Debian's ffmpeg, the same settings (Debian's libx264)",
+        "replay": "doorbell replay, not real time",
+    }
+    for name, row in spent.items():
+        goal = "<= 1.3x" if name == "replay" else ""
+        print(
+            f"| {labels[name]} | {row['cpu_s']:.2f} | {row['peak_mb']:.0f} | {row['cpu_s'] / base:.2f}x | {goal} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="of action (default 120)")
+    parser.add_argument("--idle", type=float, default=60.0, help="of an empty porch (default 60)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("peer", "floor"), help="one part of the bench only")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure here")
+    args = parser.parse_args()
+    if args.idle < SETTLE + END_MARGIN + 5 or args.seconds < START_SKIP + 10:
+        parser.error(f"--idle must be {SETTLE + END_MARGIN + 5:g} s or more, --seconds 15 s")
+    require(Path(__file__).name, *NEEDS)
+    version = require_motion() if args.only != "floor" else ""
+    total = args.seconds + args.idle
+    report: dict = {"args": vars(args), "motion": version}
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="doorbell-peer-") as tmp:
+        work = Path(tmp)
+        video = work / "scene.mp4"
+        make_scene(video, args.seconds, args.idle)
+        if args.only != "floor":
+            identity, runs = vault.X25519Identity.generate(), []
+            for rep in range(args.repeat):
+                for side in list(SIDES) if rep % 2 == 0 else list(SIDES)[::-1]:
+                    folder = work / f"{rep}-{side.replace(' ', '-')}"
+                    folder.mkdir()
+                    runs.append(SIDES[side](video, folder, args.seconds, total, identity))
+                    print(f"{rep + 1}/{args.repeat}: {runs[-1]}", file=sys.stderr)
+            report["runs"], report["medians"] = [asdict(r) for r in runs], medians(runs)
+            print_peer(report["medians"], version, args)
+        if args.only != "peer":
+            report["floor"] = floor(video, work, args.repeat)
+            print_floor(report["floor"], total)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
