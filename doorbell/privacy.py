@@ -25,12 +25,13 @@ as the cheapest exact operation, never a boolean index over every pixel:
   of its 2x2 luma pixels is masked (:func:`chroma_selection`).
 
 Measured by ``bench/mask_bench.py`` (x86, 2 shared cores; medians): at 1280x720
-with 8 polygons over 41 % of the frame, BGR 0.17 ms a frame (the boolean index it
-replaced: 16.7 ms; ``cv2.fillPoly`` alone: 0.14 ms), I420 with rows padded to 1344
-bytes 0.10 ms (was 0.45 ms); the example polygon of ``default.toml`` in BGR 0.03 ms
-(was 4.8 ms). Replaying 60 s of real 720p footage costs 0.90x the CPU of no mask
-with those 8 polygons (a black area is cheaper to encode) and 0.98x with the
-example one; masked the boolean way, 1.59x and 1.76x.
+with 8 polygons over 41 % of the frame, BGR 0.19 ms a frame (the boolean index it
+replaced: 20 ms; ``cv2.fillPoly`` alone: 0.19 ms), I420 with rows padded to 1344
+bytes 0.24 ms (was 16 ms, most of it the 2x2 chroma reduction redone every frame);
+the example polygon of ``default.toml`` 0.05 ms in BGR (was 7.7 ms), 0.04 ms in I420
+(was 9.4 ms). Replaying 60 s of real 720p footage costs 0.96x the CPU of no mask
+with those 8 polygons (a black area is cheaper to encode) and 1.02x with the
+example one; masked the boolean way, 1.99x and 2.11x.
 """
 
 from collections.abc import Callable, Sequence

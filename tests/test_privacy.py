@@ -242,7 +242,7 @@ def test_the_selection_is_made_once_a_size_and_a_camera_changing_size_is_bounded
 
 def test_masking_a_720p_frame_costs_about_filling_its_polygons():
     """Eight random polygons on a 1280x720 BGR frame and a padded I420 one: the boolean
-    index took 9 to 20 ms the pair; the selection about 0.5 ms (bench/mask_bench.py).
+    index took 25 to 35 ms the pair; the selection about 0.4 ms (bench/mask_bench.py).
     The bound leaves a margin of eight for a busy machine and still fails the old way."""
     polygons = random_polygons(np.random.default_rng(8), 8)
     mask = PrivacyMask(polygons)
