@@ -265,8 +265,7 @@ class CameraLoop:
                         pipeline.process(frame)  # masks it first
                     else:
                         self.frames_dropped += 1
-                        if not frame.masked:
-                            pipeline.mask.apply(frame.image)
+                        pipeline.paint(frame)  # for the live view
                 except Exception as failure:
                     raise PipelineFailed(failure) from failure
                 self._on_frame(frame)

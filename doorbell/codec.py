@@ -2,8 +2,8 @@
 importing ``av``).
 
     encoder = H264Encoder(1280, 720, fps=15)
-    for packet in encoder.encode(bgr_frame, at=t):   # EncodedPacket, in RAM
-        ring.append(packet)
+    for packet in encoder.encode_i420(yuv, at=t):    # EncodedPacket, in RAM
+        ring.append(packet)                          # (or .encode(bgr), .encode_decoded)
     with Mp4Writer(vault_writer, encoder.stream_info()) as mp4:
         for packet in packets_from_a_keyframe:
             mp4.write(packet)
@@ -24,7 +24,14 @@ presentation time, and a damaged packet is skipped and reported, not the end.
 
     video = VideoFile("porch.mp4")                  # CameraError if it is not video
     for picture in video.pictures(on_damage=print):
-        picture.pts, picture.i420                   # seconds; YUV 4:2:0 (or .bgr)
+        picture.pts, picture.decoded                # seconds; the decoder's YUV 4:2:0 (or .bgr)
+
+How many times a frame's pixels move on the way from a file to the encoder: none
+when nothing is painted on it (:meth:`H264Encoder.encode_decoded` hands the
+decoder's own frame over); once with privacy masks (:meth:`DecodedPicture.i420`
+copies it out, for a decoder's frame may be the reference of the next one and must
+not be painted; :meth:`H264Encoder.encode_i420` hands that buffer over in place).
+The encoder (libx264) copies each picture into its own frame as it takes it.
 """
 
 import contextlib
@@ -54,9 +61,12 @@ FRAGMENTED_MP4 = {
 
 
 class H264Encoder:
-    """BGR frames in, H.264 packets out (libx264, or another encoder by name).
+    """Pictures in, H.264 packets out (libx264, or another encoder by name).
 
-    Thread ownership: one thread calls ``encode``; packets come back in order.
+    Three ways in, by what the source has: :meth:`encode_i420` (packed YUV 4:2:0, taken
+    as it is), :meth:`encode_decoded` (a decoder's own frame, taken as it is) and
+    :meth:`encode` (BGR: one colour conversion, OpenCV's). Thread ownership: one
+    thread calls them; packets come back in order.
     """
 
     def __init__(
@@ -80,7 +90,8 @@ class H264Encoder:
         if bitrate:
             ctx.bit_rate = bitrate
         if codec == "libx264":
-            ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}
+            # a53cc off: closed captions a source file carries are not copied into clips
+            ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0", "a53cc": "0"}
         self._ctx = ctx
         ctx.open()
 
@@ -91,14 +102,33 @@ class H264Encoder:
         )
 
     def encode(self, frame: np.ndarray, at: float) -> list[EncodedPacket]:
-        """Encode one BGR frame shown at ``at`` seconds; the packets ready so far."""
-        video = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
-        return self._encode(video, at)
+        """Encode one BGR frame (HxWx3 uint8) shown at ``at`` seconds; the packets ready so
+        far. One conversion to YUV 4:2:0 (``cv2.cvtColor``: 0.7 ms a 720p frame here,
+        against 2.7-7 ms for swscale through PyAV's ``reformat``). OpenCV is imported
+        here, not with the module: the recorder muxes without it."""
+        import cv2
+
+        return self.encode_i420(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), at)
 
     def encode_i420(self, buffer: np.ndarray, at: float) -> list[EncodedPacket]:
         """Encode one planar YUV 4:2:0 frame (height * 3 / 2 x width uint8, as a file's
-        decoder or a Pi camera gives it) shown at ``at`` seconds: no colour conversion."""
-        return self._encode(av.VideoFrame.from_ndarray(buffer, format="yuv420p"), at)
+        decoder or a Pi camera gives it) shown at ``at`` seconds: no colour conversion,
+        and no copy (the encoder reads ``buffer`` where it lies) when it is packed and
+        :func:`wraps_in_place` says PyAV takes it so. ``buffer`` must not change until the
+        call returns."""
+        if buffer.flags.c_contiguous and wraps_in_place(buffer.shape[0]):
+            video = av.VideoFrame.from_numpy_buffer(buffer, format="yuv420p")
+        else:
+            video = av.VideoFrame.from_ndarray(buffer, format="yuv420p")
+        return self._encode(video, at)
+
+    def encode_decoded(self, picture: "DecodedPicture", at: float) -> list[EncodedPacket]:
+        """Encode a decoder's own frame (:class:`DecodedPicture`, at the encoder's size)
+        shown at ``at`` seconds, as it is: no copy, no conversion. The frame's picture
+        type from the file is cleared, so keyframes fall where this encoder puts them."""
+        video = picture.video
+        video.pict_type = av.video.frame.PictureType.NONE
+        return self._encode(video, at)
 
     def _encode(self, video: av.VideoFrame, at: float) -> list[EncodedPacket]:
         video.pts = round(at / TIME_BASE)
@@ -111,6 +141,15 @@ class H264Encoder:
     @staticmethod
     def _packets(packets: list) -> list[EncodedPacket]:
         return [EncodedPacket(float(p.pts * TIME_BASE), p.is_keyframe, bytes(p)) for p in packets]
+
+
+def wraps_in_place(rows: int) -> bool:
+    """Whether PyAV's ``VideoFrame.from_numpy_buffer`` reads a packed YUV 4:2:0 buffer of
+    ``rows`` rows (height * 3 / 2) right. It takes the picture's height to be
+    ``rows // 6 * 4``, which is the height only when that is a multiple of 4 (checked
+    with PyAV 14.1 and 18.1: a 640x362 buffer comes out 640x360); other heights are
+    copied with ``from_ndarray``, which reads them right."""
+    return rows % 6 == 0
 
 
 class Mp4Writer:
@@ -179,14 +218,40 @@ DEMUX_RETRIES = 100  # damaged container data read past in a row before giving u
 FFmpegError = av.FFmpegError  # what PyAV raises: for callers that do not import av
 
 
+class DecodedPicture:
+    """A decoded YUV 4:2:0 frame left where the decoder put it: a
+    :class:`~doorbell.camera.frame.Planes` (``width`` x ``height`` pixels, both even).
+    ``video`` is the PyAV frame; its pixels are only ever read here: the decoder may
+    predict its next frames from them."""
+
+    __slots__ = ("height", "video", "width")
+
+    def __init__(self, video: av.VideoFrame) -> None:
+        self.video = video
+        self.width, self.height = video.width, video.height
+
+    def luma(self) -> np.ndarray:
+        """The Y plane, height x width uint8: a read-only view of the decoder's memory
+        (rows padded to the decoder's line size)."""
+        plane = self.video.planes[0]
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(self.height, plane.line_size)
+        rows.flags.writeable = False
+        return rows[:, : self.width]
+
+    def i420(self) -> np.ndarray:
+        """A packed copy, (height * 3 / 2) x width uint8, Y then U then V, to paint on."""
+        return self.video.to_ndarray(format="yuv420p")
+
+
 @dataclass(frozen=True)
 class Picture:
     """One decoded picture: ``pts``, its presentation time in seconds as the file gives it
-    (pts x time base; None if the file gives none), and the picture, as ``i420``
-    (YUV 4:2:0, H*3/2 x W uint8) when both sides are even, else as ``bgr`` (H x W x 3)."""
+    (pts x time base; None if the file gives none), and the picture, as ``decoded`` (the
+    decoder's own YUV 4:2:0 frame, :class:`DecodedPicture`) when both sides are even,
+    else as ``bgr`` (H x W x 3)."""
 
     pts: float | None
-    i420: np.ndarray | None = None
+    decoded: DecodedPicture | None = None
     bgr: np.ndarray | None = None
 
 
@@ -198,7 +263,7 @@ class VideoFile:
         video.fps                       # the file's average rate (1-240), else 15
         video.duration                  # seconds, None if the file does not say
         for picture in video.pictures(on_damage=print):
-            picture.pts, picture.i420 (or picture.bgr)
+            picture.pts, picture.decoded (or picture.bgr)
 
     Refused, each with a CameraError naming the file and why: a missing, unreadable or
     empty file; a container not in :data:`FILE_FORMATS` (text, photos, playlists, raw
@@ -259,9 +324,11 @@ class VideoFile:
         pts = float(frame.pts * base) if frame.pts is not None and base else None
         if (frame.width, frame.height) != (self.width, self.height):  # the size changed
             frame = frame.reformat(width=self.width, height=self.height)
-        if self.width % 2 == 0 and self.height % 2 == 0:
-            return Picture(pts, i420=frame.to_ndarray(format="yuv420p"))
-        return Picture(pts, bgr=frame.to_ndarray(format="bgr24"))
+        if self.width % 2 or self.height % 2:
+            return Picture(pts, bgr=frame.to_ndarray(format="bgr24"))
+        if frame.format.name != "yuv420p":  # 4:2:2, full range, 10 bits: converted once
+            frame = frame.reformat(format="yuv420p")
+        return Picture(pts, decoded=DecodedPicture(frame))
 
     def close(self) -> None:
         self._container.close()

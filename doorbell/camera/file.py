@@ -181,8 +181,8 @@ class FileCamera:
                         index += 1  # missed, as a camera's frame with no buffer free
                         continue
                     self._sleep(max(0.0, early))
-                if picture.i420 is not None:  # BGR only if someone asks (a thumbnail)
-                    yield Frame(None, at, index, i420=picture.i420)
+                if picture.decoded is not None:  # as decoded: copied or made BGR if asked
+                    yield Frame(None, at, index, decoded=picture.decoded)
                 else:
                     assert picture.bgr is not None  # a picture is I420 or BGR
                     yield Frame(picture.bgr, at, index)

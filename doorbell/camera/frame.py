@@ -2,15 +2,16 @@
 
 Importing this module loads neither OpenCV nor the camera libraries: the
 recorder, the muxer and the tests use these types without the video stack.
-A BGR picture is converted from YUV (with OpenCV, imported then) only when
-someone asks for it.
+A picture stays in the form its source gave it (BGR, packed YUV 4:2:0, or a
+decoder's own YUV 4:2:0 planes, :class:`Planes`); any other form is made
+from it, once, only when someone asks for it (BGR with OpenCV, imported then).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,18 +50,43 @@ class StreamInfo:
     extradata: bytes | None  # avcC (SPS/PPS); None if they are in-band
 
 
+class Planes(Protocol):
+    """A YUV 4:2:0 picture left where its decoder put it (a video file's frame): nothing
+    is copied until :meth:`i420` is asked for. ``width`` x ``height`` pixels, both even."""
+
+    width: int
+    height: int
+
+    def luma(self) -> np.ndarray:
+        """The Y plane as it lies: height x width uint8, a read-only view whose rows may
+        be padded (any stride)."""
+        ...
+
+    def i420(self) -> np.ndarray:
+        """A packed copy of the picture: (height * 3 / 2) x width uint8, Y then U then V,
+        the caller's to paint."""
+        ...
+
+
 class Frame:
     """One picture, ``at`` seconds after the camera started, number ``index``.
 
-    ``image`` is BGR, HxWx3 uint8. A camera that works in YUV 4:2:0 gives
-    ``i420`` instead (H*3/2 x W uint8) and the BGR picture is made only if
-    someone asks for it (a thumbnail, the live view). ``masked`` says the
-    camera already painted the privacy masks; ``grey`` is its low-resolution
-    picture for motion; ``packets`` what its encoder made since the previous
-    frame.
+    The picture comes in one of three forms, and any other is made from it once,
+    on first use:
+
+    * ``image``: BGR, HxWx3 uint8 (a webcam, the synthetic porch);
+    * ``i420``: packed YUV 4:2:0, H*3/2 x W uint8 (a Pi camera);
+    * ``decoded``: a decoder's own YUV 4:2:0 planes (:class:`Planes`, a video file),
+      read where they lie; ``i420`` is then a copy made when first asked for.
+
+    ``masked`` says the privacy masks are painted already (by the camera, or by the
+    pipeline into ``i420`` or ``image``): once a form has been painted, every form made
+    afterwards is made from it, never from ``decoded``. ``grey`` is the camera's own
+    low-resolution picture for motion; ``packets`` what its encoder made since the
+    previous frame.
     """
 
-    __slots__ = ("_image", "at", "grey", "i420", "index", "masked", "packets")
+    __slots__ = ("_i420", "_image", "at", "decoded", "grey", "index", "masked", "packets")
 
     def __init__(
         self,
@@ -69,15 +95,16 @@ class Frame:
         index: int,
         *,
         i420: np.ndarray | None = None,
+        decoded: Planes | None = None,
         grey: np.ndarray | None = None,
         packets: Sequence[EncodedPacket] | None = None,
         masked: bool = False,
     ) -> None:
-        if image is None and i420 is None:
-            raise ValueError("a frame needs a BGR image or an I420 buffer")
-        self._image = image
+        if image is None and i420 is None and decoded is None:
+            raise ValueError("a frame needs a BGR image, an I420 buffer or decoded planes")
+        self._image, self._i420, self.decoded = image, i420, decoded
         self.at, self.index = at, index
-        self.i420, self.grey, self.packets, self.masked = i420, grey, packets, masked
+        self.grey, self.packets, self.masked = grey, packets, masked
 
     @property
     def has_image(self) -> bool:
@@ -85,11 +112,26 @@ class Frame:
         return self._image is not None
 
     @property
+    def has_i420(self) -> bool:
+        """Whether the packed I420 buffer exists already (given, or copied once)."""
+        return self._i420 is not None
+
+    @property
+    def i420(self) -> np.ndarray | None:
+        """The packed YUV 4:2:0 buffer (H*3/2 x W uint8): as given, else copied from
+        ``decoded`` on first use; None for a frame that came as BGR alone."""
+        if self._i420 is None and self.decoded is not None and self._image is None:
+            self._i420 = self.decoded.i420()
+        return self._i420
+
+    @property
     def image(self) -> np.ndarray:
-        """The BGR picture (HxWx3 uint8), converted from ``i420`` on first use."""
+        """The BGR picture (HxWx3 uint8), converted on first use from ``i420`` (copied
+        from ``decoded`` first if need be)."""
         if self._image is None:
             import cv2
 
-            assert self.i420 is not None  # a frame has a BGR image or an I420 buffer
-            self._image = cv2.cvtColor(self.i420, cv2.COLOR_YUV2BGR_I420)
+            i420 = self.i420
+            assert i420 is not None  # a frame has a BGR image, an I420 buffer or planes
+            self._image = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
         return self._image

@@ -1,0 +1,238 @@
+"""How a picture travels from its source to the encoder: as few moves as the source
+allows, masked before anything sees it (law 7), and what is recorded is what came in
+(to within the encoder's loss, at the file's own times)."""
+
+import io
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from doorbell import vault
+from doorbell.camera.file import FileCamera
+from doorbell.camera.frame import Frame
+from doorbell.camera.synthetic import SyntheticCamera
+from doorbell.camera_loop import CameraLoop
+from doorbell.codec import H264Encoder, wraps_in_place
+from doorbell.config import PipelineSettings
+from doorbell.pipeline import BGR, DECODED, I420, Pipeline, frame_route, shrink
+from doorbell.store import VIDEO, ClipStore
+from doorbell.trigger import Policy
+from tests import scenes
+
+TOP_QUARTER = (((0.0, 0.0), (1.0, 0.0), (1.0, 0.25), (0.0, 0.25)),)
+WIDTH, HEIGHT, FPS = 320, 176, 10.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 pictures, in dB."""
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if error == 0 else 10 * np.log10(255**2 / error)
+
+
+@pytest.fixture(scope="module")
+def porch_video(tmp_path_factory) -> Path:
+    """3 s of the synthetic porch with a visitor walking in, as a camera's H.264 file."""
+    camera = SyntheticCamera(width=WIDTH, height=HEIGHT, fps=FPS, visitors=((0.0, 5.0),))
+    frames = [camera.render(n / FPS) for n in range(30)]
+    return scenes.write_video(tmp_path_factory.mktemp("porch") / "porch.mp4", frames, FPS)
+
+
+def source_frames(path: Path) -> list[tuple[float, np.ndarray]]:
+    """(time in seconds, BGR) of every frame of a video file, decoded by PyAV."""
+    with av.open(str(path)) as container:
+        return [
+            (frame.time, frame.to_ndarray(format="bgr24")) for frame in container.decode(video=0)
+        ]
+
+
+def record(data_dir, identities, frames, width, height, masks=()):
+    """Every frame of ``frames`` through one pipeline, the bell pressed at the first: the
+    frames as the pipeline left them, and the clip's (time from its start, BGR) frames."""
+    store = ClipStore.open(data_dir)
+    settings = PipelineSettings(masks=masks, policy=Policy(pre_roll=1.0, post_roll=60.0))
+    pipeline = Pipeline(store, settings, width, height, FPS, wall_time=lambda t: 1e9 + t)
+    pipeline.press_bell(0.0)
+    seen = []
+    for frame in frames:
+        pipeline.process(frame)
+        seen.append(frame)
+    [recorded] = pipeline.finish()
+    with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
+        mp4 = reader.read()
+    store.close()
+    with av.open(io.BytesIO(mp4)) as container:
+        clip = [(f.time, f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
+    return seen, clip
+
+
+# -- the pure parts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "small", "within"),
+    [
+        ((1280, 720), (320, 180), 1),
+        ((1920, 1080), (320, 180), 1),
+        ((960, 540), (320, 180), 0),
+        ((640, 480), (320, 240), 0),
+        ((322, 182), (320, 180), 0),
+        ((1366, 768), (320, 180), 6),
+    ],
+)
+def test_shrink_is_one_area_resize_to_within_a_grey_level(size, small, within):
+    """Halving first (OpenCV's 2x2 mean) changes no pixel by more than 1 against one area
+    resize where the sizes divide evenly, also on a plane with padded rows, as a
+    decoder's luma comes; where they do not (1366 → 320), each output pixel averages a
+    slightly shifted area: a few levels on fine noise, under half a level on average."""
+    width, height = size
+    noise = np.random.default_rng(3).integers(0, 256, (height, width + 64), dtype=np.uint8)
+    padded = cv2.GaussianBlur(noise, (0, 0), 2)[:, :width]  # rows 64 bytes longer
+    assert not padded.flags.c_contiguous
+    expected = cv2.resize(padded, small, interpolation=cv2.INTER_AREA)
+    got = shrink(padded, small)
+    assert got.shape == expected.shape == small[::-1]
+    difference = np.abs(got.astype(int) - expected)
+    assert difference.max() <= within and difference.mean() < 0.5
+
+
+def test_frame_route_takes_the_fewest_moves():
+    size = (640, 360)
+    route = frame_route
+    # the decoder's own frame, nothing to paint: as it is
+    assert route(size, False, decoded=size, i420=None, has_image=False) == DECODED
+    # a mask to paint: a packed copy (never the decoder's frame)
+    assert route(size, True, decoded=size, i420=None, has_image=False) == I420
+    # a packed copy made already (the live view, a turn): that copy
+    assert route(size, False, decoded=size, i420=size, has_image=False) == I420
+    assert route(size, True, decoded=None, i420=size, has_image=False) == I420
+    # a BGR picture made (and maybe painted) already, or only BGR: BGR
+    assert route(size, False, decoded=size, i420=None, has_image=True) == BGR
+    assert route(size, False, decoded=None, i420=None, has_image=True) == BGR
+    # not the encoder's size: BGR, to be fitted
+    assert route(size, False, decoded=(642, 360), i420=None, has_image=False) == BGR
+    assert route(size, True, decoded=None, i420=(320, 180), has_image=False) == BGR
+
+
+def test_i420_buffers_reach_the_encoder_whole_whatever_their_height():
+    """PyAV's in-place wrap misreads a YUV 4:2:0 buffer whose height is not a multiple of
+    4 (640x362 comes out 640x360); such a buffer is copied instead, so every height is
+    encoded as it is."""
+    assert wraps_in_place(720 * 3 // 2) and wraps_in_place(36 * 3 // 2)
+    assert not wraps_in_place(362 * 3 // 2) and not wraps_in_place(38 * 3 // 2)
+    rng = np.random.default_rng(5)
+    for height in (36, 38):
+        texture = cv2.resize(rng.integers(0, 256, (height // 4, 16), np.uint8), (64, height))
+        bgr = cv2.merge([texture, 255 - texture, np.full_like(texture, 90)])
+        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        encoder = H264Encoder(64, height, FPS)
+        packets = encoder.encode_i420(i420, 0.0) + encoder.flush()
+        context = av.CodecContext.create("h264", "r")
+        [picture] = [f for p in packets for f in context.decode(av.Packet(p.data))]
+        assert (picture.width, picture.height) == (64, height)
+        assert psnr(picture.to_ndarray(format="yuv420p"), i420) > 35, height
+
+
+# -- a video file: the decoder's frame, copied only to be painted -------------------------
+
+
+def test_a_file_with_no_mask_goes_to_the_encoder_uncopied_and_unchanged(
+    data_dir, identities, porch_video
+):
+    """No mask: no frame is copied out of the decoder or made BGR (but the one whose
+    thumbnail is taken), and the clip is the file, frame for frame at the file's own
+    times, to within the encoder's loss."""
+    camera = FileCamera(str(porch_video))
+    try:
+        seen, clip = record(data_dir, identities, camera.frames(), WIDTH, HEIGHT)
+    finally:
+        camera.close()
+    assert all(f.decoded is not None for f in seen)
+    assert [f.index for f in seen if f.has_i420 or f.has_image] == [0]  # the thumbnail
+    source = source_frames(porch_video)
+    assert [round(t, 3) for t, _ in clip] == [round(t, 3) for t, _ in source]
+    for (_, got), (_, want) in zip(clip, source, strict=True):
+        assert psnr(got, want) > 32
+
+
+def test_masks_are_painted_on_a_copy_never_on_the_decoders_frame(data_dir, identities, porch_video):
+    """With a mask each frame is copied out of the decoder once and painted there: the
+    decoder's own frames (the references it predicts the next from) keep their pixels,
+    so below the mask the clip is still the file; above it, black."""
+    camera = FileCamera(str(porch_video))
+    band = HEIGHT // 4
+    try:
+        seen, clip = record(data_dir, identities, camera.frames(), WIDTH, HEIGHT, masks=TOP_QUARTER)
+    finally:
+        camera.close()
+    source = source_frames(porch_video)
+    for frame, (_, want) in zip(seen, source, strict=True):
+        assert frame.has_i420 and frame.masked
+        assert frame.i420 is not None and frame.i420[:band].max() <= 16
+        assert frame.decoded is not None
+        luma = frame.decoded.luma()
+        assert luma[:band].std() > 5  # the decoder's frame: the porch, not paint
+        grey = cv2.cvtColor(want, cv2.COLOR_BGR2GRAY)
+        assert psnr(luma[band:], grey[band:]) > 35
+    for (_, got), (_, want) in zip(clip, source, strict=True):
+        assert got[: band - 4].max() <= 20
+        assert psnr(got[band + 4 :], want[band + 4 :]) > 32
+
+
+def test_frames_not_recorded_are_masked_for_the_live_view_in_yuv(data_dir, porch_video):
+    """Before the owner has a key, frames are only masked, for the live view: a file's
+    frame is painted in its packed YUV copy, and the BGR the live view makes from it
+    shows no masked pixel."""
+    camera = FileCamera(str(porch_video))
+    shown: list[Frame] = []
+    store = ClipStore.open(data_dir)
+    settings = PipelineSettings(masks=TOP_QUARTER)
+    loop = CameraLoop(
+        lambda: camera,
+        lambda cam, wall_time: Pipeline(
+            store, settings, cam.width, cam.height, cam.fps, wall_time=wall_time
+        ),
+        can_record=lambda: False,
+        on_frame=shown.append,
+        wait=lambda seconds: loop.stop(),
+    )
+    loop.run()
+    store.close()
+    assert len(shown) == 30 and loop.frames_dropped == 30
+    for frame in shown:
+        assert frame.masked and frame.has_i420 and not frame.has_image
+        assert frame.image[: HEIGHT // 4].max() <= 8
+
+
+# -- BGR sources: one conversion -------------------------------------------------------------
+
+
+def test_a_bgr_camera_is_recorded_in_its_own_colours(data_dir, identities):
+    """The synthetic porch (BGR, as a webcam gives): converted once to YUV 4:2:0, masked
+    before; the clip decodes to the same colours, to within the encoder's loss."""
+    camera = SyntheticCamera(width=WIDTH, height=HEIGHT, fps=FPS, visitors=((0.0, 5.0),))
+    frames = [Frame(camera.render(n / FPS), n / FPS, n) for n in range(20)]
+    pictures = [f.image.copy() for f in frames]
+    seen, clip = record(data_dir, identities, frames, WIDTH, HEIGHT, masks=TOP_QUARTER)
+    band = HEIGHT // 4
+    assert all(f.masked and not f.has_i420 for f in seen)
+    assert [round(t, 3) for t, _ in clip] == [round(n / FPS, 3) for n in range(20)]
+    for (_, got), want in zip(clip, pictures, strict=True):
+        assert got[: band - 4].max() <= 20
+        assert psnr(got[band + 4 :], want[band + 4 :]) > 32
+        colour = got[band + 4 :].mean(axis=(0, 1)) - want[band + 4 :].mean(axis=(0, 1))
+        assert np.abs(colour).max() < 2.0  # B, G, R: no shift from a wrong matrix
+
+
+def test_opencv_works_on_the_calling_thread(data_dir):
+    """A pipeline turns OpenCV's worker pool off: its idle workers would spin between
+    the small calls made here."""
+    cv2.setNumThreads(2)
+    store = ClipStore.open(data_dir)
+    try:
+        Pipeline(store, PipelineSettings(), 64, 36, FPS, wall_time=lambda t: t)
+    finally:
+        store.close()
+    assert cv2.getNumThreads() == 1
