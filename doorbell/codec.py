@@ -9,8 +9,10 @@ importing ``av``).
             mp4.write(packet)
 
 Off the Pi the encoder is libx264 (ultrafast, no B-frames, a keyframe every
-``keyframe_interval`` seconds, SPS/PPS repeated before each keyframe, so any
-clip can start at any keyframe; the muxer builds the MP4's avcC from them). The Pi's
+``keyframe_interval`` seconds of the frames' own times, whatever their rate,
+SPS/PPS repeated before each keyframe, so any clip can start at any keyframe;
+the muxer builds the MP4's avcC from them; one thread up to 1080p at 15 fps,
+:func:`encoder_threads`). The Pi's
 camera backend hands over packets from its own hardware encoder instead and
 uses :class:`Mp4Writer` alone. The MP4 is fragmented, one
 fragment a frame (``frag_every_frame+empty_moov+default_base_moof``): written
@@ -51,6 +53,12 @@ from doorbell.camera import CameraError
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 
 TIME_BASE = fractions.Fraction(1, 90_000)  # the MPEG clock: exact for any frame rate
+# libx264 on one thread up to this many pixels a second (1920x1080 at 15 fps), its own
+# choice of threads above. One thread costs less: 720p at 10 fps, 3.3 ms CPU a frame
+# against 4.5 with libx264's sliced threads, and on a still scene in real time 2.3
+# CPU-s a minute against 2.9; 1080p takes 7.7 ms a frame on one x86 thread.
+ONE_THREAD_PIXELS = 1920 * 1080 * 15
+_KEY, _ANY = av.video.frame.PictureType.I, av.video.frame.PictureType.NONE
 # One fragment a frame, handed on at once: a crash loses at most the frame in the muxer
 # and the vault's unsealed chunk, never a whole group of pictures (law 5). The cost is a
 # moof header a frame, about 0.1-0.2 % of the bitrate (bench/sigkill_bench.py).
@@ -86,12 +94,21 @@ class H264Encoder:
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = TIME_BASE
         ctx.framerate = fractions.Fraction(fps).limit_denominator(1001)
-        ctx.gop_size = max(1, round(fps * keyframe_interval))
+        # Keyframes are asked for by time (_encode); the encoder's own, only past twice
+        # that many frames, never comes at a steady rate.
+        ctx.gop_size = 2 * max(1, round(fps * keyframe_interval))
+        self.keyframe_interval = keyframe_interval
+        self._key_due: float | None = None  # the time from which the next keyframe is due
         if bitrate:
             ctx.bit_rate = bitrate
         if codec == "libx264":
-            # a53cc off: closed captions a source file carries are not copied into clips
-            ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0", "a53cc": "0"}
+            ctx.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "bf": "0",
+                "threads": str(encoder_threads(width, height, fps)),
+                "a53cc": "0",  # closed captions a source file carries are not copied
+            }
         self._ctx = ctx
         ctx.open()
 
@@ -125,14 +142,17 @@ class H264Encoder:
     def encode_decoded(self, picture: "DecodedPicture", at: float) -> list[EncodedPacket]:
         """Encode a decoder's own frame (:class:`DecodedPicture`, at the encoder's size)
         shown at ``at`` seconds, as it is: no copy, no conversion. The frame's picture
-        type from the file is cleared, so keyframes fall where this encoder puts them."""
-        video = picture.video
-        video.pict_type = av.video.frame.PictureType.NONE
-        return self._encode(video, at)
+        type from the file is not kept: keyframes fall where this encoder puts them."""
+        return self._encode(picture.video, at)
 
     def _encode(self, video: av.VideoFrame, at: float) -> list[EncodedPacket]:
         video.pts = round(at / TIME_BASE)
         video.time_base = TIME_BASE
+        if keyframe_due(at, self._key_due, self.fps):
+            video.pict_type = _KEY  # an IDR: a clip can start here
+            self._key_due = at + self.keyframe_interval
+        else:
+            video.pict_type = _ANY
         return self._packets(self._ctx.encode(video))
 
     def flush(self) -> list[EncodedPacket]:
@@ -141,6 +161,20 @@ class H264Encoder:
     @staticmethod
     def _packets(packets: list) -> list[EncodedPacket]:
         return [EncodedPacket(float(p.pts * TIME_BASE), p.is_keyframe, bytes(p)) for p in packets]
+
+
+def encoder_threads(width: int, height: int, fps: float) -> int:
+    """Threads for libx264 (or FFmpeg's decoder) at ``width`` x ``height`` pixels and
+    ``fps`` frames a second: 1 up to :data:`ONE_THREAD_PIXELS` a second, else 0 (it
+    chooses, by cores)."""
+    return 1 if width * height * fps <= ONE_THREAD_PIXELS else 0
+
+
+def keyframe_due(at: float, due: float | None, fps: float) -> bool:
+    """Whether the frame at ``at`` seconds is to be a keyframe, the next being ``due`` at
+    that time (None: the first frame). Half a frame early counts (a camera's times jitter):
+    at 10 fps, due at 1.0, a frame at 0.96 is the keyframe."""
+    return due is None or at >= due - 0.5 / fps
 
 
 def wraps_in_place(rows: int) -> bool:
@@ -292,6 +326,9 @@ class VideoFile:
             self.duration = self._container.duration / av.time_base
         elif self._stream.duration and self._stream.time_base:
             self.duration = float(self._stream.duration * self._stream.time_base)
+        # One decoding thread up to 1080p15 (FFmpeg's slice threads otherwise: 720p,
+        # 2.0 ms CPU a frame on one against 2.4 on three), as for the encoder.
+        context.thread_count = encoder_threads(self.width, self.height, self.fps)
 
     def pictures(self, on_damage: Callable[[float | None], None]) -> Generator[Picture, None, None]:
         """Every picture, in presentation order; damaged packets skipped (see the class).

@@ -145,6 +145,20 @@ def frame_route(
     return BGR
 
 
+def keeps_frame(
+    at: float, kept_at: float | None, idle_fps: float, fps: float, busy: object
+) -> bool:
+    """Whether the frame at ``at`` seconds is encoded. Every frame is while ``busy`` (a
+    clip being recorded, or started or stopped at this frame) or when ``idle_fps`` is 0;
+    else, while nothing is recorded, only enough for ``idle_fps`` frames a second in the
+    pre-roll ring: one when ``1 / idle_fps`` has passed since the last one kept
+    (``kept_at``; None: none yet), less half a frame at the camera's ``fps`` (its times
+    jitter). At 10 fps with ``idle_fps`` 5: every second frame."""
+    if busy or idle_fps <= 0 or kept_at is None:
+        return True
+    return at >= kept_at + 1.0 / idle_fps - 0.5 / fps
+
+
 @dataclass(frozen=True)
 class Event:
     kind: str  # bell | motion | pir
@@ -169,8 +183,13 @@ class Pipeline:
         on_clip: Callable[[str, object], None] = lambda kind, clip: None,
         on_motion: Callable[[bool, float], None] = lambda active, at: None,
         encoded: StreamInfo | None = None,
+        idle_fps: float = 0.0,
     ) -> None:
         self.settings = settings
+        self.fps = fps
+        # Frames a second encoded while nothing is recorded (0: all): see keeps_frame.
+        self.idle_fps = idle_fps
+        self._kept_at: float | None = None  # the last frame encoded
         self._on_motion = on_motion
         cv2.setNumThreads(OPENCV_THREADS)  # process-wide: see OPENCV_THREADS
         self.mask = PrivacyMask(settings.masks)
@@ -246,14 +265,33 @@ class Pipeline:
         frame.masked = True
 
     def process(self, frame: Frame) -> None:
-        """One frame through mask, motion, encoder and trigger (see the module)."""
+        """One frame through mask, motion, trigger and encoder (see the module)."""
+        self._frame, self._picture = frame, None
         if self.encoder is None:  # a camera that encodes (and masks) itself
             self.paint(frame)
-            self._frame, self._picture = frame, None
             grey = frame.grey if frame.grey is not None else _luma(frame)
-            result = self.detector.update(self._fit_grey(grey))
-            self._step(frame, result, list(frame.packets or ()))
+            actions = self._decide(frame, self.detector.update(self._fit_grey(grey)))
+            self._record(frame, list(frame.packets or ()), actions)
             return
+        luma, i420 = self._prepare(frame)
+        grey = frame.grey if frame.grey is not None else luma
+        actions = self._decide(frame, self.detector.update(self._fit_grey(grey)))
+        packets: list[EncodedPacket] = []
+        if keeps_frame(
+            frame.at, self._kept_at, self.idle_fps, self.fps, self._state.recording or actions
+        ):
+            self._kept_at = frame.at
+            if i420 is not None:
+                packets = self.encoder.encode_i420(i420, frame.at)
+            else:
+                assert isinstance(frame.decoded, DecodedPicture)  # the decoded route
+                packets = self.encoder.encode_decoded(frame.decoded, frame.at)
+        self._record(frame, packets, actions)
+
+    def _prepare(self, frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Paint ``frame`` and make what the encoder takes, by :func:`frame_route`: the
+        full-size luma, and the packed YUV 4:2:0 to encode (None: encode the decoder's
+        own frame)."""
         size = self.size
         decoded = frame.decoded
         packed = frame.i420 if frame.has_i420 else None  # never a copy just to look at
@@ -264,30 +302,21 @@ class Pipeline:
             i420=i420_size(packed) if packed is not None else None,
             has_image=frame.has_image,
         )
-        self._frame, self._picture = frame, None
         if route == DECODED and isinstance(decoded, DecodedPicture):
             frame.masked = True  # nothing to paint
-            luma: np.ndarray = decoded.luma()
-            packets = self.encoder.encode_decoded(decoded, frame.at)
-        elif route in (I420, DECODED):
-            self.paint(frame)
+            return decoded.luma(), None
+        self.paint(frame)  # in place: nothing downstream sees the masked area
+        if route in (I420, DECODED):
             i420 = frame.i420
             assert i420 is not None  # the route says it has or can copy one
-            luma = i420[: size[1]]
-            packets = self.encoder.encode_i420(i420, frame.at)
-        else:
-            self.paint(frame)  # in place: nothing downstream sees the masked area
-            picture = fit_picture(frame.image, size)  # what is recorded
-            self._picture = picture
-            i420 = cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)  # the one conversion
-            luma = i420[: size[1]]
-            packets = self.encoder.encode_i420(i420, frame.at)
-        grey = frame.grey if frame.grey is not None else luma
-        result = self.detector.update(self._fit_grey(grey))
-        self._step(frame, result, packets)
+            return i420[: size[1]], i420
+        picture = fit_picture(frame.image, size)  # what is recorded
+        self._picture = picture
+        i420 = cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)  # the one conversion
+        return i420[: size[1]], i420
 
-    def _step(self, frame: Frame, result: MotionResult, packets: Sequence[EncodedPacket]) -> None:
-        """The trigger's step for ``frame``: motion, presses and time in, clips out."""
+    def _decide(self, frame: Frame, result: MotionResult) -> list[trigger.Action]:
+        """The trigger's step for ``frame``: motion, presses and time in, what to do out."""
         with self._lock:
             inputs, self._pending = sorted(self._pending, key=lambda e: e.at), []
         if result.started:
@@ -306,6 +335,13 @@ class Pipeline:
         for item in inputs:
             self._state, more = trigger.step(self._state, item, self.settings.policy)
             actions.extend(more)
+        return actions
+
+    def _record(
+        self, frame: Frame, packets: Sequence[EncodedPacket], actions: list[trigger.Action]
+    ) -> None:
+        """The frame's packets into the pre-roll ring (and the clip), then clips started
+        and stopped: a clip starting now holds this frame."""
         self.recorder.add(packets)
         self.recorder.apply(actions)
         self.frames += 1
