@@ -178,7 +178,7 @@ def measure(command: list[str], log: Path | None = None) -> tuple[float, float]:
             break
         time.sleep(0.02)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command[:4])} failed (see {log})")
+        raise SystemExit(f"{' '.join(command[:4])} failed" + (f" (see {log})" if log else ""))
     return usage.ru_utime + usage.ru_stime, peak
 
 

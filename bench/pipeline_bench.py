@@ -20,17 +20,15 @@ the baseline. Zero 2 W budget: RSS under 100 MB.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
 import cv2
 from footage import FOOTAGE, require
-from peer_bench import vm_hwm_mb
+from peer_bench import measure
 
 NEEDS = ("porch-visitors.mp4",)
 
@@ -68,25 +66,6 @@ def make_720p(path: Path, seconds: float) -> float:
         for packet in stream.encode(None):
             out.mux(packet)
     return fps
-
-
-def measure(command: list[str]) -> tuple[float, float]:
-    """CPU seconds (its own and what it reaped, from wait4) and peak RSS (MB) of one child
-    process: its own VmHWM from /proc, read every 20 ms until it exits. Not ru_maxrss:
-    Linux carries the parent's high-water mark over into a child's, so a small child of
-    this big bench would report the bench's own peak."""
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    peak = 0.0
-    while True:
-        peak = max(peak, vm_hwm_mb(child.pid) or 0.0)
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        time.sleep(0.02)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{command[:4]} failed with {child.returncode}")
-    return usage.ru_utime + usage.ru_stime, peak
 
 
 def main() -> None:
