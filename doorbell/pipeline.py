@@ -28,6 +28,12 @@ Each picture is moved as few times as its source allows (:func:`frame_route`):
 Motion's low-resolution grey is the luma shrunk by :func:`shrink` (halvings, each
 OpenCV's exact 2x2 mean, then one area resize). A BGR picture is made from YUV only
 when a thumbnail is due or someone watches the live view.
+
+The software encoder runs all the time, for the pre-roll ring. ``idle_fps`` (0: off)
+encodes only that many frames a second while nothing is recorded, and every frame from
+the one a clip starts at (:func:`keeps_frame`): the pre-roll keeps its length and full
+size at a lower rate. An empty 720p porch at 10 fps, in real time: 3.5-4.9 CPU-s a
+minute with every frame, 2.6-3.4 at 5 a second (``bench/frame_path_bench.py``).
 """
 
 import math

