@@ -8,17 +8,15 @@ importing ``av``).
         for packet in packets_from_a_keyframe:
             mp4.write(packet)
 
-Off the Pi the encoder is libx264 (ultrafast, no B-frames, a keyframe every
-``keyframe_interval`` seconds of the frames' own times, whatever their rate,
-SPS/PPS repeated before each keyframe, so any clip can start at any keyframe;
-the muxer builds the MP4's avcC from them; one thread up to 1080p at 15 fps,
-:func:`encoder_threads`). The Pi's
-camera backend hands over packets from its own hardware encoder instead and
-uses :class:`Mp4Writer` alone. The MP4 is fragmented, one
-fragment a frame (``frag_every_frame+empty_moov+default_base_moof``): written
-strictly front to back, so it can stream straight into the vault's encrypting
-writer, which cannot seek, and each frame reaches the vault as soon as the next
-one comes. No byte of it touches the disk in plaintext.
+Off the Pi the encoder is libx264 (ultrafast, no B-frames, one thread up to 1080p15:
+:func:`encoder_threads`), with a keyframe every ``keyframe_interval`` seconds of the
+frames' own times, SPS/PPS repeated before each, so any clip can start at any keyframe
+(the muxer builds the MP4's avcC from them). The Pi's camera backend hands over packets
+from its own hardware encoder instead and uses :class:`Mp4Writer` alone. The MP4 is
+fragmented, one fragment a frame (``frag_every_frame+empty_moov+default_base_moof``):
+written strictly front to back, so it can stream straight into the vault's encrypting
+writer, which cannot seek, and each frame reaches the vault as soon as the next one
+comes. No byte of it touches the disk in plaintext.
 
 A video file (``doorbell replay``, a file as the camera) is read by :class:`VideoFile`:
 only the containers cameras write are opened, each picture comes with its own
@@ -28,12 +26,11 @@ presentation time, and a damaged packet is skipped and reported, not the end.
     for picture in video.pictures(on_damage=print):
         picture.pts, picture.decoded                # seconds; the decoder's YUV 4:2:0 (or .bgr)
 
-How many times a frame's pixels move on the way from a file to the encoder: none
-when nothing is painted on it (:meth:`H264Encoder.encode_decoded` hands the
-decoder's own frame over); once with privacy masks (:meth:`DecodedPicture.i420`
-copies it out, for a decoder's frame may be the reference of the next one and must
-not be painted; :meth:`H264Encoder.encode_i420` hands that buffer over in place).
-The encoder (libx264) copies each picture into its own frame as it takes it.
+A file's picture moves on its way to the encoder: not at all with nothing to paint
+(:meth:`H264Encoder.encode_decoded`); once with privacy masks (:meth:`DecodedPicture.i420`
+copies it out: a decoder's frame may be the reference of its next and is never
+painted; :meth:`H264Encoder.encode_i420` takes that copy in place). libx264 copies each
+picture into its own frame as it takes it.
 """
 
 import contextlib

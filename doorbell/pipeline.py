@@ -29,11 +29,12 @@ Motion's low-resolution grey is the luma shrunk by :func:`shrink` (halvings, eac
 OpenCV's exact 2x2 mean, then one area resize). A BGR picture is made from YUV only
 when a thumbnail is due or someone watches the live view.
 
-The software encoder runs all the time, for the pre-roll ring. ``idle_fps`` (0: off)
-encodes only that many frames a second while nothing is recorded, and every frame from
-the one a clip starts at (:func:`keeps_frame`): the pre-roll keeps its length and full
-size at a lower rate. An empty 720p porch at 10 fps, in real time: 3.5-4.9 CPU-s a
-minute with every frame, 2.6-3.4 at 5 a second (``bench/frame_path_bench.py``).
+The software encoder runs all the time, for the pre-roll ring. ``pre_roll_fps`` (0:
+off, every frame) encodes only that many frames a second while nothing is recorded,
+and every frame from the one a clip starts at (:func:`keeps_frame`): the pre-roll keeps
+its length, its keyframes and its full size, at a lower rate. An empty 720p porch at 10
+fps, in real time (``bench/frame_path_bench.py``): 4.2 CPU-s a minute with every frame,
+3.4 at 5 a second, 2.7 at 2.5.
 """
 
 import math
@@ -151,18 +152,17 @@ def frame_route(
     return BGR
 
 
-def keeps_frame(
-    at: float, kept_at: float | None, idle_fps: float, fps: float, busy: object
-) -> bool:
+def keeps_frame(at: float, kept_at: float | None, rate: float, fps: float, busy: bool) -> bool:
     """Whether the frame at ``at`` seconds is encoded. Every frame is while ``busy`` (a
-    clip being recorded, or started or stopped at this frame) or when ``idle_fps`` is 0;
-    else, while nothing is recorded, only enough for ``idle_fps`` frames a second in the
-    pre-roll ring: one when ``1 / idle_fps`` has passed since the last one kept
-    (``kept_at``; None: none yet), less half a frame at the camera's ``fps`` (its times
-    jitter). At 10 fps with ``idle_fps`` 5: every second frame."""
-    if busy or idle_fps <= 0 or kept_at is None:
+    clip being recorded, or started or stopped at this frame) or when ``rate`` (the
+    pipeline's ``pre_roll_fps``) is 0; else, while nothing is recorded, only enough for
+    ``rate`` frames a second in the pre-roll ring: one when ``1 / rate`` seconds have
+    passed since the last one kept (``kept_at``; None: none yet), less half a frame at
+    the camera's ``fps`` (its times jitter). At 10 fps with a rate of 5: every second
+    frame."""
+    if busy or rate <= 0 or kept_at is None:
         return True
-    return at >= kept_at + 1.0 / idle_fps - 0.5 / fps
+    return at >= kept_at + 1.0 / rate - 0.5 / fps
 
 
 @dataclass(frozen=True)
@@ -189,12 +189,12 @@ class Pipeline:
         on_clip: Callable[[str, object], None] = lambda kind, clip: None,
         on_motion: Callable[[bool, float], None] = lambda active, at: None,
         encoded: StreamInfo | None = None,
-        idle_fps: float = 0.0,
+        pre_roll_fps: float = 0.0,
     ) -> None:
         self.settings = settings
         self.fps = fps
         # Frames a second encoded while nothing is recorded (0: all): see keeps_frame.
-        self.idle_fps = idle_fps
+        self.pre_roll_fps = pre_roll_fps
         self._kept_at: float | None = None  # the last frame encoded
         self._on_motion = on_motion
         cv2.setNumThreads(OPENCV_THREADS)  # process-wide: see OPENCV_THREADS
@@ -284,7 +284,11 @@ class Pipeline:
         actions = self._decide(frame, self.detector.update(self._fit_grey(grey)))
         packets: list[EncodedPacket] = []
         if keeps_frame(
-            frame.at, self._kept_at, self.idle_fps, self.fps, self._state.recording or actions
+            frame.at,
+            self._kept_at,
+            self.pre_roll_fps,
+            self.fps,
+            self._state.recording or bool(actions),
         ):
             self._kept_at = frame.at
             if i420 is not None:
