@@ -172,6 +172,7 @@ def test_masks_are_painted_on_a_copy_never_on_the_decoders_frame(data_dir, ident
     for frame, (_, want) in zip(seen, source, strict=True):
         assert frame.has_i420 and frame.masked
         assert frame.i420 is not None and frame.i420[:band].max() <= 16
+        assert frame.image[:band].max() <= 8  # the live view's and thumbnail's BGR
         assert frame.decoded is not None
         luma = frame.decoded.luma()
         assert luma[:band].std() > 5  # the decoder's frame: the porch, not paint
