@@ -78,14 +78,15 @@ with open("/dev/null", "wb") as sink:
 IDLE = """
 import resource, sys
 from doorbell.camera.file import FileCamera
-from doorbell.config import PipelineSettings
+from doorbell.config import PipelineSettings, Policy
 from doorbell.pipeline import Pipeline
 from doorbell.store import ClipStore
 video, data, pre_roll_fps, skip = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 store = ClipStore.open(data)
 camera = FileCamera(video, realtime=True)
-pipeline = Pipeline(store, PipelineSettings(), camera.width, camera.height, camera.fps,
-                    wall_time=lambda t: 1e9 + t, pre_roll_fps=pre_roll_fps)
+settings = PipelineSettings(policy=Policy(pre_roll_fps=pre_roll_fps))
+pipeline = Pipeline(store, settings, camera.width, camera.height, camera.fps,
+                    wall_time=lambda t: 1e9 + t)
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

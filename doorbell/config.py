@@ -77,6 +77,7 @@ class Policy:
     """[trigger]: when to record (see ``doorbell.trigger``)."""
 
     pre_roll: float = 5.0
+    pre_roll_fps: float = 0.0  # frames a second kept while nothing is recorded; 0: all
     post_roll: float = 10.0
     max_clip: float = 120.0
     motion_starts: bool = True

@@ -189,12 +189,11 @@ class Pipeline:
         on_clip: Callable[[str, object], None] = lambda kind, clip: None,
         on_motion: Callable[[bool, float], None] = lambda active, at: None,
         encoded: StreamInfo | None = None,
-        pre_roll_fps: float = 0.0,
     ) -> None:
         self.settings = settings
         self.fps = fps
         # Frames a second encoded while nothing is recorded (0: all): see keeps_frame.
-        self.pre_roll_fps = pre_roll_fps
+        self.pre_roll_fps = settings.policy.pre_roll_fps
         self._kept_at: float | None = None  # the last frame encoded
         self._on_motion = on_motion
         cv2.setNumThreads(OPENCV_THREADS)  # process-wide: see OPENCV_THREADS

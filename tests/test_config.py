@@ -25,6 +25,7 @@ def test_a_good_file_sets_what_it_says(tmp_path):
         """
 [trigger]
 pre_roll = 3
+pre_roll_fps = 5
 post_roll = 7.5
 pir = "confirm"
 
@@ -45,6 +46,7 @@ pir_pin = 4
     loaded = config.load_config(path)
     settings = loaded.pipeline
     assert settings.policy.pre_roll == 3.0 and settings.policy.pir == "confirm"
+    assert settings.policy.pre_roll_fps == 5.0
     assert settings.motion.threshold == 30
     assert settings.zones == (((0.0, 0.5), (1.0, 0.5), (1.0, 1.0)),)
     assert len(settings.masks) == 1

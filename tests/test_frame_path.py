@@ -273,9 +273,7 @@ def test_decoding_and_encoding_720p_take_no_thread_of_their_own(data_dir, tmp_pa
     counts = []
     files = FileCamera(str(video))
     try:
-        pipeline = Pipeline(
-            store, PipelineSettings(), 1280, 720, FPS, wall_time=lambda t: t, pre_roll_fps=0.0
-        )
+        pipeline = Pipeline(store, PipelineSettings(), 1280, 720, FPS, wall_time=lambda t: t)
         for frame in files.frames():
             pipeline.process(frame)
             counts.append(threads_now())
@@ -342,16 +340,9 @@ def test_an_idle_rate_keeps_a_full_pre_roll_at_full_quality(data_dir, identities
     results = {}
     for pre_roll_fps in (0.0, 5.0):
         store = ClipStore.open(data_dir)
-        settings = PipelineSettings(policy=Policy(pre_roll=5.0, post_roll=60.0))
-        pipeline = Pipeline(
-            store,
-            settings,
-            WIDTH,
-            HEIGHT,
-            FPS,
-            wall_time=lambda t: 1e9 + t,
-            pre_roll_fps=pre_roll_fps,
-        )
+        policy = Policy(pre_roll=5.0, pre_roll_fps=pre_roll_fps, post_roll=60.0)
+        settings = PipelineSettings(policy=policy)  # [trigger] pre_roll_fps
+        pipeline = Pipeline(store, settings, WIDTH, HEIGHT, FPS, wall_time=lambda t: 1e9 + t)
         files = FileCamera(str(video))
         try:
             for frame in files.frames():

@@ -30,7 +30,6 @@ from tests.ntfy_server import NtfyServer
 from tests.owners import pairing_fields
 from tests.test_nothing_leaves import missing
 
-
 # strace's sockaddr (of a connect, a sendto, a bind): {sa_family=AF_INET, sin_port=
 # htons(1883), sin_addr=inet_addr("192.0.2.2")}, or AF_INET6's sin6_port ... inet_pton(...
 CONNECT_V4 = re.compile(r'sin_port=htons\((\d+)\), sin_addr=inet_addr\("([^"]+)"\)')
