@@ -70,6 +70,7 @@ KEEPALIVE = 30  # seconds between MQTT pings; a silent link is found dead in 1.5
 TIMEOUT = 10.0  # seconds for the broker's CONNACK or a PUBACK
 STOP_TIMEOUT = 1.0  # seconds a clean stop waits to say "offline", and again for DISCONNECT
 STABLE_SECONDS = 10.0  # a connection that lasted this long resets the backoff
+END_RETRY = 0.5  # seconds between cancellations of a task that swallowed one (_end)
 
 CONNACK_REFUSALS = {  # MQTT 3.1.1 return codes and their MQTT 5 reason codes
     3: "server unavailable",
@@ -321,6 +322,7 @@ class MqttBridge:
                     raise _EventsEnded from None
             await self._deliver(client, self._pending)
             self._pending = None
+            _raise_if_cancelled()  # a publish may have swallowed it (see _raise_if_cancelled)
 
     async def _publish(
         self, client: "aiomqtt.Client", topic: str, payload: str, *, retain: bool
@@ -376,11 +378,25 @@ def motion_seen(moving: dict[str, bool]) -> bool:
     return any(moving.values())
 
 
+def _raise_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop. Python 3.11's
+    ``asyncio.wait_for``, which aiomqtt's publish waits through, returns normally when a
+    cancellation lands just as what it waits for completes, so a task can carry on
+    cancelled and wait for events that never come (CPython gh-86296, fixed in 3.12)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _end(tasks: tuple[asyncio.Future, ...]) -> None:
-    """Cancel ``tasks`` and wait until they have ended (their errors are read by the caller)."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    """Cancel ``tasks`` and wait until they have ended (their errors are read by the
+    caller). A task that swallowed its cancellation is cancelled again every
+    :data:`END_RETRY` seconds, so a stop never hangs on one."""
+    pending: set[asyncio.Future] = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=END_RETRY)
 
 
 class _EventsEnded(Exception):

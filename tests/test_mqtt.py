@@ -453,6 +453,34 @@ async def test_a_clean_stop_says_offline(broker, password_file):
     assert (await retained(broker, TOPICS.availability)).payload == "offline"
 
 
+async def test_a_stop_ends_even_when_a_publish_swallowed_its_cancellation(broker, password_file):
+    """Python 3.11's asyncio.wait_for (under aiomqtt's publish) can swallow a cancellation
+    that lands as the broker's acknowledgement arrives: the publish returns as if nothing
+    happened. The bridge must stop all the same, not wait for events that never come
+    (found trying ``demo --mqtt``: Ctrl-C hung 2 stops in 16)."""
+    bus = new_bus()
+    bridge = MqttBridge(settings_for(broker, password_file), version="1")
+    publishing, never = asyncio.Event(), asyncio.Event()
+    publish = bridge._publish
+
+    async def swallowing(client, topic, payload, *, retain):
+        if topic != TOPICS.ring:
+            return await publish(client, topic, payload, retain=retain)
+        publishing.set()
+        with suppress(asyncio.CancelledError):  # what wait_for did with the cancellation
+            await never.wait()
+
+    bridge._publish = swallowing  # type: ignore[method-assign]
+    task = asyncio.create_task(bridge.run(bus.subscribe()))
+    await until(lambda: bridge.connected)
+    bus.publish(BellPressed(time.time()))
+    await asyncio.wait_for(publishing.wait(), 5)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert done == {task}, "the bridge did not stop"
+    assert task.cancelled() and bridge.state == "stopped"
+
+
 CHILD = """
 import asyncio, sys
 from doorbell.events import EventBus
