@@ -240,6 +240,8 @@ async def test_a_second_owner_a_new_browser_and_removal_told_in_the_open_tab(ser
     await page.click("li:has-text('Bob') button.remove-owner")
     await bob.wait_for_selector("#tab-locked", state="visible", timeout=5_000)
     assert "removed" in await bob.text_content("#tab-locked-why")
+    # the pictures behind the overlay are taken down, not shown broken with words
+    assert await bob.evaluate("[...document.images].every(i => i.hidden && !i.alt && !i.src)")
     assert await bob.evaluate("async () => (await fetch('/api/clips')).status") == 401
 
     # over HTTPS with the self-signed certificate, a clip plays (no service worker needed)

@@ -21,6 +21,8 @@ function show(element, text) {
 
 function failure(err) {
   if (err && err.name === "WrongPassphrase") return "Wrong passphrase.";
+  // fetch's own TypeError ("Failed to fetch"): no answer at all
+  if (err instanceof TypeError) return "The doorbell cannot be reached: try again once it is back.";
   return (err && err.message) || String(err);
 }
 
@@ -86,7 +88,11 @@ window.addEventListener("popstate", () => { if (state.keyholder) navigate(locati
 
 function teardown() {
   for (const cleanup of state.cleanups.splice(0)) cleanup();
-  for (const img of document.querySelectorAll("img")) img.removeAttribute("src");
+  for (const img of document.querySelectorAll("img")) {
+    img.removeAttribute("src");
+    img.alt = ""; // no broken picture with words in its place behind the overlay
+    img.hidden = true;
+  }
 }
 
 // --- the key of this tab ---------------------------------------------------------------------
@@ -107,7 +113,7 @@ const ENDED = {
   expired: "This session reached its time limit.",
   removed: "You were removed as an owner of this doorbell.",
   "signed out everywhere": "You signed out everywhere.",
-  shutdown: "The doorbell restarted.",
+  shutdown: "The doorbell stopped (it may be restarting).",
 };
 
 // The session ended (locked, idle, removed…): the page says so and claims nothing it no
@@ -252,6 +258,7 @@ async function thumbnails(images = document.querySelectorAll("img[data-thumbnail
   const player = await import("/static/player.js");
   await Promise.all([...images].map(
     (img) => player.showThumbnail(img, img.dataset.thumbnail, state.keyholder).catch((err) => {
+      if (document.body.dataset.session === "ended") return; // taken down, not failed
       img.classList.add("no-picture");
       img.alt = err.name === "NoIdentityMatch"
         ? "recorded before you were an owner: not encrypted to your key"

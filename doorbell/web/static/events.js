@@ -45,7 +45,7 @@ function chime() {
 
 // "14:02" for wall-clock seconds, in this browser's time zone.
 export function clockTime(at) {
-  return new Date(at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return new Date(at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 }
 
 // A ring (the stream's `bell` data, {at}): the chime, its toast and its notification.
