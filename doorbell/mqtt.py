@@ -11,7 +11,8 @@ Assistant discovery for three entities, retained and published again on every
 (re)connect; availability ``online``/``offline``, retained, with ``offline`` as the
 last will, so a crashed or cut-off doorbell turns unavailable; a ring as
 ``{"event_type": "ring"}`` (not retained: a ring happens once); motion ON/OFF and the
-last clip's start time, retained, so Home Assistant knows them after its own restart.
+last clip's start time, retained, so Home Assistant knows them after its own restart
+(only a clip's whose time is known: none begun before the clock was set).
 Motion is ON while the camera's detector or the PIR sensor (when one is wired) says so,
 and OFF once both are quiet (:func:`motion_seen`); it is said OFF at start (both start
 idle) and again on every reconnect.
@@ -356,7 +357,9 @@ class MqttBridge:
             now = motion_seen(self._moving)
             if now != was:
                 await self._publish(client, self.topics.motion, mt.motion_payload(now), retain=True)
-        elif isinstance(event, ClipFinished):
+        elif isinstance(event, ClipFinished) and not event.clip.time_uncertain:
+            # a clip begun before the clock was set has no time to tell (the boot's clock
+            # may be weeks out): Home Assistant keeps the last one it was told
             self._last_clip = event.clip.start
             await self._publish(
                 client, self.topics.last_clip, mt.clip_time(event.clip.start), retain=True

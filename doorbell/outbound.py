@@ -87,11 +87,12 @@ class Outbound:
 
             if not settings.device_id:
                 settings = dataclasses.replace(settings, device_id=device_id(socket.gethostname()))
-            newest = store.list(limit=1)
+            newest = store.list(limit=1)  # its time told only if known (see MqttBridge)
+            known = newest[0].start if newest and not newest[0].time_uncertain else None
             self.mqtt = MqttBridge(
                 settings,
                 version=__version__,
-                last_clip_at=newest[0].start if newest else None,
+                last_clip_at=known,
                 clock=self._clock,
             )
             events = bus.subscribe(maxsize=QUEUE_SIZE)

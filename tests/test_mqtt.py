@@ -427,6 +427,22 @@ def test_motion_is_on_while_the_camera_or_the_pir_says_so(changes, said):
     assert motion_seen(moving) is said
 
 
+async def test_a_clip_of_an_unset_clock_tells_no_time(broker, password_file):
+    """A clip begun before the clock was set (a Pi without a battery clock, weeks out at
+    boot) is not sent as the last clip's time; the next one with a known time is."""
+    bus = new_bus()
+    bridge = MqttBridge(settings_for(broker, password_file), version="1")
+    unsure = Clip(CLIP_ID, 1_000_000.0, 1_000_031.0, "bell", 1, False, "complete", True)
+    sure = Clip(CLIP_ID, 1_790_000_000.0, 1_790_000_031.0, "bell", 1, False, "complete")
+    async with watching(broker, "doorbell/#") as ha, running(bridge, bus.subscribe()):
+        await until(lambda: bridge.connected)
+        bus.publish(ClipFinished(unsure))
+        bus.publish(ClipFinished(sure))
+        assert (await ha.take(TOPICS.last_clip)).payload == mt.clip_time(sure.start)
+        everything = await ha.quiet()
+    assert [m for m in everything if m.topic == TOPICS.last_clip] == []
+
+
 async def test_a_pir_sensor_moves_the_motion_sensor_with_the_camera(broker, password_file):
     bus = new_bus()
     bridge = MqttBridge(settings_for(broker, password_file), version="1")
