@@ -2,6 +2,7 @@
 decode+encode floor against ``doorbell replay``.
 
     .venv/bin/python bench/peer_bench.py [--seconds 120] [--idle 60] [--repeat 3] [--json FILE]
+        [--pre-roll-fps FPS] [--only peer|floor]
 
 The scene, made once with PyAV into a temporary folder in /var/tmp: porch-visitors.mp4
 (768x432, 10 fps; $DOORBELL_FOOTAGE or ../shared/footage) scaled to 1280x720 (swscale
@@ -54,7 +55,8 @@ picture learns slowly), so its clips hold more seconds.
 
 The floor: PyAV decoding the file and handing each decoded frame, unconverted, to
 libx264 with doorbell's settings (codec.py H264Encoder: ultrafast, zerolatency, no
-B-frames, a keyframe every fps x keyframe_interval frames) into fragmented MP4
+B-frames, a keyframe every fps x keyframe_interval frames; the decoder and the encoder
+on codec.encoder_threads threads: one at 720p10) into fragmented MP4
 (codec.FRAGMENTED_MP4) thrown away, as fast as it goes, in a fresh interpreter;
 against ``doorbell replay`` (not real time) of the same file. Whole processes, start-up
 included, CPU-s from wait4, alternating, medians. Debian's ``ffmpeg`` doing the same is
@@ -63,6 +65,7 @@ printed beside it when present (with Debian's libx264, not the one in PyAV's whe
 
 import argparse
 import fractions
+import functools
 import itertools
 import json
 import os
@@ -341,8 +344,11 @@ def _doorbell(
     return run
 
 
-def run_replay(video: Path, work: Path, action: float, total: float, key: object) -> Run:
+def run_replay(
+    video: Path, work: Path, action: float, total: float, key: object, config: Path | None = None
+) -> Run:
     command = ["replay", str(video), "--realtime", "--json"]
+    command += ["--config", str(config)] if config else []
     return _doorbell("doorbell replay", command, work, key, action, total)  # type: ignore[arg-type]
 
 
@@ -367,13 +373,14 @@ FLOOR = """
 import fractions, json, sys
 import av
 from av.video.frame import PictureType
-video, gop, options, muxing = sys.argv[1], int(sys.argv[2]), *map(json.loads, sys.argv[3:])
+video, gop, threads, options, muxing = *sys.argv[1:4], *map(json.loads, sys.argv[4:])
 with av.open(video) as source, av.open("/dev/null", "w", format="mp4", options=muxing) as out:
     decoded = source.streams.video[0]
+    decoded.codec_context.thread_count = int(threads)
     stream = out.add_stream("libx264", rate=decoded.average_rate)
     stream.width, stream.height, stream.pix_fmt = decoded.width, decoded.height, "yuv420p"
-    stream.codec_context.gop_size = gop
-    stream.options = options
+    stream.codec_context.gop_size = int(gop)
+    stream.options = {**options, "threads": threads}
     base = fractions.Fraction(1, 90_000)
     for frame in source.decode(decoded):
         frame.pts, frame.time_base = round(frame.time / base), base
@@ -385,17 +392,20 @@ ENCODER_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}  # a
 
 
 def floor_commands(video: Path) -> dict[str, list[str]]:
-    """The floor's commands by name: PyAV, and Debian's ffmpeg CLI when it is there."""
-    from doorbell.codec import FRAGMENTED_MP4
+    """The floor's commands by name: PyAV, and Debian's ffmpeg CLI when it is there; the
+    decoder and libx264 on as many threads as doorbell's (codec.encoder_threads)."""
+    from doorbell.codec import FRAGMENTED_MP4, encoder_threads
 
     gop = str(max(1, round(FPS * Config().pipeline.keyframe_interval)))
+    threads = str(encoder_threads(WIDTH, HEIGHT, FPS))
     options = [json.dumps(ENCODER_OPTIONS), json.dumps(FRAGMENTED_MP4)]
-    commands = {"PyAV": [sys.executable, "-c", FLOOR, str(video), gop, *options]}
+    commands = {"PyAV": [sys.executable, "-c", FLOOR, str(video), gop, threads, *options]}
     if shutil.which("ffmpeg"):
         flags = [f"-{key}" for key in {**ENCODER_OPTIONS, **FRAGMENTED_MP4}]
         values = [*ENCODER_OPTIONS.values(), *FRAGMENTED_MP4.values()]
         commands["ffmpeg"] = [
-            *("ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-c:v", "libx264", "-g", gop),
+            *("ffmpeg", "-v", "error", "-nostdin", "-threads", threads, "-i", str(video)),
+            *("-c:v", "libx264", "-g", gop, "-threads", threads),
             *(arg for pair in zip(flags, values, strict=True) for arg in pair),
             *("-f", "mp4", "-y", "/dev/null"),
         ]
@@ -484,6 +494,10 @@ def print_peer(
     scene = f"{args.seconds:g} s of porch footage then {args.idle:g} s of an empty porch"
     print(f"# {scene}, {WIDTH}x{HEIGHT} at {FPS} fps, in real time; medians of {args.repeat}")
     print(f"# doorbell: {measured_code()}")
+    if args.pre_roll_fps is not None:
+        print(
+            f"# doorbell replay with pre_roll_fps = {args.pre_roll_fps:g}; the demo at its default"
+        )
     print(
         f"| | Motion {version} | {' | '.join(ours)} | {' | '.join(f'{s} / Motion' for s in ours)} | goal |"
     )
@@ -526,6 +540,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="of action (default 120)")
     parser.add_argument("--idle", type=float, default=60.0, help="of an empty porch (default 60)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--pre-roll-fps",
+        type=float,
+        metavar="FPS",
+        help="replay with [trigger] pre_roll_fps = FPS (the demo takes no config: its default)",
+    )
     parser.add_argument("--only", choices=("peer", "floor"), help="one part of the bench only")
     parser.add_argument("--json", metavar="FILE", help="also write every figure here")
     args = parser.parse_args()
@@ -539,13 +559,18 @@ def main() -> None:
         work = Path(tmp)
         video = work / "scene.mp4"
         make_scene(video, args.seconds, args.idle)
+        sides = dict(SIDES)
+        if args.pre_roll_fps is not None:
+            config = work / "doorbell.toml"
+            config.write_text(f"[trigger]\npre_roll_fps = {args.pre_roll_fps:g}\n")
+            sides["doorbell replay"] = functools.partial(run_replay, config=config)
         if args.only != "floor":
             identity, runs = vault.X25519Identity.generate(), []
             for rep in range(args.repeat):
                 for side in list(SIDES) if rep % 2 == 0 else list(SIDES)[::-1]:
                     folder = work / f"{rep}-{side.replace(' ', '-')}"
                     folder.mkdir()
-                    runs.append(SIDES[side](video, folder, args.seconds, total, identity))
+                    runs.append(sides[side](video, folder, args.seconds, total, identity))
                     print(f"{rep + 1}/{args.repeat}: {runs[-1]}", file=sys.stderr)
             report["runs"], report["medians"] = [asdict(r) for r in runs], medians(runs)
             print_peer(report["medians"], version, args)
