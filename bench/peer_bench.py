@@ -70,19 +70,18 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
 from footage import FOOTAGE, require
+from procwatch import Trace, measure, watch
 
 from doorbell import vault
 from doorbell.config import Config
@@ -94,7 +93,6 @@ IDLE_FRAMES = (1000, 1160)  # inside porch-visitors' empty stretch, frames 986-1
 START_SKIP = 5.0  # seconds after launch left out of the recording window (start-up)
 SETTLE = 25.0  # seconds after the action before the empty-scene window opens
 END_MARGIN = 1.5  # seconds before the file ends that the empty-scene window closes
-TICK = 0.25  # seconds between samples of /proc
 DOORBELL = [sys.executable, "-m", "doorbell"]
 
 
@@ -137,100 +135,6 @@ def make_scene(path: Path, action_s: float, idle_s: float) -> None:
 
 
 # -- a process and its children, from /proc -------------------------------------------------
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of ``pid`` and its live descendants, with what each
-    has reaped (cutime, cstime); 0 for a process that has gone."""
-    total, todo = 0, [pid]
-    while todo:
-        here = todo.pop()
-        try:
-            with open(f"/proc/{here}/stat") as file:
-                total += sum(int(v) for v in file.read().rsplit(")", 1)[1].split()[11:15])
-            for task in Path(f"/proc/{here}/task").iterdir():
-                todo.extend(int(child) for child in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def vm_hwm_mb(pid: int) -> float:
-    """The peak resident set of ``pid`` itself (VmHWM, MB); 0 once it has gone."""
-    try:
-        with open(f"/proc/{pid}/status") as file:
-            for line in file:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def measure(command: list[str], log: Path | None = None) -> tuple[float, float]:
-    """Run ``command`` to its end (stdout to nowhere, stderr to ``log``): its CPU seconds
-    (its own and its children's, from wait4) and its peak RSS in MB (its own VmHWM, read
-    every 20 ms until it exits). Exits the bench if it fails."""
-    with open(log or os.devnull, "wb") as errors:
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-    peak = 0.0
-    while True:
-        peak = max(peak, vm_hwm_mb(child.pid))
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        time.sleep(0.02)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command[:4])} failed" + (f" (see {log})" if log else ""))
-    return usage.ru_utime + usage.ru_stime, peak
-
-
-def _bytes_in(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-
-
-@dataclass
-class Trace:
-    """One run as /proc saw it: (seconds since launch, tree CPU-s, bytes in the output
-    folder) samples, and the launched process's peak RSS (MB) and exit status."""
-
-    samples: list[tuple[float, float, int]] = field(default_factory=list)
-    peak_mb: float = 0.0
-    status: int | None = None
-
-    def at(self, when: float, column: int) -> float:
-        """A column's value ``when`` seconds after launch, interpolated between samples."""
-        before = max((s for s in self.samples if s[0] <= when), default=self.samples[0])
-        after = min((s for s in self.samples if s[0] >= when), default=self.samples[-1])
-        if after[0] == before[0]:
-            return before[column]
-        share = (when - before[0]) / (after[0] - before[0])
-        return before[column] + (after[column] - before[column]) * share
-
-    def per_minute(self, start: float, end: float) -> float:
-        """CPU-s per minute of wall time from ``start`` to ``end`` seconds after launch."""
-        return (self.at(end, 1) - self.at(start, 1)) * 60 / (end - start)
-
-
-def watch(command: list[str], output: Path, log: Path, stop_after: float | None) -> Trace:
-    """Run ``command`` (stdout, stderr to ``log``), sampling it and ``output`` every TICK;
-    SIGTERM at ``stop_after`` seconds (None: let it end), SIGKILL 30 s later."""
-    trace = Trace()
-    with open(log, "wb") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    launched, stop = time.monotonic(), stop_after
-    while True:
-        now, hwm, cpu = time.monotonic() - launched, vm_hwm_mb(child.pid), tree_cpu(child.pid)
-        if child.poll() is not None:
-            break
-        trace.peak_mb = max(trace.peak_mb, hwm)
-        trace.samples.append((now, cpu, _bytes_in(output)))
-        if stop is not None and now >= stop:
-            child.send_signal(signal.SIGTERM if now < stop + 30 else signal.SIGKILL)
-            stop += 30
-        time.sleep(TICK)
-    trace.status = child.returncode
-    return trace
 
 
 # -- the sides ------------------------------------------------------------------------------

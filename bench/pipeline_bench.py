@@ -28,7 +28,7 @@ from pathlib import Path
 import av
 import cv2
 from footage import FOOTAGE, require
-from peer_bench import measure
+from procwatch import measure
 
 NEEDS = ("porch-visitors.mp4",)
 
