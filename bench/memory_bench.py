@@ -50,6 +50,7 @@ from pathlib import Path
 
 import aiohttp
 from footage import FOOTAGE, require
+from procwatch import tree_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -131,16 +132,13 @@ def footage_720p() -> Path:
 
 def proc(pid: int) -> dict[str, float]:
     """:data:`FIELDS` of ``/proc/PID/status`` (kB; Threads a count) and ``cpu``, user +
-    system seconds of all its threads from ``/proc/PID/stat``."""
-    found: dict[str, float] = {}
+    system seconds of all its threads (:func:`procwatch.tree_cpu`: the demo has no child)."""
+    found: dict[str, float] = {"cpu": tree_cpu(pid)}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             name, _, value = line.partition(":")
             if name in FIELDS:
                 found[name] = int(value.split()[0])
-    with open(f"/proc/{pid}/stat") as stat:
-        ticks = stat.read().rpartition(")")[2].split()[11:13]
-    found["cpu"] = (int(ticks[0]) + int(ticks[1])) / os.sysconf("SC_CLK_TCK")
     return found
 
 
