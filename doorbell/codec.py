@@ -191,14 +191,15 @@ class Mp4Writer:
 
     def __init__(self, out: io.RawIOBase, info: StreamInfo) -> None:
         self._container = av.open(out, mode="w", format="mp4", options=FRAGMENTED_MP4)
-        stream = self._container.add_stream(
-            "h264", rate=fractions.Fraction(info.fps).limit_denominator(1001)
+        # A stream for muxing only: add_stream("h264") would open a libx264 encoder that
+        # never encodes a frame (5 MB and 4 threads a clip; bench/memory_bench.py), and put
+        # its High-profile SPS/PPS in the avcC. Both encoders send SPS/PPS in-band before
+        # each keyframe, and the muxer takes them from the first packet (a keyframe).
+        rate = fractions.Fraction(info.fps).limit_denominator(1001)
+        stream = self._container.add_mux_stream(
+            "h264", rate=rate, width=info.width, height=info.height
         )
-        stream.width, stream.height = info.width, info.height
-        stream.pix_fmt = "yuv420p"
         stream.time_base = TIME_BASE
-        if info.extradata:
-            stream.codec_context.extradata = info.extradata
         self._stream = stream
         self._origin: float | None = None
         self.first_at: float | None = None

@@ -156,7 +156,8 @@ async def test_a_tab_whose_session_ends_keeps_ringing_and_says_when_its_pass_is_
     # cookie goes only with the doorbell's answer to the DELETE that ends the pass)
     await page.click("#lock")
     await page.wait_for_url("**/unlock")
-    await page.click("#forget-browser")
+    async with page.expect_navigation():  # the page reloads once the pass has ended
+        await page.click("#forget-browser")
     await page.wait_for_load_state()
     await until(page, "localStorage.getItem('doorbell.ringsHere') === null")
     for _ in range(100):

@@ -34,6 +34,7 @@ def _serve(service: "Service", extra: Sequence[str] = (), after_url: str = "") -
 
     from doorbell import collector, logs
 
+    collector.lean_memory()  # before any thread: no transparent huge pages, one malloc arena
     logs.configure()
 
     async def main() -> None:
