@@ -60,13 +60,20 @@ def record(data_dir, identities, frames, width, height, masks=()):
     for frame in frames:
         pipeline.process(frame)
         seen.append(frame)
+    _, clip = finished_clip(pipeline, store, identities)
+    return seen, clip
+
+
+def finished_clip(pipeline, store, identities):
+    """Finish ``pipeline``'s one clip, close ``store``: the recording and the clip's
+    (time from its start, BGR) frames, decrypted and decoded."""
     [recorded] = pipeline.finish()
     with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
         mp4 = reader.read()
     store.close()
     with av.open(io.BytesIO(mp4)) as container:
         clip = [(f.time, f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
-    return seen, clip
+    return recorded, clip
 
 
 # -- the pure parts ---------------------------------------------------------------------
@@ -351,12 +358,7 @@ def test_an_idle_rate_keeps_a_full_pre_roll_at_full_quality(data_dir, identities
                 pipeline.process(frame)
         finally:
             files.close()
-        [recorded] = pipeline.finish()
-        with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
-            mp4 = reader.read()
-        store.close()
-        with av.open(io.BytesIO(mp4)) as container:
-            clip = [(f.time, f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
+        recorded, clip = finished_clip(pipeline, store, identities)
         start = recorded.start_at
         results[pre_roll_fps] = [(round(start + t, 3), bgr) for t, bgr in clip]
         assert 8.0 - start >= 5.0  # the whole pre-roll

@@ -15,14 +15,7 @@ from doorbell.web.ring_passes import (
     TURNED_OFF,
     RingPasses,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.test_auth import Clock  # a monotonic clock the test moves
 
 
 @pytest.fixture
