@@ -55,7 +55,9 @@ async def pair_and_unlock(page, url: str, code: str, key_file: Path) -> None:
     await page.fill("#passphrase", PASSPHRASE)
     await page.click("#unlock-form button[type=submit]")
     await page.wait_for_url(url)
-    await until(page, "window.doorbellEvents !== undefined")
+    # the stream's first message is written once it is subscribed to the bus: an event
+    # published from here on reaches the page (one published before it would not)
+    await until(page, "(window.doorbellEvents || []).some(e => e.kind === 'recordings')")
 
 
 async def owner_visit(url: str, code: str, key_file: Path, live_seconds: float = 15) -> Visit:
