@@ -245,3 +245,63 @@ def test_off_a_pi_the_backend_says_what_to_install_or_choose():
     ).stdout
     assert out.startswith("the Pi camera backend cannot load libcamera: ")
     assert "apt install python3-picamera2" in out and 'backend = "opencv"' in out
+
+
+SOURCES_ONLY = ("doorbell.camera.file", "doorbell.camera.opencv", "doorbell.camera.synthetic")
+
+
+def test_the_service_on_the_pi_camera_loads_no_other_source(tmp_path):
+    """The whole service with the Pi camera (picamera2's own code, the stubs below it), run
+    until it serves and a bell clip is recorded: the file decoder, the webcam reader and the
+    synthetic scene are never imported. The same run on the synthetic camera loads its
+    source: the check can see one."""
+    code = f"""
+import asyncio, dataclasses, sys
+from pathlib import Path
+from tests.fake_picamera2 import FakePicamera2
+from tests.test_picamera2 import scene
+from doorbell import trigger
+from doorbell.camera import picam
+from doorbell.config import CameraSettings, Config, StorageSettings, WebSettings
+from doorbell.pipeline import PipelineSettings
+from doorbell.service import Service
+from tests.owners import pair_owner
+
+picam.PiCamera.__init__.__kwdefaults__["picamera2"] = lambda n: FakePicamera2(n, source=scene)
+camera = CameraSettings(backend=sys.argv[1], source=sys.argv[2], width=640, height=360,
+                        encoder="libav" if sys.argv[1] == "picamera2" else "auto")
+config = dataclasses.replace(
+    Config(), camera=camera,
+    pipeline=PipelineSettings(policy=trigger.Policy(pre_roll=1.0, post_roll=0.5)),
+    storage=StorageSettings(data_dir={str(tmp_path)!r} + "/" + sys.argv[1], min_free_mb=0),
+    web=WebSettings(listen="127.0.0.1:0", tls="off"),
+)
+
+async def main():
+    pair_owner(Path(config.storage.data_dir))  # clips are made for an owner
+    service, stop, up = Service(config, demo=True, work_factor=10), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(service.run(stop, ready=lambda s: up.set()))
+    await asyncio.wait_for(up.wait(), 60)
+    finished = service.bus.subscribe()
+    service.press_mock_bell()
+    while type(await asyncio.wait_for(finished.get(), 60)).__name__ != "ClipFinished":
+        pass
+    stop.set()
+    await task
+
+asyncio.run(main())
+print(" ".join(sorted(m for m in sys.modules if m in {SOURCES_ONLY!r})))
+"""
+
+    def loaded(backend: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code, backend, ""],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.split()
+
+    assert loaded("picamera2") == []
+    assert loaded("synthetic") == ["doorbell.camera.synthetic"]
