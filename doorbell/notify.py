@@ -21,25 +21,26 @@ that sends in order from a daemon thread (Apprise's services use blocking ``requ
 and retries a failed send after 2, 4, 8 … 300 s, :data:`~doorbell.notify_text.TRIES`
 times, then gives that notice up. One slow service does not hold up another.
 
-Apprise is imported only when a notifier is made or URLs are checked: its first URL
-loads all its 189 services' modules, about 0.3 s and 32 MiB on an x86 PC
-(``bench/notify_bench.py``); ``import doorbell.notify`` stays cheap. Apprise's own log lines can carry a URL's token: they are
-kept out of the doorbell's log, and the notifier logs its own line instead (service and
-reason, never the URL).
+Apprise itself (imported only when a notifier is made or URLs are checked, its log kept
+apart, the checks of a URL by its own parsing: :func:`check_urls_file`,
+:func:`url_problems`, kept importable from here) is :mod:`doorbell.notify_apprise`;
+``import doorbell.notify`` stays cheap. Apprise's own log lines can carry a URL's token:
+the notifier logs its own line instead (service and reason, never the URL).
 """
 
 import asyncio
 import contextlib
 import logging
 import math
-import os
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from doorbell import notify_apprise
 from doorbell import notify_text as text
+from doorbell.notify_apprise import check_urls_file, url_problems
 from doorbell.notify_text import (
     MOTION,
     RING,
@@ -60,143 +61,6 @@ settings_problem = text.settings_problem
 
 log = logging.getLogger(__name__)
 QUEUE_BOUND = 32  # notices waiting for one URL
-
-
-# -- Apprise, imported lazily ------------------------------------------------------------
-
-
-class _Capture(logging.Handler):
-    """Apprise's warnings, kept per thread while that thread asks (``start``/``stop``).
-
-    Installed once on the ``apprise`` logger, which stops propagating: its lines may hold
-    a URL's token and never reach the doorbell's log. Shared by the notifiers' send
-    threads and the caller of :func:`url_problems`; the lock guards ``_by_thread``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self._lock = threading.Lock()
-        self._by_thread: dict[int, list[str]] = {}
-
-    def start(self) -> None:
-        with self._lock:
-            self._by_thread[threading.get_ident()] = []
-
-    def stop(self) -> list[str]:
-        with self._lock:
-            return self._by_thread.pop(threading.get_ident(), [])
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._lock:
-            kept = self._by_thread.get(record.thread or 0)
-            if kept is not None:
-                kept.append(record.getMessage())
-
-
-_capture: _Capture | None = None
-
-
-def _apprise() -> Any:
-    """The ``apprise`` module, imported at first use, its log captured."""
-    global _capture
-    import apprise
-
-    if _capture is None:
-        _capture = _Capture()
-        logger = logging.getLogger("apprise")
-        logger.addHandler(_capture)
-        logger.setLevel(logging.WARNING)
-        logger.propagate = False
-    return apprise
-
-
-def _asset() -> Any:
-    """Apprise's asset: no icon (a URL the phone would fetch, or a file sent along), no
-    link to Apprise's site, nothing kept on disk (no persistent store, no keys made)."""
-    apprise = _apprise()
-    return apprise.AppriseAsset(
-        app_id="doorbell",
-        app_desc="doorbell",
-        app_url="",
-        image_url_mask="",
-        image_url_logo="",
-        image_path_mask="",
-        storage_mode="memory",
-        pgp_autogen=False,
-        pem_autogen=False,
-    )
-
-
-def _plugin(url: str, asset: Any) -> tuple[Any, list[str]]:
-    """Apprise's service object for ``url`` (None if it refuses it) and its warnings."""
-    apprise = _apprise()
-    assert _capture is not None
-    _capture.start()
-    try:
-        plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
-    finally:
-        warnings = _capture.stop()
-    return plugin or None, warnings
-
-
-def _known_schemes() -> set[str]:
-    return {s.lower() for s in _apprise().NotificationManager().schemas()}
-
-
-def url_problems(urls: Sequence[str] | Mapping[int, str]) -> list[str]:
-    """What is wrong with each URL, by Apprise's own parsing: [] when all are usable.
-
-    ``urls``: a list (named "URL 1", "URL 2" …) or line number → URL as
-    :func:`read_url_lines` gives (named "line 3"). Each problem names the line and the
-    service (the scheme), and Apprise's reason made safe (:func:`~doorbell.notify_text.
-    load_reason`): a URL Apprise refuses, one it takes with a warning (an ntfy topic it
-    will ignore), or an ntfy URL without a topic (Apprise takes it, then every send fails).
-    """
-    label, items = (
-        ("line", list(urls.items()))
-        if isinstance(urls, Mapping)
-        else ("URL", list(enumerate(urls, 1)))
-    )
-    if not items:
-        return []
-    asset, known = _asset(), _known_schemes()
-    problems = []
-    for number, url in items:
-        scheme = text.scheme_of(url)
-        if not scheme:
-            problems.append(f"{label} {number}: not a URL (expected service://…)")
-        elif scheme not in known:
-            problems.append(f"{label} {number}: {scheme}: not a service Apprise knows")
-        else:
-            plugin, warnings = _plugin(url, asset)
-            reason = text.load_reason(warnings, url)
-            if plugin is None:
-                problems.append(
-                    f"{label} {number}: {scheme}: Apprise cannot use it: {reason or 'malformed'}"
-                )
-            elif getattr(plugin, "topics", None) == []:  # ntfy takes it, then never delivers
-                problems.append(
-                    f"{label} {number}: {scheme}: no topic to send to "
-                    f"(add one: {scheme}://HOST[:PORT]/TOPIC)"
-                )
-            elif reason:
-                problems.append(f"{label} {number}: {scheme}: {reason}")
-    return problems
-
-
-def check_urls_file(path: str | os.PathLike[str]) -> list[str]:
-    """Every problem of the URL file at ``path`` for ``doorbell config check``, each
-    naming the file and line; [] if it is fine. Never raises for a bad file."""
-    try:
-        lines = read_url_lines(path)
-    except NotifyUrlsError as err:
-        return [str(err)]
-    if not lines:
-        return [f"notify URLs file {os.fspath(path)}: no URLs in it"]
-    return [f"notify URLs file {os.fspath(path)} {p}" for p in url_problems(lines)]
-
-
-# -- sending ---------------------------------------------------------------------------
 
 
 async def _in_thread(fn: Callable[[], Any], name: str) -> Any:
@@ -235,7 +99,7 @@ class _Target:
         self.number = number
         self.plugins: dict[Kind, Any] = {}
         for kind in (RING, MOTION):
-            plugin, _ = _plugin(text.kind_url(url, kind), asset)
+            plugin, _ = notify_apprise.service(text.kind_url(url, kind), asset)
             if plugin is None:
                 raise NotifyUrlsError(f"notify URL {number}: {self.scheme}: Apprise cannot use it")
             if self.scheme in text.UNPACED:
@@ -262,20 +126,13 @@ class _Target:
         self.waiting.append(notice)
         self.wake.set()
 
-    def _send_blocking(self, notice: Notice) -> tuple[bool, str]:
-        assert _capture is not None
-        _capture.start()
-        try:
-            kwargs = {"body": notice.body, "title": notice.title}
-            ok = bool(self.plugins[notice.kind].notify(**kwargs))
-        finally:
-            warnings = _capture.stop()
-        return ok, "" if ok else text.failure_reason(warnings)
-
     async def send(self, notice: Notice) -> tuple[bool, str]:
         try:
             name = f"notify-{self.number}-{self.scheme}"
-            result: tuple[bool, str] = await _in_thread(lambda: self._send_blocking(notice), name)
+            plugin = self.plugins[notice.kind]
+            result: tuple[bool, str] = await _in_thread(
+                lambda: notify_apprise.send(plugin, title=notice.title, body=notice.body), name
+            )
         except Exception as err:  # a bug or a surprise in the service's module: reported
             return False, f"error in Apprise ({type(err).__name__})"
         return result
@@ -371,7 +228,7 @@ class Notifier:
         self._bound = bound
         self._last_ring: float | None = None
         self._last_motion: float | None = None
-        asset = _asset() if urls else None
+        asset = notify_apprise.asset() if urls else None
         self._targets = [_Target(n, url, asset, tries) for n, url in enumerate(urls, 1)]
 
     def offer(self, event: "Event") -> None:

@@ -6,7 +6,7 @@
     backoff(3)                                                   # 8.0 seconds
 
 Nothing here imports Apprise: ``doorbell config check`` and the notifier share these,
-and the checks that need Apprise's own parsing live in :mod:`doorbell.notify`.
+and the checks that need Apprise's own parsing live in :mod:`doorbell.notify_apprise`.
 
 The URL file holds secrets (tokens, passwords): it must be the service user's alone
 (no bit of ``mode & 0o077``) unless it is empty. Every message here names the file
@@ -73,7 +73,7 @@ class NotifySettings:
 
 def settings_problem(s: NotifySettings) -> str | None:
     """The first thing wrong with ``s`` as ``"KEY: reason"``, or None; pure (the file
-    itself is checked by :func:`doorbell.notify.check_urls_file`)."""
+    itself is checked by :func:`doorbell.notify_apprise.check_urls_file`)."""
     if s.enabled and not s.urls_file:
         return "urls_file: needed when notify is enabled (a file of Apprise URLs)"
     if s.urls_file and not Path(s.urls_file).is_absolute():

@@ -22,12 +22,11 @@ from doorbell.notify import (
     Notifier,
     NotifySettings,
     NotifyUrlsError,
-    check_urls_file,
     read_url_lines,
     read_urls,
     settings_problem,
-    url_problems,
 )
+from doorbell.notify_apprise import check_urls_file, url_problems
 from doorbell.notify_text import (
     backoff,
     failure_reason,
