@@ -128,7 +128,7 @@ n = doorbell.notify.Notifier(doorbell.notify.NotifySettings(enabled=True),
     ["ntfy://127.0.0.1:9/doorbell"], clock=time.time, sleep=None)
 out["first Notifier (ntfy)"] = (time.perf_counter() - t, rss() - r)
 r, t = rss(), time.perf_counter()
-doorbell.notify.url_problems(["ntfy://127.0.0.1:9/doorbell"])
+doorbell.notify_apprise.url_problems(["ntfy://127.0.0.1:9/doorbell"])
 out["first url_problems (every service)"] = (time.perf_counter() - t, rss() - r)
 out["process total"] = (0.0, rss())
 print(json.dumps(out))

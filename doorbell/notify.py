@@ -23,7 +23,7 @@ times, then gives that notice up. One slow service does not hold up another.
 
 Apprise itself (imported only when a notifier is made or URLs are checked, its log kept
 apart, the checks of a URL by its own parsing: :func:`check_urls_file`,
-:func:`url_problems`, kept importable from here) is :mod:`doorbell.notify_apprise`;
+:func:`url_problems`) is :mod:`doorbell.notify_apprise`;
 ``import doorbell.notify`` stays cheap. Apprise's own log lines can carry a URL's token:
 the notifier logs its own line instead (service and reason, never the URL).
 """
@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 
 from doorbell import notify_apprise
 from doorbell import notify_text as text
-from doorbell.notify_apprise import check_urls_file, url_problems
 from doorbell.notify_text import (
     MOTION,
     RING,
@@ -55,8 +54,8 @@ from doorbell.notify_text import (
 if TYPE_CHECKING:
     from doorbell.events import Event
 
-__all__ = ["Notifier", "NotifySettings", "NotifyUrlsError", "check_urls_file", "read_urls"]
-__all__ += ["read_url_lines", "settings_problem", "url_problems"]
+__all__ = ["Notifier", "NotifySettings", "NotifyUrlsError", "read_url_lines", "read_urls"]
+__all__ += ["settings_problem"]
 settings_problem = text.settings_problem
 
 log = logging.getLogger(__name__)

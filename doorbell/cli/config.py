@@ -41,7 +41,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                 f"{path}: [mqtt] ca_file {config.mqtt.ca_file}: cannot use it ({reason})"
             )
     if config.notify.enabled:
-        from doorbell.notify import check_urls_file
+        from doorbell.notify_apprise import check_urls_file
 
         problems += [f"{path}: {p}" for p in check_urls_file(config.notify.urls_file)]
     if problems:

@@ -116,7 +116,7 @@ def demo_notify(urls: Sequence[str]) -> list[str]:
     token."""
     if not urls:
         return []
-    from doorbell.notify import url_problems
+    from doorbell.notify_apprise import url_problems
 
     if problems := url_problems(list(urls)):
         raise UsageError("--notify: " + "; ".join(problems))
