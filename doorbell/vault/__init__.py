@@ -50,15 +50,9 @@ from doorbell.vault.reader import (
     open_header,
     recover,
 )
+from doorbell.vault.sink import PART_SUFFIX, AtomicFileSink, StreamSink, is_disk_full
 from doorbell.vault.stream import CHUNK_SIZE
-from doorbell.vault.writer import (
-    PART_SUFFIX,
-    AtomicFileSink,
-    StreamSink,
-    Writer,
-    create,
-    is_disk_full,
-)
+from doorbell.vault.writer import Writer, create
 
 __all__ = [
     "CHUNK_SIZE",
