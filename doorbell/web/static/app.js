@@ -2,29 +2,21 @@
 // Links between the owner's pages are followed inside this page (the new page's HTML
 // replaces the old), so the owner's key, held only in this tab's memory, stays open
 // from page to page; a reload or a new tab asks for the passphrase again.
+// The key comes from signing in (sign_in.js: pairing, /unlock, the locked overlay's form).
 import * as owner from "/static/owner.js";
 import { listenForEvents } from "/static/events.js";
 import { toast } from "/static/toasts.js";
 import * as clipList from "/static/clip_list.js";
 import * as rings from "/static/rings.js";
+import { failure, show } from "/static/page_text.js";
+import { setupPage, tabUnlockForm, unlockPage } from "/static/sign_in.js";
+import { showThumbnail } from "/static/thumbnail.js";
 
 const state = { keyholder: null, events: null, cleanups: [] };
 window.doorbellEvents = [];
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 const $ = (id) => document.getElementById(id);
-
-function show(element, text) {
-  element.textContent = text;
-  element.hidden = false;
-}
-
-function failure(err) {
-  if (err && err.name === "WrongPassphrase") return "Wrong passphrase.";
-  // fetch's own TypeError ("Failed to fetch"): no answer at all
-  if (err instanceof TypeError) return "The doorbell cannot be reached: try again once it is back.";
-  return (err && err.message) || String(err);
-}
 
 async function call(method, url, body) {
   const options = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
@@ -144,120 +136,25 @@ function connection(connected) {
   else document.body.dataset.offline = "yes";
 }
 
-function tabUnlock() {
-  const form = $("tab-unlock-form");
-  if (!form || form.dataset.ready) return;
-  form.dataset.ready = "yes";
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const error = $("tab-unlock-error");
-    error.hidden = true;
-    if (!owner.saved()) { // nothing to open here: sign in afresh with the name
-      await call("POST", "/api/lock");
-      location.assign("/unlock");
-      return;
-    }
-    try {
-      const keyholder = await owner.openSaved($("tab-passphrase").value);
-      if (document.body.dataset.session === "ended") {
-        await owner.signIn(keyholder);
-        delete document.body.dataset.session;
-      }
-      state.keyholder = keyholder;
-      $("tab-locked").hidden = true;
-      await navigate(location.href, false);
-    } catch (err) {
-      if (err.status === 404) { // this owner is gone from the doorbell
-        owner.forgetBrowser();
-        location.assign("/unlock");
-        return;
-      }
-      show(error, failure(err));
-    }
-  });
+// The key opened again in this tab (the locked overlay's form): the page it is on, shown
+// again with its clips open.
+async function tabUnlocked(keyholder) {
+  state.keyholder = keyholder;
+  $("tab-locked").hidden = true;
+  await navigate(location.href, false);
 }
 
-// --- pairing and unlocking -------------------------------------------------------------------
-
-function setupPage() {
-  const form = $("setup-form");
-  const first = $("new-passphrase");
-  first.addEventListener("input", () => { $("strength").textContent = owner.passphraseStrength(first.value); });
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const error = $("setup-error");
-    error.hidden = true;
-    if ($("confirm-passphrase").value !== first.value) {
-      show(error, "The two passphrases differ.");
-      return;
-    }
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    button.textContent = "Making your key…";
-    try {
-      const done = await owner.pair({
-        code: $("setup-code").value, name: $("owner-name").value,
-        passphrase: first.value, identityFile: $("identity-file").files[0],
-      });
-      state.keyholder = done.keyholder;
-      $("recipient").textContent = done.recipient;
-      const link = $("download-identity");
-      link.href = URL.createObjectURL(new Blob([done.file], { type: "application/octet-stream" }));
-      $("setup-step").hidden = true;
-      $("setup-done").hidden = false;
-    } catch (err) {
-      show(error, failure(err));
-    } finally {
-      button.disabled = false;
-      button.textContent = "Make my key and pair";
-    }
-  });
-}
-
-function unlockPage() {
-  rings.whileLocked({ toast });
-  const record = owner.saved();
-  if (record) {
-    $("known-owner").hidden = false;
-    $("known-owner-name").textContent = record.name;
-    $("name-field").hidden = true;
-  }
-  $("forget-browser").addEventListener("click", async () => {
-    owner.forgetBrowser();
-    await rings.stop().catch(() => {}); // a forgotten browser hears no rings either
-    location.reload();
-  });
-  const form = $("unlock-form");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const error = $("unlock-error");
-    error.hidden = true;
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    button.textContent = "Unlocking…";
-    const passphrase = $("passphrase").value;
-    try {
-      const keyholder = owner.saved() ? await owner.openSaved(passphrase)
-        : await owner.fetchWrapped($("owner-name").value, passphrase);
-      await owner.signIn(keyholder);
-      state.keyholder = keyholder;
-      await navigate("/");
-    } catch (err) {
-      if (err.status === 404) owner.forgetBrowser(); // this owner is gone from the doorbell
-      show(error, failure(err));
-    } finally {
-      button.disabled = false;
-      button.textContent = "Unlock";
-    }
-  });
+// The key opened on /unlock: on to the clips.
+async function unlocked(keyholder) {
+  state.keyholder = keyholder;
+  await navigate("/");
 }
 
 // --- the owner's pages -----------------------------------------------------------------------
 
 async function thumbnails(images = document.querySelectorAll("img[data-thumbnail]")) {
-  const player = await import("/static/player.js");
   await Promise.all([...images].map(
-    (img) => player.showThumbnail(img, img.dataset.thumbnail, state.keyholder).catch((err) => {
+    (img) => showThumbnail(img, img.dataset.thumbnail, state.keyholder).catch((err) => {
       if (document.body.dataset.session === "ended") return; // taken down, not failed
       img.classList.add("no-picture");
       img.alt = err.name === "NoIdentityMatch"
@@ -414,9 +311,9 @@ function header() {
 
 async function start() {
   const page = document.body.dataset.page;
-  tabUnlock();
-  if (page === "unlock") return unlockPage();
-  if (page === "setup") return setupPage();
+  tabUnlockForm({ unlocked: tabUnlocked, lock: () => call("POST", "/api/lock") });
+  if (page === "unlock") return unlockPage({ unlocked });
+  if (page === "setup") return setupPage({ unlocked: (keyholder) => { state.keyholder = keyholder; } });
   if (document.body.dataset.unlocked !== "yes") return;
   rings.whileUnlocked(csrf()).catch(() => {});
   header();

@@ -11,11 +11,11 @@
 // The clip (fragmented MP4 inside age) is fetched in pieces of 16 chunks (1 MiB) by
 // Range requests while less than AHEAD_SECONDS are buffered ahead of the play head,
 // and only whole top-level boxes are appended (ftyp + moov, then moof + mdat pairs), so
-// a clip cut by a crash plays to its last whole fragment. With the clip's index
-// (<id>.idx.age: {"version": 1, "size", "init", "keyframes": [[seconds, offset], …]})
-// a seek fetches from the keyframe at or before the new time; without it the clip
-// streams from its start and a seek forward waits for the data. What is buffered is
-// kept to [t - KEEP_BEHIND, t + KEEP_AHEAD] around the play head.
+// a clip cut by a crash plays to its last whole fragment. With the clip's seek index
+// (seek_index.js) a seek fetches from the keyframe at or before the new time; without it
+// the clip streams from its start and a seek forward waits for the data. What is
+// buffered (media_source.js) is kept to [t - KEEP_BEHIND, t + KEEP_AHEAD] around the
+// play head.
 //
 // `growing` (optional): the clip is still being recorded. It plays from its start as its
 // file grows (the whole 64 KiB chunks on the doorbell's card so far, looked for again
@@ -31,6 +31,12 @@
 
 import { CHUNK_SIZE, ClipReader } from "./vault.js";
 import { boxAt, fragmentTime, initInfo } from "./mp4.js";
+import { cutsOutside, VideoSource } from "./media_source.js";
+import { fetchIndex, keyframeFor } from "./seek_index.js";
+
+// The thumbnail is thumbnail.js's; here too for the pages that load player.js for it
+// (tests/browser_harness, bench/playback_harness).
+export { showThumbnail } from "./thumbnail.js";
 
 export const PIECE_CHUNKS = 16;
 export const AHEAD_SECONDS = 20;
@@ -38,29 +44,11 @@ export const KEEP_BEHIND = 30;
 export const KEEP_AHEAD = 60;
 export const GROW_SECONDS = 1;
 const GROW_MISSES = 5; // 404s in a row while growing (its file renamed as it ends): then an error
-const FALLBACK_CODECS = ["avc1.640028", "avc1.4d401f", "avc1.42e01e"];
 
 export async function playClip(video, options) {
   const player = new ClipPlayer(video, options);
   await player.start();
   return player;
-}
-
-// An encrypted image (a thumbnail) into `img`, as a blob: URL (the one it had before is
-// revoked). Rejects with an Error saying what failed.
-const imageUrls = new WeakMap();
-export async function showThumbnail(img, url, keyholder) {
-  const response = await fetch(url);
-  if (!response.ok) {
-    throw new Error(`the thumbnail could not be fetched (the doorbell answered ${response.status})`);
-  }
-  const jpeg = await keyholder.decryptFile(new Uint8Array(await response.arrayBuffer()));
-  const blobUrl = URL.createObjectURL(new Blob([jpeg], { type: "image/jpeg" }));
-  const old = imageUrls.get(img);
-  imageUrls.set(img, blobUrl);
-  img.src = blobUrl;
-  if (old) URL.revokeObjectURL(old);
-  return blobUrl;
 }
 
 class ClipPlayer {
@@ -90,11 +78,8 @@ class ClipPlayer {
     try {
       this.reader = await ClipReader.open(this.fileUrl, this.keyholder);
       this.index = this.growing ? null : await this.#loadIndex();
-      this.mediaSource = new MediaSource();
-      this.objectUrl = URL.createObjectURL(this.mediaSource);
-      const opened = once(this.mediaSource, "sourceopen");
-      this.video.src = this.objectUrl;
-      await opened;
+      this.source = new VideoSource(this.video);
+      await this.source.attach();
       for (const name of ["seeking", "timeupdate", "waiting", "play"]) {
         const handler = name === "seeking" ? () => this.#seeking() : () => this.#nudge();
         this.video.addEventListener(name, handler);
@@ -117,27 +102,16 @@ class ClipPlayer {
     this.closed = true;
     for (const [name, handler] of this.#listeners) this.video.removeEventListener(name, handler);
     this.#nudge();
-    if (this.objectUrl) {
-      if (this.video.src === this.objectUrl) {
-        this.video.removeAttribute("src");
-        this.video.load();
-      }
-      URL.revokeObjectURL(this.objectUrl);
-    }
+    if (this.source) this.source.detach();
     this.#say({ phase: "closed" });
   }
 
   async #loadIndex() {
     if (!this.indexUrl) return null;
     try {
-      const response = await fetch(this.indexUrl);
-      if (response.status === 404) {
-        this.#say({ message: noIndex("", this.duration) });
-        return null;
-      }
-      if (!response.ok) throw new Error(`the doorbell answered ${response.status}`);
-      const bytes = await this.keyholder.decryptFile(new Uint8Array(await response.arrayBuffer()));
-      return checkedIndex(JSON.parse(new TextDecoder().decode(bytes)), this.reader);
+      const index = await fetchIndex(this.indexUrl, this.keyholder, this.reader);
+      if (index === null) this.#say({ message: noIndex("", this.duration) });
+      return index;
     } catch (err) {
       this.#say({ message: noIndex(` (its index could not be read: ${err.message})`, this.duration) });
       return null;
@@ -237,10 +211,10 @@ class ClipPlayer {
       await this.#append(joinBytes(batch));
       if (generation !== this.generation || this.closed) return;
       this.lastTime = last;
-      if (this.origin === null && this.index !== null && this.sourceBuffer.buffered.length > 0) {
+      if (this.origin === null && this.index !== null && this.source.buffered.length > 0) {
         // the media time the index's first keyframe plays at (times in the index are
         // presentation times from the clip's start)
-        this.origin = this.sourceBuffer.buffered.start(0) - this.index.keyframes[0][0];
+        this.origin = this.source.buffered.start(0) - this.index.keyframes[0][0];
       }
     }
     this.pending = this.pending.slice(at);
@@ -249,14 +223,10 @@ class ClipPlayer {
   async #openSource() {
     const init = joinBytes(this.initParts);
     const info = initInfo(init);
-    const codec = [info.codec, ...FALLBACK_CODECS].find(
-      (c) => c && MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`),
-    );
-    if (codec === undefined) throw new Error("this browser cannot play the clip's H.264 video");
-    this.sourceBuffer = this.mediaSource.addSourceBuffer(`video/mp4; codecs="${codec}"`);
+    this.source.addSourceBuffer(info.codec);
     this.init = info;
     await this.#append(init); // sets the duration to +Infinity: an fMP4 does not know it
-    if (this.duration) this.mediaSource.duration = this.duration;
+    if (this.duration) this.source.duration = this.duration;
   }
 
   // With an index and no duration given: the clip's last keyframe onward, appended
@@ -277,40 +247,20 @@ class ClipPlayer {
     }
     if (batch.length === 0) return;
     await this.#append(joinBytes(batch));
-    const ranges = this.sourceBuffer.buffered;
-    if (ranges.length > 0) this.mediaSource.duration = ranges.end(ranges.length - 1);
+    const ranges = this.source.buffered;
+    if (ranges.length > 0) this.source.duration = ranges.end(ranges.length - 1);
   }
 
   async #append(bytes) {
     this.ended = false;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const done = updated(this.sourceBuffer);
-        this.sourceBuffer.appendBuffer(bytes);
-        await done;
-        return;
-      } catch (err) {
-        if (err.name !== "QuotaExceededError" || attempt > 0) throw err;
-        await this.#prune(5); // the browser's buffer is full: keep less behind, once
-      }
-    }
+    // the browser's buffer is full: keep less behind, once
+    await this.source.append(bytes, () => this.#prune(5));
   }
 
   // Remove what is buffered outside [t - behind, t + KEEP_AHEAD].
   async #prune(behind) {
     const t = this.video.currentTime;
-    const ranges = this.sourceBuffer?.buffered ?? [];
-    const cuts = [];
-    for (let i = 0; i < ranges.length; i++) {
-      const [start, end] = [ranges.start(i), ranges.end(i)];
-      if (start < t - behind) cuts.push([start, Math.min(end, t - behind)]);
-      if (end > t + KEEP_AHEAD && end > this.lastTime + 1) cuts.push([Math.max(start, t + KEEP_AHEAD), end]);
-    }
-    for (const [start, end] of cuts) {
-      const done = updated(this.sourceBuffer);
-      this.sourceBuffer.remove(start, end);
-      await done;
-    }
+    await this.source.remove(cutsOutside(this.source.buffered, t - behind, t + KEEP_AHEAD, this.lastTime + 1));
   }
 
   // Caught up with a clip being recorded: wait a moment (or a seek), then see how far its
@@ -333,9 +283,9 @@ class ClipPlayer {
 
   #finish() {
     if (this.init === null) throw new Error("it holds no whole second of video");
-    if (this.ended || this.mediaSource.readyState !== "open" || this.sourceBuffer?.updating) return;
+    if (this.ended || !this.source.ready) return;
     this.ended = true;
-    this.mediaSource.endOfStream();
+    this.source.end();
     this.#say({ phase: "complete", message: this.reader.cut ? CUT : this.state.message });
   }
 
@@ -348,13 +298,9 @@ class ClipPlayer {
       return;
     }
     if (this.index !== null) {
-      const origin = this.origin ?? 0;
-      const keyframes = this.index.keyframes;
-      let pick = keyframes[0];
-      for (const keyframe of keyframes) if (keyframe[0] + origin <= t + 1e-3) pick = keyframe;
-      this.#restart(pick[1], pick[0] + origin);
-      const after = keyframes.find((keyframe) => keyframe[1] > pick[1]);
-      this.until = after ? after[1] : null;
+      const { offset, time, until } = keyframeFor(this.index.keyframes, t, this.origin ?? 0);
+      this.#restart(offset, time);
+      this.until = until;
     } else if (t > this.lastTime) {
       this.#say({ message: WAIT_FORWARD });
     } else {
@@ -366,7 +312,7 @@ class ClipPlayer {
   // Whether the stream, going on from where it is, plays `t` soon: t is buffered in the
   // range the stream is appending to, or just past it.
   #streamReaches(t) {
-    const ranges = this.sourceBuffer?.buffered;
+    const ranges = this.source?.buffered;
     if (!ranges) return this.next === 0 && t < AHEAD_SECONDS;
     for (let i = 0; i < ranges.length; i++) {
       const [start, end] = [ranges.start(i), ranges.end(i)];
@@ -411,9 +357,7 @@ class ClipPlayer {
     const error = plainError(err);
     this.failed = true; // the loop stops; close() still lets the video go
     this.#nudge();
-    if (this.mediaSource?.readyState === "open" && !this.sourceBuffer?.updating) {
-      this.mediaSource.endOfStream(); // what was good still plays
-    }
+    if (this.source?.ready) this.source.end(); // what was good still plays
     this.#say({ phase: "error", error });
   }
 }
@@ -439,45 +383,6 @@ function plainError(err) {
     return "The browser could not decode this clip's video.";
   }
   return `This clip cannot be played: ${err.message.replace(/\.$/, "")}.`;
-}
-
-function checkedIndex(index, reader) {
-  const ok =
-    index?.version === 1 &&
-    Number.isInteger(index.size) &&
-    Array.isArray(index.keyframes) &&
-    index.keyframes.length > 0 &&
-    index.keyframes.every(
-      (k, i, all) =>
-        Array.isArray(k) &&
-        Number.isFinite(k[0]) &&
-        Number.isInteger(k[1]) &&
-        (i === 0 || k[1] > all[i - 1][1]),
-    );
-  if (!ok) throw new Error("it is not a version 1 index");
-  if (!reader.cut && index.size !== reader.plaintextSize) throw new Error("it belongs to another recording");
-  const keyframes = index.keyframes.filter((k) => k[1] < reader.plaintextSize);
-  if (keyframes.length === 0) throw new Error("it has no keyframe inside the clip");
-  return { ...index, keyframes };
-}
-
-function updated(sourceBuffer) {
-  return new Promise((resolve, reject) => {
-    const ended = () => (failed ? reject(mediaError()) : resolve());
-    let failed = false;
-    sourceBuffer.addEventListener("error", () => (failed = true), { once: true });
-    sourceBuffer.addEventListener("updateend", ended, { once: true });
-  });
-}
-
-function mediaError() {
-  const err = new Error("the browser could not decode the video");
-  err.name = "MediaError";
-  return err;
-}
-
-function once(target, name) {
-  return new Promise((resolve) => target.addEventListener(name, resolve, { once: true }));
 }
 
 function joinBytes(parts) {
