@@ -6,6 +6,7 @@ import io
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -38,17 +39,21 @@ def config_for(data_dir, **policy) -> Config:
 
 
 class ScriptedCamera(SyntheticCamera):
-    """The synthetic camera, as fast as it renders, doing ``script[n]()`` before frame n."""
+    """The synthetic camera, as fast as it renders, doing ``script[n]()`` before frame n
+    and ``each(n)`` before every frame (for an action that waits on something else: the
+    frames come as fast as the machine makes them, so a count of frames is no clock)."""
 
-    def __init__(self, script: dict) -> None:
+    def __init__(self, script: dict, each: Callable[[int], None] | None = None) -> None:
         super().__init__(width=320, height=180, fps=15.0, visitors=())
-        self.script = script
+        self.script, self.each = script, each
 
     def frames(self):
         for frame in super().frames():
             action = self.script.get(frame.index)
             if action is not None:
                 action()
+            if self.each is not None:
+                self.each(frame.index)
             yield frame
 
 
