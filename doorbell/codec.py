@@ -45,6 +45,7 @@ from pathlib import Path
 import av
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
+from av.video.reformatter import ColorRange
 
 from doorbell.camera import CameraError
 from doorbell.camera.frame import EncodedPacket, StreamInfo
@@ -56,6 +57,7 @@ TIME_BASE = fractions.Fraction(1, 90_000)  # the MPEG clock: exact for any frame
 # CPU-s a minute against 2.9; 1080p takes 7.7 ms a frame on one x86 thread.
 ONE_THREAD_PIXELS = 1920 * 1080 * 15
 _KEY, _ANY = av.video.frame.PictureType.I, av.video.frame.PictureType.NONE
+_FULL_RANGE, _VIDEO_RANGE = ColorRange.JPEG, ColorRange.MPEG
 # One fragment a frame, handed on at once: a crash loses at most the frame in the muxer
 # and the vault's unsealed chunk, never a whole group of pictures (law 5). The cost is a
 # moof header a frame, about 0.1-0.2 % of the bitrate (bench/sigkill_bench.py).
@@ -172,6 +174,15 @@ def keyframe_due(at: float, due: float | None, fps: float) -> bool:
     that time (None: the first frame). Half a frame early counts (a camera's times jitter):
     at 10 fps, due at 1.0, a frame at 0.96 is the keyframe."""
     return due is None or at >= due - 0.5 / fps
+
+
+def is_full_range(pix_fmt: str, color_range: int) -> bool:
+    """Whether a decoded picture in FFmpeg's pixel format ``pix_fmt`` with ``color_range``
+    (FFmpeg's AVColorRange: 1 video, 2 full) uses the full 0-255 range: a JPEG's, a
+    webcam's MJPEG (``yuvj422p``), an H.264 flagged full range. Passed on as it is, its
+    blacks and whites would be stretched past 0 and 255 by a player, which reads the
+    clip's H.264 as video range (16-235 luma)."""
+    return pix_fmt.startswith("yuvj") or color_range == int(_FULL_RANGE)
 
 
 def wraps_in_place(rows: int) -> bool:
@@ -361,7 +372,12 @@ class VideoFile:
             frame = frame.reformat(width=self.width, height=self.height)
         if self.width % 2 or self.height % 2:
             return Picture(pts, bgr=frame.to_ndarray(format="bgr24"))
-        if frame.format.name != "yuv420p":  # 4:2:2, full range, 10 bits: converted once
+        full = is_full_range(frame.format.name, int(frame.color_range))
+        if full:  # the encoder's H.264 says video range: 0-255 becomes 16-235, once
+            frame = frame.reformat(
+                format="yuv420p", src_color_range=_FULL_RANGE, dst_color_range=_VIDEO_RANGE
+            )
+        elif frame.format.name != "yuv420p":  # 4:2:2, 4:4:4, 10 bits: converted once
             frame = frame.reformat(format="yuv420p")
         return Picture(pts, decoded=DecodedPicture(frame))
 

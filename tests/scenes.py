@@ -186,20 +186,30 @@ def uneven_porch(
 
 
 def write_video(
-    path: Path, frames: list[np.ndarray], fps: float, *, times: Sequence[float] | None = None
+    path: Path,
+    frames: list[np.ndarray],
+    fps: float,
+    *,
+    times: Sequence[float] | None = None,
+    codec: str = "libx264",
+    pix_fmt: str | None = None,
 ) -> Path:
-    """``frames`` (grey or BGR) as an H.264 MP4 at ``fps``, the way a camera file comes.
+    """``frames`` (grey or BGR) as an H.264 MP4 at ``fps``, the way a camera file comes
+    (the container by ``path``'s suffix).
 
     ``times`` (seconds, whole milliseconds, increasing) gives each frame its own
     presentation time: a variable-frame-rate file. A picture with an odd side is written
-    in 4:4:4 (H.264 in 4:2:0 has no odd side), as some cameras' files are."""
+    in 4:4:4 (H.264 in 4:2:0 has no odd side), as some cameras' files are. ``codec`` and
+    ``pix_fmt`` (FFmpeg's names) write another kind: ``"mjpeg"``, ``"yuvj422p"`` as a USB
+    webcam records, ``"yuvj420p"`` for H.264 in full range."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=round(fps))
+        stream = out.add_stream(codec, rate=round(fps))
         odd = width % 2 or height % 2
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv444p" if odd else "yuv420p"
-        stream.options = {"preset": "ultrafast"}
+        stream.pix_fmt = pix_fmt or ("yuv444p" if odd else "yuv420p")
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast"}
         if times is not None:
             stream.codec_context.time_base = fractions.Fraction(1, 1000)
         for n, image in enumerate(frames):

@@ -235,6 +235,47 @@ def test_a_bgr_camera_is_recorded_in_its_own_colours(data_dir, identities):
         assert np.abs(colour).max() < 2.0  # B, G, R: no shift from a wrong matrix
 
 
+def ramp(n: int) -> np.ndarray:
+    """A grey ramp from black to white across the picture (BGR), a bar moving down it."""
+    grey = np.tile(np.linspace(0, 255, WIDTH).astype(np.uint8), (HEIGHT, 1))
+    grey[(n * 8) % HEIGHT : (n * 8) % HEIGHT + 8] = 128
+    return np.dstack([grey, grey, grey])
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt"),
+    [
+        ("webcam.avi", "mjpeg", "yuvj422p"),  # a USB webcam's MJPEG: full range, 4:2:2
+        ("phone.mp4", "libx264", "yuvj420p"),  # H.264 in full range
+        ("camera.mp4", "libx264", "yuv420p"),  # video range, as most cameras write
+        ("camera.mkv", "libx264", "yuv444p"),
+    ],
+)
+def test_a_files_levels_reach_the_clip_whatever_its_range(
+    data_dir, identities, tmp_path, name, codec, pix_fmt
+):
+    """Black stays black and white white: a full-range file (0-255 luma) is brought to
+    the clip's video range (16-235) in its one conversion, not passed on to be stretched
+    by every player (its 16 shown as 0, its 235 as 255)."""
+    pictures = [ramp(n) for n in range(10)]
+    path = scenes.write_video(tmp_path / name, pictures, FPS, codec=codec, pix_fmt=pix_fmt)
+    camera = FileCamera(str(path))
+    try:
+        frames = [frame for _, frame in zip(range(10), camera.frames(), strict=False)]
+    finally:
+        camera.close()
+    _, clip = record(data_dir, identities, frames, WIDTH, HEIGHT)
+    shown = source_frames(path)  # what a player shows of the file: FFmpeg reads its range
+    assert len(clip) == len(shown) == 10
+    columns = {level: int(level / 255 * (WIDTH - 1)) for level in (16, 64, 128, 192, 235)}
+    for n, ((_, got), (_, want)) in enumerate(zip(clip, shown, strict=True)):
+        bar = (n * 8) % HEIGHT
+        rows = slice(bar + 16, bar + 48) if bar < HEIGHT // 2 else slice(bar - 40, bar - 8)
+        for level, column in columns.items():
+            near = (rows, slice(column - 1, column + 2))
+            assert abs(got[near].mean() - want[near].mean()) < 2.5, f"{name}: at {level}"
+
+
 def test_the_synthetic_porchs_noise_is_added_with_saturation_as_in_int16():
     """The synthetic camera's sensor noise, added in one saturating int8 pass, gives the
     values int16 arithmetic gives, at the ends of the range too."""
