@@ -58,7 +58,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 FLOOR = """
 import sys, av
-from doorbell.codec import DecodedPicture, H264Encoder, Mp4Writer, encoder_threads
+from doorbell.codec import DecodedPicture, H264Encoder, Mp4Writer
+from doorbell.codec_rules import encoder_threads
 container = av.open(sys.argv[1])
 stream = container.streams.video[0]
 context = stream.codec_context

@@ -56,7 +56,7 @@ picture learns slowly), so its clips hold more seconds.
 The floor: PyAV decoding the file and handing each decoded frame, unconverted, to
 libx264 with doorbell's settings (codec.py H264Encoder: ultrafast, zerolatency, no
 B-frames, a keyframe every fps x keyframe_interval frames; the decoder and the encoder
-on codec.encoder_threads threads: one at 720p10) into fragmented MP4
+on codec_rules.encoder_threads threads: one at 720p10) into fragmented MP4
 (codec.FRAGMENTED_MP4) thrown away, as fast as it goes, in a fresh interpreter;
 against ``doorbell replay`` (not real time) of the same file. Whole processes, start-up
 included, CPU-s from wait4, alternating, medians. Debian's ``ffmpeg`` doing the same is
@@ -297,8 +297,9 @@ ENCODER_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}  # a
 
 def floor_commands(video: Path) -> dict[str, list[str]]:
     """The floor's commands by name: PyAV, and Debian's ffmpeg CLI when it is there; the
-    decoder and libx264 on as many threads as doorbell's (codec.encoder_threads)."""
-    from doorbell.codec import FRAGMENTED_MP4, encoder_threads
+    decoder and libx264 on as many threads as doorbell's (codec_rules.encoder_threads)."""
+    from doorbell.codec import FRAGMENTED_MP4
+    from doorbell.codec_rules import encoder_threads
 
     gop = str(max(1, round(FPS * Config().pipeline.keyframe_interval)))
     threads = str(encoder_threads(WIDTH, HEIGHT, FPS))

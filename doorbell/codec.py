@@ -9,7 +9,7 @@ importing ``av``).
             mp4.write(packet)
 
 Off the Pi the encoder is libx264 (ultrafast, no B-frames, one thread up to 1080p15:
-:func:`encoder_threads`), with a keyframe every ``keyframe_interval`` seconds of the
+:func:`~doorbell.codec_rules.encoder_threads`), with a keyframe every ``keyframe_interval`` seconds of the
 frames' own times, SPS/PPS repeated before each, so any clip can start at any keyframe
 (the muxer builds the MP4's avcC from them). The Pi's camera backend hands over packets
 from its own hardware encoder instead and uses :class:`Mp4Writer` alone. The MP4 is
@@ -48,14 +48,16 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.reformatter import ColorRange
 
 from doorbell.camera import CameraError
-from doorbell.camera.frame import EncodedPacket, StreamInfo
+from doorbell.camera.frame import (
+    OPENCV_YUV,
+    UNSPECIFIED,
+    ColourDescription,
+    EncodedPacket,
+    StreamInfo,
+)
+from doorbell.codec_rules import encoder_threads, is_full_range, keyframe_due, wraps_in_place
 
 TIME_BASE = fractions.Fraction(1, 90_000)  # the MPEG clock: exact for any frame rate
-# libx264 on one thread up to this many pixels a second (1920x1080 at 15 fps), its own
-# choice of threads above. One thread costs less: 720p at 10 fps, 3.3 ms CPU a frame
-# against 4.5 with libx264's sliced threads, and on a still scene in real time 2.3
-# CPU-s a minute against 2.9; 1080p takes 7.7 ms a frame on one x86 thread.
-ONE_THREAD_PIXELS = 1920 * 1080 * 15
 _KEY, _ANY = av.video.frame.PictureType.I, av.video.frame.PictureType.NONE
 _FULL_RANGE, _VIDEO_RANGE = ColorRange.JPEG, ColorRange.MPEG
 # One fragment a frame, handed on at once: a crash loses at most the frame in the muxer
@@ -85,12 +87,21 @@ class H264Encoder:
         keyframe_interval: float = 1.0,
         codec: str = "libx264",
         bitrate: int | None = None,
+        colour: ColourDescription = OPENCV_YUV,
     ) -> None:
         self.width, self.height, self.fps = width, height, fps
         ctx = av.CodecContext.create(codec, "w")
         assert isinstance(ctx, VideoCodecContext), f"{codec} is not a video codec"
         ctx.width, ctx.height = width, height
         ctx.pix_fmt = "yuv420p"
+        # said in the stream (H.264's VUI): video range, and the colour as far as known
+        ctx.color_range = int(_VIDEO_RANGE)
+        if colour.primaries != UNSPECIFIED:
+            ctx.color_primaries = colour.primaries
+        if colour.transfer != UNSPECIFIED:
+            ctx.color_trc = colour.transfer
+        if colour.matrix != UNSPECIFIED:
+            ctx.colorspace = colour.matrix
         ctx.time_base = TIME_BASE
         ctx.framerate = fractions.Fraction(fps).limit_denominator(1001)
         # Keyframes are asked for by time (_encode); the encoder's own, only past twice
@@ -160,38 +171,6 @@ class H264Encoder:
     @staticmethod
     def _packets(packets: list) -> list[EncodedPacket]:
         return [EncodedPacket(float(p.pts * TIME_BASE), p.is_keyframe, bytes(p)) for p in packets]
-
-
-def encoder_threads(width: int, height: int, fps: float) -> int:
-    """Threads for libx264 (or FFmpeg's decoder) at ``width`` x ``height`` pixels and
-    ``fps`` frames a second: 1 up to :data:`ONE_THREAD_PIXELS` a second, else 0 (it
-    chooses, by cores)."""
-    return 1 if width * height * fps <= ONE_THREAD_PIXELS else 0
-
-
-def keyframe_due(at: float, due: float | None, fps: float) -> bool:
-    """Whether the frame at ``at`` seconds is to be a keyframe, the next being ``due`` at
-    that time (None: the first frame). Half a frame early counts (a camera's times jitter):
-    at 10 fps, due at 1.0, a frame at 0.96 is the keyframe."""
-    return due is None or at >= due - 0.5 / fps
-
-
-def is_full_range(pix_fmt: str, color_range: int) -> bool:
-    """Whether a decoded picture in FFmpeg's pixel format ``pix_fmt`` with ``color_range``
-    (FFmpeg's AVColorRange: 1 video, 2 full) uses the full 0-255 range: a JPEG's, a
-    webcam's MJPEG (``yuvj422p``), an H.264 flagged full range. Passed on as it is, its
-    blacks and whites would be stretched past 0 and 255 by a player, which reads the
-    clip's H.264 as video range (16-235 luma)."""
-    return pix_fmt.startswith("yuvj") or color_range == int(_FULL_RANGE)
-
-
-def wraps_in_place(rows: int) -> bool:
-    """Whether PyAV's ``VideoFrame.from_numpy_buffer`` reads a packed YUV 4:2:0 buffer of
-    ``rows`` rows (height * 3 / 2) right. It takes the picture's height to be
-    ``rows // 6 * 4``, which is the height only when that is a multiple of 4 (checked
-    with PyAV 14.1 and 18.1: a 640x362 buffer comes out 640x360); other heights are
-    copied with ``from_ndarray``, which reads them right."""
-    return rows % 6 == 0
 
 
 class Mp4Writer:
@@ -335,6 +314,12 @@ class VideoFile:
             self.duration = self._container.duration / av.time_base
         elif self._stream.duration and self._stream.time_base:
             self.duration = float(self._stream.duration * self._stream.time_base)
+        # The colour of the YUV handed over (see camera.colour_of): the file's own, said
+        # or not as the file says it; OpenCV's when its pictures come as BGR (odd sides)
+        described = ColourDescription(
+            int(context.color_primaries), int(context.color_trc), int(context.colorspace)
+        )
+        self.colour = OPENCV_YUV if self.width % 2 or self.height % 2 else described
         # One decoding thread up to 1080p15 (FFmpeg's slice threads otherwise: 720p,
         # 2.0 ms CPU a frame on one against 2.4 on three), as for the encoder.
         context.thread_count = encoder_threads(self.width, self.height, self.fps)

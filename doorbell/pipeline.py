@@ -47,6 +47,7 @@ import numpy as np
 
 from doorbell import trigger
 from doorbell.camera import EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.camera.frame import OPENCV_YUV, ColourDescription
 from doorbell.camera.transform import i420_size
 from doorbell.codec import DecodedPicture, FFmpegError, H264Encoder
 from doorbell.config import PipelineSettings
@@ -189,6 +190,7 @@ class Pipeline:
         on_clip: Callable[[str, object], None] = lambda kind, clip: None,
         on_motion: Callable[[bool, float], None] = lambda active, at: None,
         encoded: StreamInfo | None = None,
+        colour: ColourDescription = OPENCV_YUV,
     ) -> None:
         self.settings = settings
         self.fps = fps
@@ -205,7 +207,7 @@ class Pipeline:
             self.size = (width, height)
         else:
             self.size = encodable_size(width, height)
-            self.encoder = _encoder(self.size, fps, settings.keyframe_interval)
+            self.encoder = _encoder(self.size, fps, settings.keyframe_interval, colour)
             stream = self.encoder.stream_info()
         self.lores = lores_size(*self.size)
         zone = polygon_mask(settings.zones, *self.lores) if settings.zones else None
@@ -386,13 +388,16 @@ def _luma(frame: Frame) -> np.ndarray:
     return i420[: i420.shape[0] * 2 // 3]
 
 
-def _encoder(size: tuple[int, int], fps: float, keyframe_interval: float) -> H264Encoder:
-    """The H.264 encoder for ``size`` at ``fps``; PipelineError saying why if it refuses."""
+def _encoder(
+    size: tuple[int, int], fps: float, keyframe_interval: float, colour: ColourDescription
+) -> H264Encoder:
+    """The H.264 encoder for ``size`` at ``fps``, its pictures' YUV of ``colour`` (see
+    camera.colour_of); PipelineError saying why if it refuses."""
     width, height = size
     if not (math.isfinite(fps) and 0 < fps <= 1000):
         raise PipelineError(f"a camera rate of {fps!r} frames a second cannot be recorded")
     try:
-        return H264Encoder(width, height, fps, keyframe_interval=keyframe_interval)
+        return H264Encoder(width, height, fps, keyframe_interval=keyframe_interval, colour=colour)
     except FFmpegError as err:
         raise PipelineError(
             f"the H.264 encoder refused {width}x{height} at {fps:g} fps "

@@ -52,7 +52,13 @@ def replay(
     origin = time.time()
     try:
         pipeline = Pipeline(
-            store, settings, camera.width, camera.height, camera.fps, wall_time=lambda t: origin + t
+            store,
+            settings,
+            camera.width,
+            camera.height,
+            camera.fps,
+            wall_time=lambda t: origin + t,
+            colour=camera.colour,
         )
     except BaseException:
         camera.close()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from doorbell import clock as clocks
-from doorbell.camera import Camera, Orientation, encoded_stream, open_camera
+from doorbell.camera import Camera, Orientation, colour_of, encoded_stream, open_camera
 from doorbell.camera_loop import CameraLoop, WallTime
 from doorbell.config import Config, split_listen
 from doorbell.errors import DoorbellError
@@ -175,6 +175,7 @@ class Service:
             on_clip=self._clip,
             on_motion=lambda active, at: self._publish(MotionChanged(self._clock(), active)),
             encoded=encoded_stream(camera),
+            colour=colour_of(camera),
         )
 
     def _update_led(self) -> None:

@@ -193,6 +193,7 @@ def write_video(
     times: Sequence[float] | None = None,
     codec: str = "libx264",
     pix_fmt: str | None = None,
+    colour: tuple[int, int, int] | None = None,
 ) -> Path:
     """``frames`` (grey or BGR) as an H.264 MP4 at ``fps``, the way a camera file comes
     (the container by ``path``'s suffix).
@@ -201,7 +202,8 @@ def write_video(
     presentation time: a variable-frame-rate file. A picture with an odd side is written
     in 4:4:4 (H.264 in 4:2:0 has no odd side), as some cameras' files are. ``codec`` and
     ``pix_fmt`` (FFmpeg's names) write another kind: ``"mjpeg"``, ``"yuvj422p"`` as a USB
-    webcam records, ``"yuvj420p"`` for H.264 in full range."""
+    webcam records, ``"yuvj420p"`` for H.264 in full range. ``colour`` (primaries,
+    transfer, matrix: H.273 codes) is said in the stream; None: nothing said."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=round(fps))
@@ -210,6 +212,9 @@ def write_video(
         stream.pix_fmt = pix_fmt or ("yuv444p" if odd else "yuv420p")
         if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
+        if colour is not None:
+            context = stream.codec_context
+            context.color_primaries, context.color_trc, context.colorspace = colour
         if times is not None:
             stream.codec_context.time_base = fractions.Fraction(1, 1000)
         for n, image in enumerate(frames):

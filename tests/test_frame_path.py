@@ -12,17 +12,20 @@ import numpy as np
 import pytest
 
 from doorbell import vault
+from doorbell.camera import colour_of
 from doorbell.camera.file import FileCamera
-from doorbell.camera.frame import Frame
+from doorbell.camera.frame import OPENCV_YUV, Frame
 from doorbell.camera.synthetic import SyntheticCamera, add_noise
 from doorbell.camera_loop import CameraLoop
-from doorbell.codec import H264Encoder, encoder_threads, keyframe_due, wraps_in_place
+from doorbell.codec import H264Encoder
+from doorbell.codec_rules import encoder_threads, keyframe_due, wraps_in_place
 from doorbell.config import PipelineSettings
 from doorbell.pipeline import BGR, DECODED, I420, Pipeline, frame_route, keeps_frame, shrink
 from doorbell.store import VIDEO, ClipStore
 from doorbell.trigger import Policy
 from tests import scenes
 
+OPENCV = (1, 1, 6)  # BT.709's primaries and transfer (sRGB's), BT.601's matrix
 TOP_QUARTER = (((0.0, 0.0), (1.0, 0.0), (1.0, 0.25), (0.0, 0.25)),)
 WIDTH, HEIGHT, FPS = 320, 176, 10.0
 
@@ -274,6 +277,54 @@ def test_a_files_levels_reach_the_clip_whatever_its_range(
         for level, column in columns.items():
             near = (rows, slice(column - 1, column + 2))
             assert abs(got[near].mean() - want[near].mean()) < 2.5, f"{name}: at {level}"
+
+
+def described(clip_mp4: bytes) -> tuple[int, int, int]:
+    """(primaries, transfer, matrix) an MP4's H.264 says, as H.273 codes (2: not said)."""
+    with av.open(io.BytesIO(clip_mp4)) as container:
+        context = container.streams.video[0].codec_context
+        return int(context.color_primaries), int(context.color_trc), int(context.colorspace)
+
+
+@pytest.mark.parametrize(
+    ("colour", "size", "said"),
+    [
+        ((1, 1, 1), (WIDTH, HEIGHT), (1, 1, 1)),  # HD video: Rec. 709, passed on as it is
+        ((6, 6, 6), (WIDTH, HEIGHT), (6, 6, 6)),  # SD video (the porch footage says this)
+        (None, (WIDTH, HEIGHT), (2, 2, 2)),  # a file that says nothing: nor does its clip
+        ((1, 1, 1), (WIDTH + 1, HEIGHT + 1), OPENCV),  # odd sides: made BGR, then OpenCV's
+    ],
+)
+def test_a_clip_says_the_colour_of_its_yuv(data_dir, identities, tmp_path, colour, size, said):
+    """A clip's H.264 describes its YUV as its source made it, so a player turns it back
+    into the same colours: a file's own description, or BT.601's matrix on sRGB where
+    OpenCV converted a BGR picture."""
+    pictures = [cv2.resize(ramp(n), size) for n in range(6)]
+    path = scenes.write_video(tmp_path / "in.mkv", pictures, FPS, colour=colour, pix_fmt="yuv444p")
+    camera = FileCamera(str(path))
+    try:
+        frames = [frame for _, frame in zip(range(6), camera.frames(), strict=False)]
+        width, height, made = camera.width, camera.height, camera.colour
+    finally:
+        camera.close()
+    store = ClipStore.open(data_dir)
+    settings = PipelineSettings(policy=Policy(pre_roll=1.0, post_roll=60.0))
+    pipeline = Pipeline(
+        store, settings, width, height, FPS, wall_time=lambda t: 1e9 + t, colour=made
+    )
+    pipeline.press_bell(0.0)
+    for frame in frames:
+        pipeline.process(frame)
+    [recorded] = pipeline.finish()
+    with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
+        assert described(reader.read()) == said
+    store.close()
+
+
+def test_a_bgr_camera_says_opencvs_colour():
+    """The synthetic porch, a webcam: BGR, converted by OpenCV (BT.601's matrix)."""
+    assert colour_of(SyntheticCamera(width=WIDTH, height=HEIGHT, fps=FPS)) == OPENCV_YUV
+    assert (OPENCV_YUV.primaries, OPENCV_YUV.transfer, OPENCV_YUV.matrix) == OPENCV
 
 
 def test_the_synthetic_porchs_noise_is_added_with_saturation_as_in_int16():

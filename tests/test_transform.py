@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from doorbell import trigger, vault
-from doorbell.camera import CameraError, encoded_stream, open_camera
+from doorbell.camera import CameraError, colour_of, encoded_stream, open_camera
 from doorbell.camera.file import FileCamera
-from doorbell.camera.frame import Frame
+from doorbell.camera.frame import REC709, SMPTE170M, Frame
 from doorbell.camera.transform import (
     Operation,
     Orientation,
@@ -340,6 +340,7 @@ def test_a_quarter_turn_on_the_pi_is_done_in_software(orientation):
     try:
         assert isinstance(camera, OrientedCamera) and encoded_stream(camera) is None
         assert (camera.width, camera.height) == (HEIGHT, WIDTH)
+        assert colour_of(camera) == SMPTE170M  # picamera2's below 1280x720: said in clips
         (fake,) = made
         assert fake.camera_config["lores"] is None and not fake.encoders
         assert sensor_transform(fake) == (orientation.hflip, False, False)
@@ -352,6 +353,11 @@ def test_a_quarter_turn_on_the_pi_is_done_in_software(orientation):
         assert frame.i420.shape == (WIDTH * 3 // 2, HEIGHT) and not frame.masked
         bright = expected(scene(0)[:, :, 0], orientation) > 170
         assert np.array_equal(frame.i420[:WIDTH] > 170, bright)
+
+
+def test_the_pi_cameras_yuv_is_rec709_in_hd_and_smpte170m_below():
+    assert picam.video_colour(1280, 720) == picam.video_colour(1920, 1080) == REC709
+    assert picam.video_colour(640, 480) == picam.video_colour(1280, 480) == SMPTE170M
 
 
 def test_a_sideways_pi_is_masked_and_recorded_turned(data_dir, identities):

@@ -38,7 +38,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from doorbell.camera.frame import LORES_WIDTH, EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.camera.frame import (
+    LORES_WIDTH,
+    OPENCV_YUV,
+    ColourDescription,
+    EncodedPacket,
+    Frame,
+    StreamInfo,
+    lores_size,
+)
 from doorbell.camera.transform import Orientation, OrientedCamera
 from doorbell.errors import DoorbellError
 
@@ -47,11 +55,13 @@ __all__ = [
     "LORES_WIDTH",
     "Camera",
     "CameraError",
+    "ColourDescription",
     "EncodedPacket",
     "EncodingCamera",
     "Frame",
     "Orientation",
     "StreamInfo",
+    "colour_of",
     "encoded_stream",
     "is_live",
     "lores_size",
@@ -85,6 +95,14 @@ class EncodingCamera(Camera, Protocol):
     stream_info: StreamInfo
 
     def stop_encoder(self) -> list[EncodedPacket]: ...
+
+
+def colour_of(camera: Camera) -> ColourDescription:
+    """The colour description of the YUV the pipeline encodes from ``camera``: its own
+    ``colour`` when it hands over YUV as it came (a file's decoder, the Pi's picture),
+    else :data:`~doorbell.camera.frame.OPENCV_YUV`, what OpenCV makes of a BGR picture."""
+    colour = getattr(camera, "colour", OPENCV_YUV)
+    return colour if isinstance(colour, ColourDescription) else OPENCV_YUV
 
 
 def encoded_stream(camera: Camera) -> StreamInfo | None:

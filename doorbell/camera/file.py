@@ -130,6 +130,7 @@ class FileCamera:
         self._video = VideoFile(self.source)
         self.width, self.height = self._video.width, self._video.height
         self.fps, self.duration = self._video.fps, self._video.duration
+        self.colour = self._video.colour  # see camera.colour_of
         self._times = FrameTimes(1.0 / self.fps)
         self._pictures = self._video.pictures(self._damaged_at)
         try:

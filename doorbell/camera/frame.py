@@ -17,6 +17,29 @@ if TYPE_CHECKING:
     import numpy as np
 
 LORES_WIDTH = 320
+UNSPECIFIED = 2  # H.273's code for "not said"
+
+
+@dataclass(frozen=True)
+class ColourDescription:
+    """How a picture's YUV relates to colour, as H.264's VUI says it: ``primaries``,
+    ``transfer`` and ``matrix``, each an ITU-T H.273 code (FFmpeg's AVColorPrimaries,
+    AVColorTransferCharacteristic, AVColorSpace; 2: not said). A clip says its
+    source's, so a player turns the YUV back into the colours the camera saw. Chromium
+    took BT.709's matrix for a clip that said nothing or only its matrix: a BT.601 clip's
+    red (230, 0, 0) came out (250, 22, 1), and (230, 0, 1) with all three said (Debian's
+    chromium, measured 2026-11)."""
+
+    primaries: int
+    transfer: int
+    matrix: int
+
+
+# A BGR picture converted by OpenCV (BT.601's matrix) from a webcam's or the synthetic
+# porch's sRGB (BT.709's primaries and transfer).
+OPENCV_YUV = ColourDescription(primaries=1, transfer=1, matrix=6)
+REC709 = ColourDescription(primaries=1, transfer=1, matrix=1)  # HD video
+SMPTE170M = ColourDescription(primaries=6, transfer=1, matrix=6)  # SD video (libcamera's)
 
 
 def lores_size(width: int, height: int) -> tuple[int, int]:

@@ -45,6 +45,7 @@ from picamera2.outputs import Output
 from picamera2.platform import get_platform
 
 from doorbell.camera import Camera, CameraError, EncodedPacket, Frame, StreamInfo, lores_size
+from doorbell.camera.frame import REC709, SMPTE170M, ColourDescription
 from doorbell.camera.transform import Orientation, OrientedCamera
 from doorbell.privacy import Polygon, PrivacyMask
 
@@ -294,6 +295,7 @@ class PiPictureCamera:
             streams = configure_streams(self._camera, size, self.fps, None, (hflip, vflip))
             self.width, self.height = streams["main"]["size"]
             self._stride = streams["main"]["stride"]
+            self.colour = video_colour(self.width, self.height)  # see camera.colour_of
             self._camera.start()
         except (RuntimeError, OSError, ValueError) as err:
             self._camera.close()
@@ -319,6 +321,13 @@ class PiPictureCamera:
 # What a picture camera takes of the Pi camera's options; masks, encoder, bitrate and
 # keyframe interval are the pipeline's then (it masks with the config's own masks).
 PICTURE_OPTIONS = ("size", "fps", "camera_num", "picamera2")
+
+
+def video_colour(width: int, height: int) -> ColourDescription:
+    """The colour of the Pi camera's YUV at ``width`` x ``height``: what picamera2's
+    ``create_video_configuration`` picks when not told, Rec. 709 from 1280x720 up and
+    SMPTE 170M below (picamera2 0.3.38's source)."""
+    return REC709 if width >= 1280 and height >= 720 else SMPTE170M
 
 
 def open_pi_camera(*, orientation: Orientation | None = None, **options: Any) -> Camera:

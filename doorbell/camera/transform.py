@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from doorbell.camera.frame import Frame
+from doorbell.camera.frame import OPENCV_YUV, Frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -235,6 +235,7 @@ class OrientedCamera:
         )
         self.width, self.height = self.operation.size(camera.width, camera.height)
         self.fps = camera.fps
+        self.colour = getattr(camera, "colour", OPENCV_YUV)  # turning keeps its colour
 
     def frames(self) -> Iterator[Frame]:
         for frame in self.camera.frames():
