@@ -346,19 +346,22 @@ async def startups(args, source: Path | None, modules: Path, folder: Path) -> di
 # --- the report -----------------------------------------------------------------------------
 
 
-def machine() -> str:
-    """Cores, load average, transparent huge pages, and the code measured (commit and
-    whether doorbell/ has changes not committed)."""
-    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    mode = thp.read_text().split("[")[1].split("]")[0] if thp.exists() else "absent"
+def code_measured() -> str:
+    """The code the service runs: its commit, and whether doorbell/ has changes not
+    committed. Read as the bench starts (a commit made during a soak is not measured)."""
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "doorbell"], capture_output=True)
     changes = " with local changes" if dirty.stdout.strip() else ""
-    return (
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, transparent huge "
-        f"pages {mode}; doorbell at {head.stdout.strip() or '?'}{changes}"
-    )
+    return f"doorbell at {head.stdout.strip() or '?'}{changes}"
+
+
+def machine(code: str) -> str:
+    """Cores, load average, transparent huge pages, and ``code`` (:func:`code_measured`)."""
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    mode = thp.read_text().split("[")[1].split("]")[0] if thp.exists() else "absent"
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} cores, load average {load:.2f}, transparent huge pages {mode}; {code}"
 
 
 def report(args: argparse.Namespace, figures: dict, base: dict, soaked: dict) -> None:
@@ -367,7 +370,7 @@ def report(args: argparse.Namespace, figures: dict, base: dict, soaked: dict) ->
     print(
         f"\n{args.camera}, {args.minutes:g} min, one owner watching (live view "
         f"{seen.get('live frames', 0)} frames, {seen.get('events', 0)} events, "
-        f"{seen.get('bells', 0)} bells, {seen['clips']} clips); {machine()}; "
+        f"{seen.get('bells', 0)} bells, {seen['clips']} clips); {machine(args.code)}; "
         f"env {' '.join(args.env) or '-'}; preload {args.preload or '-'}"
     )
     print(f"{'':34}{'MB':>8}{'goal':>7}{'x modules alone':>17}")
@@ -409,7 +412,13 @@ async def run(args: argparse.Namespace) -> dict:
         base = await startups(args, source, Path(tmp) / "modules.txt", Path(tmp))
     figures = summarise(soaked["samples"])
     report(args, figures, base, soaked)
-    return {"args": vars(args), "machine": machine(), **figures, "baselines": base, **soaked}
+    return {
+        "args": vars(args),
+        "machine": machine(args.code),
+        **figures,
+        "baselines": base,
+        **soaked,
+    }
 
 
 def main() -> None:
@@ -421,6 +430,7 @@ def main() -> None:
     parser.add_argument("--preload", metavar="FILE", help="Python run in the service first")
     parser.add_argument("--json", metavar="FILE", help="every figure and sample, as JSON")
     args = parser.parse_args()
+    args.code = code_measured()
     if args.preload:
         args.preload = str(Path(args.preload).resolve())
     result = asyncio.run(run(args))
