@@ -17,6 +17,7 @@ import numpy as np
 from doorbell.camera.frame import Frame
 
 WALK_SECONDS = 3.0
+NOISE_ROWS = 64  # the noise field is this much taller than the picture: 65 windows
 
 
 def add_noise(picture: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -52,13 +53,15 @@ class SyntheticCamera:
         self._clock, self._sleep = clock, sleep
         self._rng = np.random.default_rng(seed)
         self._background = self._scene(np.random.default_rng(seed + 1000))
-        # Sensor noise: a bank of noise frames, one picked per frame (cheap, still random).
-        # Drawn a frame at a time into int8: a float64 bank at once would briefly take
-        # 200 MB at 960x540 (more than a Zero 2 W has to spare).
+        # Sensor noise: one field of noise NOISE_ROWS rows taller than the picture, each
+        # frame a window of it from a random row (a view: cheap, and still random). Drawn
+        # in int8, a band of rows at a time: at 1280x720 a bank of 8 whole frames held
+        # 22 MB, and a float64 field drawn at once would briefly take 200 MB at 960x540.
         noise_rng = np.random.default_rng(seed + 2000)
-        self._noise = np.empty((8, height, width, 3), np.int8)
-        for plane in self._noise:
-            plane[...] = noise_rng.normal(0, 3, (height, width, 3)).round().clip(-127, 127)
+        self._noise = np.empty((height + NOISE_ROWS, width, 3), np.int8)
+        for band in range(0, len(self._noise), 64):
+            rows = self._noise[band : band + 64]
+            rows[...] = noise_rng.normal(0, 3, rows.shape).round().clip(-127, 127)
 
     def _scene(self, rng: np.random.Generator) -> np.ndarray:
         w, h = self.width, self.height
@@ -99,8 +102,8 @@ class SyntheticCamera:
                 frame, (cx - body_w // 2, top), (cx + body_w // 2, top + body_h), (60, 40, 160), -1
             )
             cv2.circle(frame, (cx, top - body_w // 2), body_w // 2, (120, 150, 200), -1)
-        noise = self._noise[self._rng.integers(len(self._noise))]
-        return add_noise(frame, noise)
+        row = int(self._rng.integers(NOISE_ROWS + 1))
+        return add_noise(frame, self._noise[row : row + h])
 
     def frames(self) -> Iterator[Frame]:
         start = self._clock()
