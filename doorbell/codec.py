@@ -48,13 +48,8 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.reformatter import ColorRange
 
 from doorbell.camera import CameraError
-from doorbell.camera.frame import (
-    OPENCV_YUV,
-    UNSPECIFIED,
-    ColourDescription,
-    EncodedPacket,
-    StreamInfo,
-)
+from doorbell.camera.colour import OPENCV_YUV, UNSPECIFIED, ColourDescription
+from doorbell.camera.frame import EncodedPacket, StreamInfo
 from doorbell.codec_rules import encoder_threads, is_full_range, keyframe_due, wraps_in_place
 
 TIME_BASE = fractions.Fraction(1, 90_000)  # the MPEG clock: exact for any frame rate

@@ -47,7 +47,7 @@ import numpy as np
 
 from doorbell import trigger
 from doorbell.camera import EncodedPacket, Frame, StreamInfo, lores_size
-from doorbell.camera.frame import OPENCV_YUV, ColourDescription
+from doorbell.camera.colour import OPENCV_YUV, ColourDescription
 from doorbell.camera.transform import i420_size
 from doorbell.codec import DecodedPicture, FFmpegError, H264Encoder
 from doorbell.config import PipelineSettings
@@ -193,6 +193,7 @@ class Pipeline:
         colour: ColourDescription = OPENCV_YUV,
     ) -> None:
         self.settings = settings
+        self.colour = colour  # of the camera's YUV (camera.colour_of)
         self.fps = fps
         # Frames a second encoded while nothing is recorded (0: all): see keeps_frame.
         self.pre_roll_fps = settings.policy.pre_roll_fps
@@ -260,6 +261,7 @@ class Pipeline:
         Painted: every form of the picture the frame holds (BGR, packed YUV 4:2:0), and if
         it holds neither, a packed copy of its decoded planes (the decoder's own frame is
         never painted); whatever is made from it afterwards is made from a painted form."""
+        frame.matrix = self.colour.matrix  # for a BGR picture made of its YUV
         if frame.masked or not self.mask:
             frame.masked = True
             return
@@ -274,6 +276,7 @@ class Pipeline:
     def process(self, frame: Frame) -> None:
         """One frame through mask, motion, trigger and encoder (see the module)."""
         self._frame, self._picture = frame, None
+        frame.matrix = self.colour.matrix  # for a BGR picture made of its YUV
         if self.encoder is None:  # a camera that encodes (and masks) itself
             self.paint(frame)
             grey = frame.grey if frame.grey is not None else _luma(frame)

@@ -25,6 +25,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import Colorspace
 
 from doorbell.camera import open_camera
 from doorbell.camera.synthetic import WALK_SECONDS, SyntheticCamera
@@ -203,7 +204,8 @@ def write_video(
     in 4:4:4 (H.264 in 4:2:0 has no odd side), as some cameras' files are. ``codec`` and
     ``pix_fmt`` (FFmpeg's names) write another kind: ``"mjpeg"``, ``"yuvj422p"`` as a USB
     webcam records, ``"yuvj420p"`` for H.264 in full range. ``colour`` (primaries,
-    transfer, matrix: H.273 codes) is said in the stream; None: nothing said."""
+    transfer, matrix: H.273 codes) is said in the stream, and a BGR picture made YUV by
+    that matrix (BT.709's when it is 1, else BT.601's); None: BT.601, nothing said."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=round(fps))
@@ -220,6 +222,8 @@ def write_video(
         for n, image in enumerate(frames):
             kind = "gray" if image.ndim == 2 else "bgr24"
             frame = av.VideoFrame.from_ndarray(image, format=kind)
+            if colour is not None and colour[2] == 1:
+                frame = frame.reformat(format=stream.pix_fmt, dst_colorspace=Colorspace.ITU709)
             if times is not None:
                 frame.pts, frame.time_base = round(times[n] * 1000), fractions.Fraction(1, 1000)
             for packet in stream.encode(frame):

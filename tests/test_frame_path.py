@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from doorbell import vault
-from doorbell.camera import colour_of
+from doorbell.camera import colour, colour_of
+from doorbell.camera.colour import OPENCV_YUV
 from doorbell.camera.file import FileCamera
-from doorbell.camera.frame import OPENCV_YUV, Frame
+from doorbell.camera.frame import Frame
 from doorbell.camera.synthetic import SyntheticCamera, add_noise
 from doorbell.camera_loop import CameraLoop
 from doorbell.codec import H264Encoder
@@ -321,6 +322,33 @@ def test_a_clip_says_the_colour_of_its_yuv(data_dir, identities, tmp_path, colou
     store.close()
 
 
+@pytest.mark.parametrize("colour", [(1, 1, 1), (6, 6, 6)], ids=["rec709", "bt601"])
+def test_the_live_view_and_thumbnails_show_a_files_colours(tmp_path, data_dir, colour):
+    """The BGR picture made of a frame's YUV (the live view's, a thumbnail's) is read by
+    the YUV's own matrix: a Rec. 709 file's red read as BT.601 would come out duller."""
+    bars = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    sent = [(0, 0, 230), (0, 200, 0), (230, 0, 0), (120, 160, 220)]  # BGR
+    for i, bgr in enumerate(sent):
+        bars[:, i * WIDTH // 4 : (i + 1) * WIDTH // 4] = bgr
+    path = scenes.write_video(tmp_path / "bars.mkv", [bars] * 3, FPS, colour=colour)
+    camera = FileCamera(str(path))
+    try:
+        frame = next(iter(camera.frames()))
+        made = camera.colour
+    finally:
+        camera.close()
+    store = ClipStore.open(data_dir)
+    settings = PipelineSettings(policy=Policy(pre_roll=1.0, post_roll=1.0))
+    pipeline = Pipeline(
+        store, settings, WIDTH, HEIGHT, FPS, wall_time=lambda t: 1e9 + t, colour=made
+    )
+    pipeline.process(frame)
+    store.close()
+    for i, bgr in enumerate(sent):
+        shown = frame.image[HEIGHT // 2, i * WIDTH // 4 + WIDTH // 8].astype(int)
+        assert np.abs(shown - bgr).max() <= 6, (colour, bgr, shown.tolist())
+
+
 def test_a_bgr_camera_says_opencvs_colour():
     """The synthetic porch, a webcam: BGR, converted by OpenCV (BT.601's matrix)."""
     assert colour_of(SyntheticCamera(width=WIDTH, height=HEIGHT, fps=FPS)) == OPENCV_YUV
@@ -464,3 +492,21 @@ def test_an_idle_rate_keeps_a_full_pre_roll_at_full_quality(data_dir, identities
     # the same encoder settings at full size: within a dB or two (each frame predicted
     # from one 0.2 s back rather than 0.1 s; 50.8 against 52.6 dB on the real porch)
     assert min(kept) > 38 and np.mean(kept) > np.mean(every_one) - 2.5
+
+
+def test_the_colour_matrices_agree_with_opencvs_bt601():
+    """:func:`colour.ycbcr_to_bgr` derives a matrix from its luma weights: with BT.601's
+    it turns YUV into what OpenCV's own conversion makes, so Rec. 709's, derived the same
+    way, is right too. Flat colours (saturated ones among them): chroma upsampling, which
+    differs at edges, plays no part."""
+    matrix = np.array(colour.ycbcr_to_bgr(0.299, 0.114), np.float32)
+    for bgr in [(0, 0, 230), (0, 200, 0), (230, 0, 0), (120, 160, 220), (16, 16, 16), (250,) * 3]:
+        picture = np.full((HEIGHT, WIDTH, 3), bgr, np.uint8)
+        i420 = cv2.cvtColor(picture, cv2.COLOR_BGR2YUV_I420)
+        y, u, v = i420[0, 0], i420[HEIGHT, 0], i420[HEIGHT + HEIGHT // 4, 0]
+        ours = cv2.transform(np.array([[[y, u, v]]], np.uint8), matrix)[0, 0].astype(int)
+        theirs = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)[0, 0].astype(int)
+        assert np.abs(ours - theirs).max() <= 1, (bgr, ours, theirs)
+    assert np.array_equal(
+        colour.to_bgr(i420, colour.BT601), cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    )

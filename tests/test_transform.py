@@ -18,8 +18,9 @@ import pytest
 
 from doorbell import trigger, vault
 from doorbell.camera import CameraError, colour_of, encoded_stream, open_camera
+from doorbell.camera.colour import REC709, SMPTE170M
 from doorbell.camera.file import FileCamera
-from doorbell.camera.frame import REC709, SMPTE170M, Frame
+from doorbell.camera.frame import Frame
 from doorbell.camera.transform import (
     Operation,
     Orientation,

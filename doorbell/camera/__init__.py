@@ -38,15 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from doorbell.camera.frame import (
-    LORES_WIDTH,
-    OPENCV_YUV,
-    ColourDescription,
-    EncodedPacket,
-    Frame,
-    StreamInfo,
-    lores_size,
-)
+from doorbell.camera.colour import OPENCV_YUV, ColourDescription
+from doorbell.camera.frame import LORES_WIDTH, EncodedPacket, Frame, StreamInfo, lores_size
 from doorbell.camera.transform import Orientation, OrientedCamera
 from doorbell.errors import DoorbellError
 

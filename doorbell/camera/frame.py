@@ -17,29 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 LORES_WIDTH = 320
-UNSPECIFIED = 2  # H.273's code for "not said"
-
-
-@dataclass(frozen=True)
-class ColourDescription:
-    """How a picture's YUV relates to colour, as H.264's VUI says it: ``primaries``,
-    ``transfer`` and ``matrix``, each an ITU-T H.273 code (FFmpeg's AVColorPrimaries,
-    AVColorTransferCharacteristic, AVColorSpace; 2: not said). A clip says its
-    source's, so a player turns the YUV back into the colours the camera saw. Chromium
-    took BT.709's matrix for a clip that said nothing or only its matrix: a BT.601 clip's
-    red (230, 0, 0) came out (250, 22, 1), and (230, 0, 1) with all three said (Debian's
-    chromium, measured 2026-11)."""
-
-    primaries: int
-    transfer: int
-    matrix: int
-
-
-# A BGR picture converted by OpenCV (BT.601's matrix) from a webcam's or the synthetic
-# porch's sRGB (BT.709's primaries and transfer).
-OPENCV_YUV = ColourDescription(primaries=1, transfer=1, matrix=6)
-REC709 = ColourDescription(primaries=1, transfer=1, matrix=1)  # HD video
-SMPTE170M = ColourDescription(primaries=6, transfer=1, matrix=6)  # SD video (libcamera's)
+BT601 = 6  # H.273's matrix code for BT.601 (SMPTE 170M): OpenCV's conversions
 
 
 def lores_size(width: int, height: int) -> tuple[int, int]:
@@ -109,7 +87,17 @@ class Frame:
     previous frame.
     """
 
-    __slots__ = ("_i420", "_image", "at", "decoded", "grey", "index", "masked", "packets")
+    __slots__ = (
+        "_i420",
+        "_image",
+        "at",
+        "decoded",
+        "grey",
+        "index",
+        "masked",
+        "matrix",
+        "packets",
+    )
 
     def __init__(
         self,
@@ -128,6 +116,7 @@ class Frame:
         self._image, self._i420, self.decoded = image, i420, decoded
         self.at, self.index = at, index
         self.grey, self.packets, self.masked = grey, packets, masked
+        self.matrix = BT601  # the matrix of its YUV (H.273): the pipeline says (camera.colour)
 
     @property
     def has_image(self) -> bool:
@@ -150,11 +139,11 @@ class Frame:
     @property
     def image(self) -> np.ndarray:
         """The BGR picture (HxWx3 uint8), converted on first use from ``i420`` (copied
-        from ``decoded`` first if need be)."""
+        from ``decoded`` first if need be) by its ``matrix`` (:func:`colour.to_bgr`)."""
         if self._image is None:
-            import cv2
+            from doorbell.camera.colour import to_bgr
 
             i420 = self.i420
             assert i420 is not None  # a frame has a BGR image, an I420 buffer or planes
-            self._image = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+            self._image = to_bgr(i420, self.matrix)
         return self._image

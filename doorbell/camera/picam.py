@@ -45,7 +45,7 @@ from picamera2.outputs import Output
 from picamera2.platform import get_platform
 
 from doorbell.camera import Camera, CameraError, EncodedPacket, Frame, StreamInfo, lores_size
-from doorbell.camera.frame import REC709, SMPTE170M, ColourDescription
+from doorbell.camera.colour import REC709, SMPTE170M, ColourDescription
 from doorbell.camera.transform import Orientation, OrientedCamera
 from doorbell.privacy import Polygon, PrivacyMask
 
@@ -183,6 +183,7 @@ class PiCamera:
     ) -> None:
         self.width, self.height = size
         self.fps = float(fps)
+        self.colour = video_colour(*size)  # of its YUV: for the live view's BGR
         self.mask = PrivacyMask(masks)
         kind = choose_encoder(encoder, get_platform().name)
         self._camera = _open(picamera2, camera_num)

@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from doorbell.camera.frame import OPENCV_YUV, Frame
+from doorbell.camera.colour import OPENCV_YUV
+from doorbell.camera.frame import Frame
 
 if TYPE_CHECKING:
     import numpy as np
