@@ -107,6 +107,19 @@ def test_cross_key_rules_are_named_by_section(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("rate", ["0.01", "0.5", "0.99"])
+def test_a_pre_roll_rate_under_one_frame_a_second_is_refused(tmp_path, rate):
+    """Kept at 0.01 frames a second, a 5 s pre-roll held no frame at all."""
+    path = write(tmp_path, f"[trigger]\npre_roll_fps = {rate}\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load_config(path)
+    assert info.value.problems == [
+        f"{path}: [trigger]: pre_roll_fps must be 0 (every frame) or 1 to 60 frames a second"
+    ]
+    for kept in ("0", "1", "2.5", "60"):
+        assert config.load_config(write(tmp_path, f"[trigger]\npre_roll_fps = {kept}\n"))
+
+
 def test_not_toml(tmp_path):
     """A file that is not TOML says so, with the parser's position."""
     with pytest.raises(config.ConfigError, match="not valid TOML"):

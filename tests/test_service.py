@@ -143,6 +143,41 @@ def test_the_demo_removes_its_temporary_data_dir():
     assert folders and not folders[0].exists()
 
 
+def test_the_demo_takes_a_configs_pipeline_and_keeps_its_own_camera(tmp_path):
+    """``doorbell demo --config FILE``: a tinkerer tries the file's motion, masks, trigger
+    and turn on the demo's synthetic camera, on its own data dir and address; the file's
+    camera backend, data dir, address and connections are not taken."""
+    from doorbell.cli.serve import demo_config, demo_mqtt
+    from doorbell.config import load_config
+
+    path = tmp_path / "doorbell.toml"
+    path.write_text(
+        '[camera]\nbackend = "picamera2"\nrotation = 180\n'
+        "[trigger]\npre_roll_fps = 5\npost_roll = 7\n"
+        '[web]\nlisten = "0.0.0.0:443"\n[storage]\ndata_dir = "/var/lib/doorbell"\n'
+    )
+    config = demo_config(load_config(path), str(tmp_path / "d"), 8099, None, demo_mqtt(None))
+    assert config.pipeline.policy.pre_roll_fps == 5 and config.pipeline.policy.post_roll == 7
+    assert (config.camera.backend, config.camera.rotation) == ("synthetic", 180)
+    assert config.web.listen == "127.0.0.1:8099" and config.web.tls == "off"
+    assert config.storage.data_dir == str(tmp_path / "d") and config.storage.min_free_mb == 0
+    assert not config.mqtt.enabled and not config.notify.enabled
+
+
+@pytest.mark.cli
+def test_the_demo_names_a_bad_config_and_stops(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text("[trigger]\npre_roll_fps = 100\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "doorbell", "demo", "--port", "0", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert str(path) in done.stderr and "[trigger] pre_roll_fps" in done.stderr, done.stderr
+
+
 def poll(condition, deadline: float):
     """The condition's first true value. For a process that runs in real time: it checks
     every 20 ms and fails at the deadline; no test passes by waiting."""

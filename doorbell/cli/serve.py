@@ -13,6 +13,7 @@ from doorbell.cli.common import add_data_dir_option, config_path, data_dir
 from doorbell.errors import DoorbellError, UsageError
 
 if TYPE_CHECKING:
+    from doorbell.config import Config
     from doorbell.mqtt_settings import MqttSettings
     from doorbell.service import Service
 
@@ -92,6 +93,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _demo(args, args.data_dir, "kept")
 
 
+def demo_config(
+    base: "Config", data_dir: str, port: int, source: str | None, mqtt: "MqttSettings"
+) -> "Config":
+    """The demo's config: ``base`` (the built-in defaults, or ``--config``'s file) for
+    motion, zones, masks, trigger, recording and the camera's turn; the demo's own camera
+    (synthetic 960x540 at 15 fps, or ``source`` in a loop), ``data_dir`` with no
+    free-space floor, 127.0.0.1:``port`` over HTTP, ``mqtt`` and no notifier of the file's
+    (only ``--notify``'s URLs)."""
+    import dataclasses
+
+    from doorbell.config import CameraSettings, NotifySettings, WebSettings
+
+    turn = {k: getattr(base.camera, k) for k in ("rotation", "hflip", "vflip")}
+    camera = (
+        CameraSettings(backend="opencv", source=source, loop=True, **turn)
+        if source
+        else CameraSettings(backend="synthetic", width=960, height=540, fps=15.0, **turn)
+    )
+    return dataclasses.replace(
+        base,
+        # A demo on a laptop: no free-space floor (a full disk is still handled).
+        storage=dataclasses.replace(base.storage, data_dir=str(data_dir), min_free_mb=0),
+        camera=camera,
+        web=WebSettings(listen=f"127.0.0.1:{port}", tls="off"),
+        mqtt=mqtt,
+        notify=NotifySettings(),
+    )
+
+
 def demo_mqtt(where: str | None) -> "MqttSettings":
     """``doorbell demo --mqtt HOST:PORT``: MQTT on, to that broker, no account, device id
     "demo"; None: off. Raises UsageError for anything but host:port."""
@@ -124,9 +154,8 @@ def demo_notify(urls: Sequence[str]) -> list[str]:
 
 
 def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
-    import dataclasses
 
-    from doorbell.config import CameraSettings, Config, StorageSettings, WebSettings
+    from doorbell.config import Config, load_config
     from doorbell.owners import Owners, SetupCode
     from doorbell.service import Service
     from doorbell.store import Keyring
@@ -134,19 +163,8 @@ def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
     after_url = ""
     if not Owners(Keyring.in_data_dir(data_dir)).has_owner():
         after_url = f"setup and type the setup code {SetupCode(data_dir).ensure()}"
-    camera = (
-        CameraSettings(backend="opencv", source=args.source, loop=True)
-        if args.source
-        else CameraSettings(backend="synthetic", width=960, height=540, fps=15.0)
-    )
-    config = dataclasses.replace(
-        Config(),
-        # A demo on a laptop: no free-space floor (a full disk is still handled).
-        storage=StorageSettings(data_dir=str(data_dir), min_free_mb=0),
-        camera=camera,
-        web=WebSettings(listen=f"127.0.0.1:{args.port}", tls="off"),
-        mqtt=demo_mqtt(args.mqtt),
-    )
+    base = load_config(args.config) if args.config else Config()
+    config = demo_config(base, data_dir, args.port, args.source, demo_mqtt(args.mqtt))
     extra = [
         f"doorbell: data dir: {data_dir} ({fate})",
         "doorbell: press Ctrl-C to stop",
@@ -239,6 +257,12 @@ def register_demo(commands: "argparse._SubParsersAction[argparse.ArgumentParser]
     demo.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     demo.add_argument("--data-dir", metavar="D", help="data folder (default: a new temporary one)")
     demo.add_argument("--source", metavar="VIDEO", help="play this video in a loop as the camera")
+    demo.add_argument(
+        "--config",
+        metavar="FILE",
+        help="take motion, zones, masks, trigger, recording and rotation from this "
+        "doorbell.toml (the demo keeps its camera, data dir, address and connections)",
+    )
     demo.add_argument(
         "--notify",
         metavar="URL",
