@@ -244,17 +244,23 @@ def idle(folder: Path, video: Path, rates: list[float]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=120.0, help="of 720p action")
-    parser.add_argument("--idle", type=float, default=60.0, help="seconds of the empty porch")
-    parser.add_argument("--repeat", type=int, default=3, help="floor and replay runs each")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="of 720p action (120)")
+    parser.add_argument("--idle", type=float, default=60.0, help="seconds of empty porch (60)")
+    parser.add_argument("--repeat", type=int, default=3, help="floor and replay runs each (3)")
     parser.add_argument(
-        "--pre-roll-fps", default="0,5", help="pre_roll_fps values for the empty porch"
+        "--pre-roll-fps", default="0,5", help="pre_roll_fps values for the empty porch (0,5)"
     )
-    parser.add_argument("--only", default="floor,demo,idle", help="which parts, by name")
+    parser.add_argument(
+        "--only",
+        default="floor,demo,idle",
+        help="the parts to run, by name: floor (and replay), demo, idle (all three)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the figures here too")
     args = parser.parse_args()
     parts = set(args.only.split(","))
+    if unknown := parts - {"floor", "demo", "idle"}:
+        parser.error(f"--only: no part called {', '.join(sorted(unknown))} (floor, demo, idle)")
     check_footage()
     figures: dict = {"seconds": args.seconds, "idle_seconds": args.idle}
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="doorbell-frame-path-") as tmp:

@@ -334,7 +334,7 @@ def print_pipeline(result: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="micro: alternating rounds")
     parser.add_argument("--seconds", type=float, default=60.0, help="replay: seconds of video")
     parser.add_argument("--repeat", type=int, default=3, help="replay: runs of each count")

@@ -422,7 +422,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--camera", choices=("720p-file", "synthetic"), default="720p-file")
     parser.add_argument("--bell-every", type=float, default=180.0, metavar="SECONDS")

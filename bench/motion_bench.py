@@ -102,7 +102,7 @@ def events(masks: list[np.ndarray], min_area: float = 0.005, min_frames: int = 2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     check_footage()

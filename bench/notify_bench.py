@@ -153,7 +153,7 @@ def import_cost(repeat: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rings", type=int, default=100)
     parser.add_argument("--imports", type=int, default=5)
     parser.add_argument("--json", type=Path)

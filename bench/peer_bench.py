@@ -256,11 +256,14 @@ def run_replay(
     return _doorbell("doorbell replay", command, work, key, action, total)  # type: ignore[arg-type]
 
 
-def run_demo(video: Path, work: Path, action: float, total: float, key: object) -> Run:
+def run_demo(
+    video: Path, work: Path, action: float, total: float, key: object, config: Path | None = None
+) -> Run:
     with socket.socket() as probe:  # a free port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = ["demo", "--source", str(video), "--port", str(port)]
+    command += ["--config", str(config)] if config else []
     return _doorbell("doorbell demo", command, work, key, action, total)  # type: ignore[arg-type]
 
 
@@ -400,9 +403,7 @@ def print_peer(
     print(f"# {scene}, {WIDTH}x{HEIGHT} at {FPS} fps, in real time; medians of {args.repeat}")
     print(f"# doorbell: {measured_code()}")
     if args.pre_roll_fps is not None:
-        print(
-            f"# doorbell replay with pre_roll_fps = {args.pre_roll_fps:g}; the demo at its default"
-        )
+        print(f"# doorbell replay and demo with pre_roll_fps = {args.pre_roll_fps:g}")
     print(
         f"| | Motion {version} | {' | '.join(ours)} | {' | '.join(f'{s} / Motion' for s in ours)} | goal |"
     )
@@ -441,21 +442,34 @@ def print_floor(spent: dict[str, dict[str, float]], seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=120.0, help="of action (default 120)")
-    parser.add_argument("--idle", type=float, default=60.0, help="of an empty porch (default 60)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    least_idle, least_action = SETTLE + END_MARGIN + 5, START_SKIP + 10
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=120.0,
+        help=f"of action (default 120, at least {least_action:g})",
+    )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=60.0,
+        help=f"of an empty porch (default 60, at least {least_idle:g})",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side (default 3)")
     parser.add_argument(
         "--pre-roll-fps",
         type=float,
         metavar="FPS",
-        help="replay with [trigger] pre_roll_fps = FPS (the demo takes no config: its default)",
+        help="doorbell with [trigger] pre_roll_fps = FPS (replay and demo, by --config)",
     )
     parser.add_argument("--only", choices=("peer", "floor"), help="one part of the bench only")
     parser.add_argument("--json", metavar="FILE", help="also write every figure here")
     args = parser.parse_args()
-    if args.idle < SETTLE + END_MARGIN + 5 or args.seconds < START_SKIP + 10:
-        parser.error(f"--idle must be {SETTLE + END_MARGIN + 5:g} s or more, --seconds 15 s")
+    if args.idle < least_idle:
+        parser.error(f"--idle must be {least_idle:g} s or more (got {args.idle:g})")
+    if args.seconds < least_action:
+        parser.error(f"--seconds must be {least_action:g} s or more (got {args.seconds:g})")
     require(Path(__file__).name, *NEEDS)
     version = require_motion() if args.only != "floor" else ""
     total = args.seconds + args.idle
@@ -469,6 +483,7 @@ def main() -> None:
             config = work / "doorbell.toml"
             config.write_text(f"[trigger]\npre_roll_fps = {args.pre_roll_fps:g}\n")
             sides["doorbell replay"] = functools.partial(run_replay, config=config)
+            sides["doorbell demo"] = functools.partial(run_demo, config=config)
         if args.only != "floor":
             identity, runs = vault.X25519Identity.generate(), []
             for rep in range(args.repeat):
@@ -476,7 +491,13 @@ def main() -> None:
                     folder = work / f"{rep}-{side.replace(' ', '-')}"
                     folder.mkdir()
                     runs.append(sides[side](video, folder, args.seconds, total, identity))
-                    print(f"{rep + 1}/{args.repeat}: {runs[-1]}", file=sys.stderr)
+                    run = runs[-1]
+                    print(
+                        f"run {rep + 1}/{args.repeat}, {side}: {run.recording:.2f} CPU-s a minute"
+                        f" recording, {run.idle:.2f} idle, peak {run.peak_mb:.0f} MB, "
+                        f"{run.mbit_s:.2f} Mbit/s",
+                        file=sys.stderr,
+                    )
             report["runs"], report["medians"] = [asdict(r) for r in runs], medians(runs)
             print_peer(report["medians"], version, args)
         if args.only != "peer":

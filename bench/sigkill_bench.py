@@ -176,7 +176,7 @@ REFERENCE_MP4 = b""
 
 def main() -> None:
     global REFERENCE_MP4
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

@@ -269,7 +269,7 @@ def print_table() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=200, help="MiB for write and CLI runs")
     parser.add_argument("--big-gb", type=float, default=1.0, help="GiB of the random-access clip")
     parser.add_argument("--repeat", type=int, default=5)

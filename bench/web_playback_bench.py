@@ -365,7 +365,7 @@ def show(
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7, help="browser runs of each side (>= 3)")
     parser.add_argument("--reads", type=int, default=20, help="whole-file GETs of each side")
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the clip")
