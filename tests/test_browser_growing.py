@@ -65,6 +65,7 @@ async def test_a_clip_plays_from_its_start_while_it_is_recorded(service, page, t
     await until(page, f"{VIDEO}.currentTime > 1")
     assert service.store.get(clip_id).state == "recording"
     assert not await page.is_visible("#download-clip")  # a .part is no clip to keep
+    assert await page.text_content(".player .meta .duration") == "recording now"
 
     # the recording ends: the page reads on into the finished file, to its end
     await until(page, "window.doorbellEvents.some(e => e.kind === 'clip')", timeout=30)
@@ -73,3 +74,10 @@ async def test_a_clip_plays_from_its_start_while_it_is_recorded(service, page, t
     duration = await page.evaluate(f"{VIDEO}.duration")
     assert duration >= POST_ROLL - 0.5
     assert await page.text_content("#player-state") == ""
+    # and its line says so, as a finished clip's page does: its length, and a download
+    await page.wait_for_selector("#download-clip")
+    assert not await page.is_visible("#watch-live")
+    assert await page.get_attribute("#download-clip", "href") == f"/clips/{clip_id}/file"
+    finished = service.store.get(clip_id)
+    length = await page.text_content(".player .meta .duration")
+    assert length == f"{finished.duration:.0f} s"

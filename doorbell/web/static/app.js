@@ -249,10 +249,27 @@ function recordingStarted(data) {
 }
 
 function clipFinished(data) {
+  playerClipFinished(data);
   const card = clipList.clipFinished(data);
   if (!card) return;
   clipActions([card]);
   picturesOf(card);
+}
+
+// The player page of a clip that was being recorded: once it ends, its line says how
+// long it is and offers it to download, as the page of a finished clip does.
+function playerClipFinished(data) {
+  const section = document.querySelector(`section.player[data-clip="${CSS.escape(data.id)}"]`);
+  const live = section && section.querySelector("#watch-live");
+  if (!live) return;
+  section.querySelector(".meta .duration").textContent = data.duration;
+  const download = document.createElement("a");
+  download.className = "button";
+  download.id = "download-clip";
+  download.href = `/clips/${encodeURIComponent(data.id)}/file`;
+  download.download = `doorbell-${data.id}.mp4.age`;
+  download.textContent = "Download (encrypted, for age)";
+  live.replaceWith(download);
 }
 
 function ownersPage() {
