@@ -48,7 +48,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.reformatter import ColorRange
 
 from doorbell.camera import CameraError
-from doorbell.camera.colour import OPENCV_YUV, UNSPECIFIED, ColourDescription
+from doorbell.camera.colour import OPENCV_YUV, UNSPECIFIED, ColourDescription, completed
 from doorbell.camera.frame import EncodedPacket, StreamInfo
 from doorbell.codec_rules import encoder_threads, is_full_range, keyframe_due, wraps_in_place
 
@@ -309,12 +309,13 @@ class VideoFile:
             self.duration = self._container.duration / av.time_base
         elif self._stream.duration and self._stream.time_base:
             self.duration = float(self._stream.duration * self._stream.time_base)
-        # The colour of the YUV handed over (see camera.colour_of): the file's own, said
-        # or not as the file says it; OpenCV's when its pictures come as BGR (odd sides)
-        described = ColourDescription(
+        # The colour of the YUV handed over (see camera.colour_of): the file's own, what
+        # it leaves unsaid filled in; OpenCV's when its pictures come as BGR (odd sides)
+        said = ColourDescription(
             int(context.color_primaries), int(context.color_trc), int(context.colorspace)
         )
-        self.colour = OPENCV_YUV if self.width % 2 or self.height % 2 else described
+        odd = self.width % 2 or self.height % 2
+        self.colour = OPENCV_YUV if odd else completed(said, self.width, self.height)
         # One decoding thread up to 1080p15 (FFmpeg's slice threads otherwise: 720p,
         # 2.0 ms CPU a frame on one against 2.4 on three), as for the encoder.
         context.thread_count = encoder_threads(self.width, self.height, self.fps)

@@ -1,8 +1,8 @@
 """A clip's colours, as the owner's browser shows them (Debian's chromium, Playwright).
 
 Coloured bars from a BGR camera (the synthetic porch's and a webcam's kind of picture,
-converted by OpenCV with BT.601's matrix) are recorded, decrypted and played in a
-``<video>``; the page draws the frame on a canvas and reads the bars back. Without the
+converted by OpenCV with BT.601's matrix), and from a 720p webcam's MJPEG file, are
+recorded, decrypted and played in a ``<video>``; the page draws the frame on a canvas and reads the bars back. Without the
 clip's colour description Chromium takes BT.709's matrix: red (230, 0, 0) came back as
 (250, 22, 1) and green (0, 200, 0) as (0, 170, 2).
 """
@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from doorbell import vault
+from doorbell.camera.colour import OPENCV_YUV
+from doorbell.camera.file import FileCamera
 from doorbell.camera.frame import Frame
 from doorbell.config import PipelineSettings
 from doorbell.pipeline import Pipeline
 from doorbell.store import VIDEO, ClipStore
 from doorbell.trigger import Policy
-from tests import test_browser
+from tests import scenes, test_browser
 
 pytestmark = test_browser.pytestmark
 
@@ -50,19 +52,46 @@ def bars() -> np.ndarray:
     return picture
 
 
-@pytest.fixture
-def clip_file(tmp_path, data_dir, identities):
-    """The bars recorded as a clip from a BGR camera, decrypted to a file to play."""
+def record(data_dir, identities, frames, colour=OPENCV_YUV) -> bytes:
+    """``frames`` through the pipeline, the bell pressed at the first: the clip, decrypted."""
     store = ClipStore.open(data_dir)
     settings = PipelineSettings(policy=Policy(pre_roll=1.0, post_roll=60.0))
-    pipeline = Pipeline(store, settings, WIDTH, HEIGHT, FPS, wall_time=lambda t: 1e9 + t)
+    pipeline = Pipeline(
+        store, settings, WIDTH, HEIGHT, FPS, wall_time=lambda t: 1e9 + t, colour=colour
+    )
     pipeline.press_bell(0.0)
-    for n in range(10):
-        pipeline.process(Frame(bars(), n / FPS, n))
+    for frame in frames:
+        pipeline.process(frame)
     [recorded] = pipeline.finish()
     with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
         mp4 = reader.read()
     store.close()
+    return mp4
+
+
+@pytest.fixture(params=["bgr-camera", "webcam-mjpeg-file"])
+def clip_file(request, tmp_path, data_dir, identities):
+    """The bars recorded as a clip, decrypted to a file to play: from a BGR camera (the
+    synthetic porch's, a webcam's live picture), or from a 720p webcam recording (MJPEG,
+    full-range 4:2:2, saying its matrix alone, as ffmpeg writes it)."""
+    if request.param == "bgr-camera":
+        mp4 = record(data_dir, identities, [Frame(bars(), n / FPS, n) for n in range(10)])
+    else:
+        source = scenes.write_video(
+            tmp_path / "webcam.avi",
+            [bars()] * 10,
+            FPS,
+            codec="mjpeg",
+            pix_fmt="yuvj422p",
+            colour=(2, 2, 5),
+        )
+        camera = FileCamera(str(source))
+        try:
+            frames = [frame for _, frame in zip(range(10), camera.frames(), strict=False)]
+            colour = camera.colour
+        finally:
+            camera.close()
+        mp4 = record(data_dir, identities, frames, colour)
     path = tmp_path / "clip.mp4"
     path.write_bytes(mp4)
     (tmp_path / "play.html").write_text('<video src="clip.mp4" muted playsinline></video>')

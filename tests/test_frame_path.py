@@ -292,12 +292,15 @@ def described(clip_mp4: bytes) -> tuple[int, int, int]:
     [
         ((1, 1, 1), (WIDTH, HEIGHT), (1, 1, 1)),  # HD video: Rec. 709, passed on as it is
         ((6, 6, 6), (WIDTH, HEIGHT), (6, 6, 6)),  # SD video (the porch footage says this)
-        (None, (WIDTH, HEIGHT), (2, 2, 2)),  # a file that says nothing: nor does its clip
+        # what a file leaves unsaid is filled in as players guess it (all three are needed)
+        (None, (WIDTH, HEIGHT), (1, 1, 6)),  # SD: BT.601's matrix
+        (None, (1280, 720), (1, 1, 1)),  # HD: BT.709's
+        ((2, 2, 5), (1280, 720), (1, 1, 5)),  # ffmpeg's MJPEG says its matrix alone
         ((1, 1, 1), (WIDTH + 1, HEIGHT + 1), OPENCV),  # odd sides: made BGR, then OpenCV's
     ],
 )
 def test_a_clip_says_the_colour_of_its_yuv(data_dir, identities, tmp_path, colour, size, said):
-    """A clip's H.264 describes its YUV as its source made it, so a player turns it back
+    """A clip's H.264 describes its YUV as its source made it, wholly, so a player turns it back
     into the same colours: a file's own description, or BT.601's matrix on sRGB where
     OpenCV converted a BGR picture."""
     pictures = [cv2.resize(ramp(n), size) for n in range(6)]

@@ -43,6 +43,20 @@ SMPTE170M = ColourDescription(primaries=6, transfer=1, matrix=6)  # SD video (li
 BT709, BT601 = REC709.matrix, OPENCV_YUV.matrix  # the two matrices cameras use
 
 
+def completed(said: ColourDescription, width: int, height: int) -> ColourDescription:
+    """``said`` (a file's description, parts of it 2: not said) with every part given, so
+    that a player uses it (Chromium ignores a description short of any part): a matrix
+    not said is BT.709's from 1280x720 up and BT.601's below, as players guess it (mpv,
+    Chromium); primaries and transfer not said are BT.709's, which sRGB shares. The live
+    view and thumbnails read the YUV by the same matrix, so they and the clip agree."""
+    hd = width >= 1280 or height >= 720
+    return ColourDescription(
+        said.primaries if said.primaries != UNSPECIFIED else REC709.primaries,
+        said.transfer if said.transfer != UNSPECIFIED else REC709.transfer,
+        said.matrix if said.matrix != UNSPECIFIED else (BT709 if hd else BT601),
+    )
+
+
 def ycbcr_to_bgr(red: float, blue: float) -> list[list[float]]:
     """The 3x4 matrix (rows B, G, R; columns Y, Cb, Cr, offset) that turns video-range
     YCbCr (luma 16-235, chroma 16-240 about 128) into BGR 0-255, for a matrix with the
