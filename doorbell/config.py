@@ -86,7 +86,9 @@ class Policy:
     def __post_init__(self) -> None:
         validate(self, "trigger")
         if 0 < self.pre_roll_fps < 1:  # 0.01 kept no frame of a 5 s pre-roll
-            raise ValueError("pre_roll_fps must be 0 (every frame) or 1 to 60 frames a second")
+            raise ValueError(
+                f"pre_roll_fps must be 0 (every frame) or 1 to 60, got {self.pre_roll_fps:g}"
+            )
         if self.max_clip <= self.pre_roll:
             raise ValueError("max_clip must be longer than pre_roll")
 

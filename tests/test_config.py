@@ -114,7 +114,7 @@ def test_a_pre_roll_rate_under_one_frame_a_second_is_refused(tmp_path, rate):
     with pytest.raises(config.ConfigError) as info:
         config.load_config(path)
     assert info.value.problems == [
-        f"{path}: [trigger]: pre_roll_fps must be 0 (every frame) or 1 to 60 frames a second"
+        f"{path}: [trigger]: pre_roll_fps must be 0 (every frame) or 1 to 60, got {rate}"
     ]
     for kept in ("0", "1", "2.5", "60"):
         assert config.load_config(write(tmp_path, f"[trigger]\npre_roll_fps = {kept}\n"))

@@ -144,38 +144,50 @@ def test_the_demo_removes_its_temporary_data_dir():
 
 
 def test_the_demo_takes_a_configs_pipeline_and_keeps_its_own_camera(tmp_path):
-    """``doorbell demo --config FILE``: a tinkerer tries the file's motion, masks, trigger
-    and turn on the demo's synthetic camera, on its own data dir and address; the file's
-    camera backend, data dir, address and connections are not taken."""
-    from doorbell.cli.serve import demo_config, demo_mqtt
+    """``doorbell demo --config FILE``: a tinkerer tries the file's motion, masks, trigger,
+    turn and web settings on the demo's synthetic camera, on its own data dir and
+    address; what it does not take from the file it names."""
+    from doorbell.cli.serve import demo_config, demo_ignores, demo_mqtt
     from doorbell.config import load_config
 
     path = tmp_path / "doorbell.toml"
     path.write_text(
-        '[camera]\nbackend = "picamera2"\nrotation = 180\n'
+        '[camera]\nbackend = "picamera2"\nwidth = 1920\nrotation = 180\n'
         "[trigger]\npre_roll_fps = 5\npost_roll = 7\n"
-        '[web]\nlisten = "0.0.0.0:443"\n[storage]\ndata_dir = "/var/lib/doorbell"\n'
+        '[web]\nlisten = "0.0.0.0:443"\nlive_fps = 5\n'
+        '[storage]\ndata_dir = "/srv/doorbell"\n'
     )
-    config = demo_config(load_config(path), str(tmp_path / "d"), 8099, None, demo_mqtt(None))
+    base = load_config(path)
+    assert demo_ignores(base) == "[camera] width; [storage] data_dir; [web] listen"
+    assert demo_ignores(load_config(None)) == ""
+    config = demo_config(base, str(tmp_path / "d"), 8099, None, demo_mqtt(None))
     assert config.pipeline.policy.pre_roll_fps == 5 and config.pipeline.policy.post_roll == 7
     assert (config.camera.backend, config.camera.rotation) == ("synthetic", 180)
     assert config.web.listen == "127.0.0.1:8099" and config.web.tls == "off"
+    assert config.web.live_fps == 5  # the rest of [web] is the file's
     assert config.storage.data_dir == str(tmp_path / "d") and config.storage.min_free_mb == 0
     assert not config.mqtt.enabled and not config.notify.enabled
 
 
 @pytest.mark.cli
-def test_the_demo_names_a_bad_config_and_stops(tmp_path):
-    path = tmp_path / "mine.toml"
-    path.write_text("[trigger]\npre_roll_fps = 100\n")
+@pytest.mark.parametrize("bad", ["config", "source"])
+def test_the_demo_names_a_bad_config_or_source_and_stops(tmp_path, bad):
+    """A config with a bad value, a --source that is not video: one line naming the file,
+    a failing exit, and nothing made in the data dir (not even the setup code)."""
+    path = tmp_path / ("mine.toml" if bad == "config" else "notes.mp4")
+    path.write_text("[trigger]\npre_roll_fps = 100\n" if bad == "config" else "shopping list\n")
+    data = tmp_path / "data"
+    demo = [sys.executable, "-m", "doorbell", "demo", "--port", "0", "--data-dir", str(data)]
     done = subprocess.run(
-        [sys.executable, "-m", "doorbell", "demo", "--port", "0", "--config", str(path)],
+        [*demo, f"--{bad}", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert str(path) in done.stderr and "[trigger] pre_roll_fps" in done.stderr, done.stderr
+    assert str(path) in done.stderr, done.stderr
+    said = "[trigger] pre_roll_fps" if bad == "config" else "not a video file"
+    assert said in done.stderr and not data.exists(), done.stderr
 
 
 def poll(condition, deadline: float):

@@ -80,30 +80,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (``/setup``), where the browser makes the owner's identity. Returns 0 on SIGINT or
     SIGTERM.
 
-    Raises UsageError if ``--source`` names a local file that does not exist.
+    Raises UsageError if ``--source`` names a local file that does not exist or is not
+    video (CameraError's words), ConfigError for a bad ``--config`` file; nothing is
+    made in the data dir before both are checked.
     """
     import tempfile
+
+    from doorbell.camera import CameraError
+    from doorbell.config import Config, load_config
 
     local = args.source and not args.source.isdigit() and "://" not in args.source
     if local and not os.path.isfile(args.source):
         raise UsageError(f"{args.source}: no such video file")
+    if local:
+        from doorbell.codec import VideoFile
+
+        try:
+            VideoFile(args.source).close()
+        except CameraError as err:
+            raise UsageError(str(err)) from None
+    base = load_config(args.config) if args.config else Config()
+    if args.config and (ignored := demo_ignores(base)):
+        print(f"doorbell: demo: not taken from {args.config}: {ignored}", file=sys.stderr)
     if args.data_dir is None:  # a folder of its own, removed when the demo stops
         with tempfile.TemporaryDirectory(prefix="doorbell-demo-") as data_dir:
-            return _demo(args, data_dir, "removed when the demo stops; --data-dir D keeps it")
-    return _demo(args, args.data_dir, "kept")
+            return _demo(args, base, data_dir, "removed when the demo stops; --data-dir D keeps it")
+    return _demo(args, base, args.data_dir, "kept")
 
 
 def demo_config(
     base: "Config", data_dir: str, port: int, source: str | None, mqtt: "MqttSettings"
 ) -> "Config":
-    """The demo's config: ``base`` (the built-in defaults, or ``--config``'s file) for
-    motion, zones, masks, trigger, recording and the camera's turn; the demo's own camera
-    (synthetic 960x540 at 15 fps, or ``source`` in a loop), ``data_dir`` with no
-    free-space floor, 127.0.0.1:``port`` over HTTP, ``mqtt`` and no notifier of the file's
-    (only ``--notify``'s URLs)."""
+    """The demo's config: ``base`` (the built-in defaults, or ``--config``'s file) for all
+    but what :func:`demo_ignores` names: the demo's own camera (synthetic 960x540 at 15
+    fps, or ``source`` in a loop; the file's rotation and mirrors kept), ``data_dir``
+    with no free-space floor, 127.0.0.1:``port`` over HTTP, ``mqtt``, and no notifier of
+    the file's (only ``--notify``'s URLs)."""
     import dataclasses
 
-    from doorbell.config import CameraSettings, NotifySettings, WebSettings
+    from doorbell.config import CameraSettings, NotifySettings
 
     turn = {k: getattr(base.camera, k) for k in ("rotation", "hflip", "vflip")}
     camera = (
@@ -116,10 +131,42 @@ def demo_config(
         # A demo on a laptop: no free-space floor (a full disk is still handled).
         storage=dataclasses.replace(base.storage, data_dir=str(data_dir), min_free_mb=0),
         camera=camera,
-        web=WebSettings(listen=f"127.0.0.1:{port}", tls="off"),
+        web=dataclasses.replace(
+            base.web, listen=f"127.0.0.1:{port}", tls="off", allow_plain_http=False
+        ),
         mqtt=mqtt,
         notify=NotifySettings(),
     )
+
+
+def demo_ignores(base: "Config") -> str:
+    """What ``doorbell demo`` does not take from a config ``base`` that sets it (the demo
+    has its own), as one line: ``"[camera] backend, width; [web] listen; [mqtt]"``, or ""
+    when the file sets none of it."""
+    from doorbell.config import CameraSettings, Config
+
+    default = Config()
+    turn = ("rotation", "hflip", "vflip")
+    camera = [
+        key
+        for key in CameraSettings.__dataclass_fields__
+        if key not in turn and getattr(base.camera, key) != getattr(default.camera, key)
+    ]
+    parts = [f"[camera] {', '.join(camera)}"] if camera else []
+    storage = [
+        k
+        for k in ("data_dir", "min_free_mb")
+        if getattr(base.storage, k) != getattr(default.storage, k)
+    ]
+    parts += [f"[storage] {', '.join(storage)}"] if storage else []
+    web = [
+        k
+        for k in ("listen", "tls", "allow_plain_http")
+        if getattr(base.web, k) != getattr(default.web, k)
+    ]
+    parts += [f"[web] {', '.join(web)}"] if web else []
+    parts += [f"[{name}]" for name in ("mqtt", "notify") if getattr(base, name).enabled]
+    return "; ".join(parts)
 
 
 def demo_mqtt(where: str | None) -> "MqttSettings":
@@ -153,9 +200,7 @@ def demo_notify(urls: Sequence[str]) -> list[str]:
     return list(urls)
 
 
-def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
-
-    from doorbell.config import Config, load_config
+def _demo(args: argparse.Namespace, base: "Config", data_dir: str, fate: str) -> int:
     from doorbell.owners import Owners, SetupCode
     from doorbell.service import Service
     from doorbell.store import Keyring
@@ -163,7 +208,6 @@ def _demo(args: argparse.Namespace, data_dir: str, fate: str) -> int:
     after_url = ""
     if not Owners(Keyring.in_data_dir(data_dir)).has_owner():
         after_url = f"setup and type the setup code {SetupCode(data_dir).ensure()}"
-    base = load_config(args.config) if args.config else Config()
     config = demo_config(base, data_dir, args.port, args.source, demo_mqtt(args.mqtt))
     extra = [
         f"doorbell: data dir: {data_dir} ({fate})",
@@ -260,8 +304,9 @@ def register_demo(commands: "argparse._SubParsersAction[argparse.ArgumentParser]
     demo.add_argument(
         "--config",
         metavar="FILE",
-        help="take motion, zones, masks, trigger, recording and rotation from this "
-        "doorbell.toml (the demo keeps its camera, data dir, address and connections)",
+        help="use this doorbell.toml (motion, zones, masks, trigger, rotation, web, gpio, "
+        "storage); the demo keeps its own camera, data dir, address and connections, and "
+        "names what it did not take",
     )
     demo.add_argument(
         "--notify",
