@@ -513,3 +513,13 @@ def test_the_colour_matrices_agree_with_opencvs_bt601():
     assert np.array_equal(
         colour.to_bgr(i420, colour.BT601), cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
     )
+
+
+@pytest.mark.parametrize("height", [360, 362])
+def test_a_rec709_picture_of_any_even_height_is_read_whole(height):
+    """A packed YUV 4:2:0 buffer 362 rows high holds chroma planes that do not fill whole
+    rows of it: they are read by their size, not by rows."""
+    flat = np.full((height, 640, 3), (0, 0, 230), np.uint8)  # BT.601 YUV of red, read as 709
+    got = colour.to_bgr(cv2.cvtColor(flat, cv2.COLOR_BGR2YUV_I420), colour.BT709)
+    assert got.shape == (height, 640, 3)
+    assert np.abs(got.astype(int) - (0, 22, 250)).max() <= 1  # every row, the last too

@@ -84,14 +84,19 @@ def to_bgr(i420: np.ndarray, matrix: int) -> np.ndarray:
     if matrix != BT709:
         return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
     height, width = i420.shape[0] * 2 // 3, i420.shape[1]
-    quarter = height // 4
+    flat, luma, chroma = (
+        np.ascontiguousarray(i420).reshape(-1),
+        height * width,
+        (height // 2, width // 2),
+    )
+    size = chroma[0] * chroma[1]  # a plane need not fill whole rows of the buffer (height 362)
     planes = [
         cv2.resize(
-            i420[start : start + quarter].reshape(height // 2, width // 2),
+            flat[start : start + size].reshape(chroma),
             (width, height),
             interpolation=cv2.INTER_LINEAR,
         )
-        for start in (height, height + quarter)
+        for start in (luma, luma + size)
     ]
     ycbcr = cv2.merge([i420[:height], *planes])
     return cv2.transform(ycbcr, np.array(ycbcr_to_bgr(0.2126, 0.0722), np.float32))
