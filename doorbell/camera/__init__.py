@@ -93,7 +93,7 @@ class EncodingCamera(Camera, Protocol):
 def colour_of(camera: Camera) -> ColourDescription:
     """The colour description of the YUV the pipeline encodes from ``camera``: its own
     ``colour`` when it hands over YUV as it came (a file's decoder, the Pi's picture),
-    else :data:`~doorbell.camera.frame.OPENCV_YUV`, what OpenCV makes of a BGR picture."""
+    else :data:`~doorbell.camera.colour.OPENCV_YUV`, what OpenCV makes of a BGR picture."""
     colour = getattr(camera, "colour", OPENCV_YUV)
     return colour if isinstance(colour, ColourDescription) else OPENCV_YUV
 
