@@ -195,8 +195,6 @@ class Pipeline:
         self.settings = settings
         self.colour = colour  # of the camera's YUV (camera.colour_of)
         self.fps = fps
-        # Frames a second encoded while nothing is recorded (0: all): see keeps_frame.
-        self.pre_roll_fps = settings.policy.pre_roll_fps
         self._kept_at: float | None = None  # the last frame encoded
         self._on_motion = on_motion
         cv2.setNumThreads(OPENCV_THREADS)  # process-wide: see OPENCV_THREADS
@@ -276,7 +274,6 @@ class Pipeline:
     def process(self, frame: Frame) -> None:
         """One frame through mask, motion, trigger and encoder (see the module)."""
         self._frame, self._picture = frame, None
-        frame.matrix = self.colour.matrix  # for a BGR picture made of its YUV
         if self.encoder is None:  # a camera that encodes (and masks) itself
             self.paint(frame)
             grey = frame.grey if frame.grey is not None else _luma(frame)
@@ -290,7 +287,7 @@ class Pipeline:
         if keeps_frame(
             frame.at,
             self._kept_at,
-            self.pre_roll_fps,
+            self.settings.policy.pre_roll_fps,  # 0: every frame (see keeps_frame)
             self.fps,
             self._state.recording or bool(actions),
         ):
@@ -317,7 +314,7 @@ class Pipeline:
             has_image=frame.has_image,
         )
         if route == DECODED and isinstance(decoded, DecodedPicture):
-            frame.masked = True  # nothing to paint
+            self.paint(frame)  # nothing to paint: it is marked masked (and its colour said)
             return decoded.luma(), None
         self.paint(frame)  # in place: nothing downstream sees the masked area
         if route in (I420, DECODED):

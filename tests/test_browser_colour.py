@@ -2,28 +2,29 @@
 
 Coloured bars from a BGR camera (the synthetic porch's and a webcam's kind of picture,
 converted by OpenCV with BT.601's matrix), and from a 720p webcam's MJPEG file, are
-recorded, decrypted and played in a ``<video>``; the page draws the frame on a canvas and reads the bars back. Without the
-clip's colour description Chromium takes BT.709's matrix: red (230, 0, 0) came back as
-(250, 22, 1) and green (0, 200, 0) as (0, 170, 2).
+recorded, decrypted and played in a ``<video>``; the page draws the frame on a canvas
+and reads the bars back. Without the clip's colour description Chromium takes BT.709's
+matrix: red (230, 0, 0) came back as (250, 22, 1) and green (0, 200, 0) as (0, 170, 2).
 """
 
-import numpy as np
 import pytest
 
-from doorbell import vault
 from doorbell.camera.colour import OPENCV_YUV
-from doorbell.camera.file import FileCamera
 from doorbell.camera.frame import Frame
-from doorbell.config import PipelineSettings
-from doorbell.pipeline import Pipeline
-from doorbell.store import VIDEO, ClipStore
-from doorbell.trigger import Policy
 from tests import scenes, test_browser
+from tests.test_frame_path import (
+    BARS_BGR,
+    FPS,
+    bell_pipeline,
+    colour_bars,
+    decrypted_clip,
+    file_frames,
+)
 
 pytestmark = test_browser.pytestmark
 
-WIDTH, HEIGHT, FPS = 1280, 720, 10.0  # HD: where a player's guess is BT.709
-BARS_RGB = [(230, 0, 0), (0, 200, 0), (0, 0, 230), (220, 160, 120)]  # red, green, blue, skin
+WIDTH, HEIGHT = 1280, 720  # HD: where a player's guess is BT.709
+BARS_RGB = [bgr[::-1] for bgr in BARS_BGR]  # red, green, blue, skin, as the canvas reads them
 
 READ_BARS = """([width, count]) => new Promise((resolve, reject) => {
     const video = document.querySelector("video");
@@ -44,29 +45,12 @@ READ_BARS = """([width, count]) => new Promise((resolve, reject) => {
 })"""
 
 
-def bars() -> np.ndarray:
-    picture = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    step = WIDTH // len(BARS_RGB)
-    for i, (red, green, blue) in enumerate(BARS_RGB):
-        picture[:, i * step : (i + 1) * step] = (blue, green, red)
-    return picture
-
-
 def record(data_dir, identities, frames, colour=OPENCV_YUV) -> bytes:
     """``frames`` through the pipeline, the bell pressed at the first: the clip, decrypted."""
-    store = ClipStore.open(data_dir)
-    settings = PipelineSettings(policy=Policy(pre_roll=1.0, post_roll=60.0))
-    pipeline = Pipeline(
-        store, settings, WIDTH, HEIGHT, FPS, wall_time=lambda t: 1e9 + t, colour=colour
-    )
-    pipeline.press_bell(0.0)
+    pipeline, store = bell_pipeline(data_dir, WIDTH, HEIGHT, colour=colour)
     for frame in frames:
         pipeline.process(frame)
-    [recorded] = pipeline.finish()
-    with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
-        mp4 = reader.read()
-    store.close()
-    return mp4
+    return decrypted_clip(pipeline, store, identities)[1]
 
 
 @pytest.fixture(params=["bgr-camera", "webcam-mjpeg-file"])
@@ -74,24 +58,20 @@ def clip_file(request, tmp_path, data_dir, identities):
     """The bars recorded as a clip, decrypted to a file to play: from a BGR camera (the
     synthetic porch's, a webcam's live picture), or from a 720p webcam recording (MJPEG,
     full-range 4:2:2, saying its matrix alone, as ffmpeg writes it)."""
+    bars = colour_bars(WIDTH, HEIGHT)
     if request.param == "bgr-camera":
-        mp4 = record(data_dir, identities, [Frame(bars(), n / FPS, n) for n in range(10)])
+        mp4 = record(data_dir, identities, [Frame(bars.copy(), n / FPS, n) for n in range(10)])
     else:
         source = scenes.write_video(
             tmp_path / "webcam.avi",
-            [bars()] * 10,
+            [bars] * 10,
             FPS,
             codec="mjpeg",
             pix_fmt="yuvj422p",
             colour=(2, 2, 5),
         )
-        camera = FileCamera(str(source))
-        try:
-            frames = [frame for _, frame in zip(range(10), camera.frames(), strict=False)]
-            colour = camera.colour
-        finally:
-            camera.close()
-        mp4 = record(data_dir, identities, frames, colour)
+        frames, camera = file_frames(source, 10)
+        mp4 = record(data_dir, identities, frames, camera.colour)
     path = tmp_path / "clip.mp4"
     path.write_bytes(mp4)
     (tmp_path / "play.html").write_text('<video src="clip.mp4" muted playsinline></video>')

@@ -53,13 +53,24 @@ def source_frames(path: Path) -> list[tuple[float, np.ndarray]]:
         ]
 
 
+def bell_pipeline(data_dir, width, height, *, masks=(), colour=OPENCV_YUV, bell=True):
+    """A pipeline for ``width`` x ``height`` at :data:`FPS` on a fresh store of
+    ``data_dir`` (1 s pre-roll, 60 s post-roll), the bell pressed at 0 s unless ``bell``
+    is False: (pipeline, store)."""
+    store = ClipStore.open(data_dir)
+    settings = PipelineSettings(masks=masks, policy=Policy(pre_roll=1.0, post_roll=60.0))
+    pipeline = Pipeline(
+        store, settings, width, height, FPS, wall_time=lambda t: 1e9 + t, colour=colour
+    )
+    if bell:
+        pipeline.press_bell(0.0)
+    return pipeline, store
+
+
 def record(data_dir, identities, frames, width, height, masks=()):
     """Every frame of ``frames`` through one pipeline, the bell pressed at the first: the
     frames as the pipeline left them, and the clip's (time from its start, BGR) frames."""
-    store = ClipStore.open(data_dir)
-    settings = PipelineSettings(masks=masks, policy=Policy(pre_roll=1.0, post_roll=60.0))
-    pipeline = Pipeline(store, settings, width, height, FPS, wall_time=lambda t: 1e9 + t)
-    pipeline.press_bell(0.0)
+    pipeline, store = bell_pipeline(data_dir, width, height, masks=masks)
     seen = []
     for frame in frames:
         pipeline.process(frame)
@@ -68,16 +79,34 @@ def record(data_dir, identities, frames, width, height, masks=()):
     return seen, clip
 
 
-def finished_clip(pipeline, store, identities):
-    """Finish ``pipeline``'s one clip, close ``store``: the recording and the clip's
-    (time from its start, BGR) frames, decrypted and decoded."""
+def decrypted_clip(pipeline, store, identities):
+    """Finish ``pipeline``'s one clip, close ``store``: the recording and its MP4 bytes,
+    decrypted."""
     [recorded] = pipeline.finish()
     with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
         mp4 = reader.read()
     store.close()
+    return recorded, mp4
+
+
+def finished_clip(pipeline, store, identities):
+    """Finish ``pipeline``'s one clip, close ``store``: the recording and the clip's
+    (time from its start, BGR) frames, decrypted and decoded."""
+    recorded, mp4 = decrypted_clip(pipeline, store, identities)
     with av.open(io.BytesIO(mp4)) as container:
         clip = [(f.time, f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
     return recorded, clip
+
+
+def file_frames(path: Path, count: int):
+    """The first ``count`` frames of a video file from the file camera, and the camera
+    (closed; its size and colour still read): (frames, camera)."""
+    camera = FileCamera(str(path))
+    try:
+        frames = [frame for _, frame in zip(range(count), camera.frames(), strict=False)]
+    finally:
+        camera.close()
+    return frames, camera
 
 
 # -- the pure parts ---------------------------------------------------------------------
@@ -263,11 +292,7 @@ def test_a_files_levels_reach_the_clip_whatever_its_range(
     by every player (its 16 shown as 0, its 235 as 255)."""
     pictures = [ramp(n) for n in range(10)]
     path = scenes.write_video(tmp_path / name, pictures, FPS, codec=codec, pix_fmt=pix_fmt)
-    camera = FileCamera(str(path))
-    try:
-        frames = [frame for _, frame in zip(range(10), camera.frames(), strict=False)]
-    finally:
-        camera.close()
+    frames, _ = file_frames(path, 10)
     _, clip = record(data_dir, identities, frames, WIDTH, HEIGHT)
     shown = source_frames(path)  # what a player shows of the file: FFmpeg reads its range
     assert len(clip) == len(shown) == 10
@@ -305,49 +330,36 @@ def test_a_clip_says_the_colour_of_its_yuv(data_dir, identities, tmp_path, colou
     OpenCV converted a BGR picture."""
     pictures = [cv2.resize(ramp(n), size) for n in range(6)]
     path = scenes.write_video(tmp_path / "in.mkv", pictures, FPS, colour=colour, pix_fmt="yuv444p")
-    camera = FileCamera(str(path))
-    try:
-        frames = [frame for _, frame in zip(range(6), camera.frames(), strict=False)]
-        width, height, made = camera.width, camera.height, camera.colour
-    finally:
-        camera.close()
-    store = ClipStore.open(data_dir)
-    settings = PipelineSettings(policy=Policy(pre_roll=1.0, post_roll=60.0))
-    pipeline = Pipeline(
-        store, settings, width, height, FPS, wall_time=lambda t: 1e9 + t, colour=made
-    )
-    pipeline.press_bell(0.0)
+    frames, camera = file_frames(path, 6)
+    pipeline, store = bell_pipeline(data_dir, camera.width, camera.height, colour=camera.colour)
     for frame in frames:
         pipeline.process(frame)
-    [recorded] = pipeline.finish()
-    with vault.open_file(store.path(recorded.clip.id, VIDEO), identities) as reader:
-        assert described(reader.read()) == said
-    store.close()
+    _, mp4 = decrypted_clip(pipeline, store, identities)
+    assert described(mp4) == said
+
+
+BARS_BGR = [(0, 0, 230), (0, 200, 0), (230, 0, 0), (120, 160, 220)]  # red, green, blue, skin
+
+
+def colour_bars(width: int, height: int) -> np.ndarray:
+    """A BGR picture of four upright bars, of :data:`BARS_BGR` from left to right."""
+    picture = np.zeros((height, width, 3), np.uint8)
+    for i, bgr in enumerate(BARS_BGR):
+        picture[:, i * width // 4 : (i + 1) * width // 4] = bgr
+    return picture
 
 
 @pytest.mark.parametrize("colour", [(1, 1, 1), (6, 6, 6)], ids=["rec709", "bt601"])
 def test_the_live_view_and_thumbnails_show_a_files_colours(tmp_path, data_dir, colour):
     """The BGR picture made of a frame's YUV (the live view's, a thumbnail's) is read by
     the YUV's own matrix: a Rec. 709 file's red read as BT.601 would come out duller."""
-    bars = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    sent = [(0, 0, 230), (0, 200, 0), (230, 0, 0), (120, 160, 220)]  # BGR
-    for i, bgr in enumerate(sent):
-        bars[:, i * WIDTH // 4 : (i + 1) * WIDTH // 4] = bgr
+    bars = colour_bars(WIDTH, HEIGHT)
     path = scenes.write_video(tmp_path / "bars.mkv", [bars] * 3, FPS, colour=colour)
-    camera = FileCamera(str(path))
-    try:
-        frame = next(iter(camera.frames()))
-        made = camera.colour
-    finally:
-        camera.close()
-    store = ClipStore.open(data_dir)
-    settings = PipelineSettings(policy=Policy(pre_roll=1.0, post_roll=1.0))
-    pipeline = Pipeline(
-        store, settings, WIDTH, HEIGHT, FPS, wall_time=lambda t: 1e9 + t, colour=made
-    )
+    [frame], camera = file_frames(path, 1)
+    pipeline, store = bell_pipeline(data_dir, WIDTH, HEIGHT, colour=camera.colour, bell=False)
     pipeline.process(frame)
     store.close()
-    for i, bgr in enumerate(sent):
+    for i, bgr in enumerate(BARS_BGR):
         shown = frame.image[HEIGHT // 2, i * WIDTH // 4 + WIDTH // 8].astype(int)
         assert np.abs(shown - bgr).max() <= 6, (colour, bgr, shown.tolist())
 
