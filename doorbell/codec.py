@@ -118,10 +118,7 @@ class H264Encoder:
         ctx.open()
 
     def stream_info(self) -> StreamInfo:
-        extradata = self._ctx.extradata
-        return StreamInfo(
-            self.width, self.height, self.fps, bytes(extradata) if extradata else None
-        )
+        return StreamInfo(self.width, self.height, self.fps)
 
     def encode(self, frame: np.ndarray, at: float) -> list[EncodedPacket]:
         """Encode one BGR frame (HxWx3 uint8) shown at ``at`` seconds; the packets ready so

@@ -42,13 +42,12 @@ class EncodedPacket:
 
 @dataclass(frozen=True)
 class StreamInfo:
-    """What a muxer needs to know about an H.264 stream: size in pixels, frames a second,
-    and the avcC (SPS/PPS) if they are not in-band."""
+    """What a muxer needs to know about an H.264 stream: size in pixels and frames a
+    second (its SPS/PPS come in-band, before each keyframe, from every encoder used)."""
 
     width: int
     height: int
     fps: float
-    extradata: bytes | None  # avcC (SPS/PPS); None if they are in-band
 
 
 class Planes(Protocol):

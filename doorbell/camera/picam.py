@@ -199,7 +199,7 @@ class PiCamera:
                     bitrate=bitrate, repeat=True, iperiod=gop, framerate=rate
                 )
             self.output = PacketOutput()
-            self.stream_info = StreamInfo(self.width, self.height, self.fps, None)
+            self.stream_info = StreamInfo(self.width, self.height, self.fps)
             self._origin: int | None = None  # the first frame's sensor timestamp, ns
             self._camera.pre_callback = self._mask_request
             self._camera.start_encoder(self._encoder, self.output, name="main")
